@@ -1,0 +1,184 @@
+//! `bftembed neighbors`, `bftembed search` and `bftembed reindex`.
+
+use super::default_store;
+use anyhow::{bail, Context, Result};
+use bftembed::device::parse_device;
+use bftembed::embed::SentenceEmbedder;
+use bftembed::genes::GeneCatalog;
+use bftembed::models::ModelCache;
+use bftembed::store::{reindex_store, resolve_row, GeneStore, IndexParams, Neighbor, SearchMode};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct StoreOpts {
+    /// Store folder (default: the one `bftembed quickstart` builds).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// How many neighbours.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    k: usize,
+    /// Brute-force search over every vector instead of the HNSW graph.
+    #[arg(long)]
+    exact: bool,
+    /// HNSW search breadth (ignored with --exact).
+    #[arg(long, default_value_t = 64)]
+    ef: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoreOpts {
+    fn open(&self) -> Result<GeneStore> {
+        let path = match &self.store {
+            Some(p) => p.clone(),
+            None => default_store()?,
+        };
+        if self.store.is_none() && !path.exists() {
+            bail!(
+                "no --store given and the default store {} does not exist yet; build it with `bftembed quickstart`",
+                path.display()
+            );
+        }
+        Ok(GeneStore::open(&path)?)
+    }
+
+    fn mode(&self) -> SearchMode {
+        if self.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Hnsw { ef: self.ef }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct NeighborsArgs {
+    /// Gene symbol, alias, previous symbol or Entrez id.
+    symbol: String,
+    #[command(flatten)]
+    opts: StoreOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Free text, for example "DNA damage checkpoint kinase".
+    query: String,
+    #[command(flatten)]
+    opts: StoreOpts,
+    /// cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// Store folder (default: the one `bftembed quickstart` builds).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = IndexParams::default().max_nb_connection)]
+    hnsw_m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = IndexParams::default().ef_construction)]
+    hnsw_ef_construction: usize,
+}
+
+pub fn neighbors(args: NeighborsArgs) -> Result<()> {
+    let store = args.opts.open()?;
+    let catalog = GeneCatalog::embedded()?;
+    let row = resolve_row(&store, &catalog, &args.symbol)?;
+    let hits = store.neighbors_of_row(row, args.opts.k, args.opts.mode())?;
+    let title = if store.symbols()[row].eq_ignore_ascii_case(args.symbol.trim()) {
+        store.symbols()[row].clone()
+    } else {
+        format!("{} (resolved from '{}')", store.symbols()[row], args.symbol.trim())
+    };
+    print_hits(&store, &title, &hits, args.opts.json)
+}
+
+pub fn search(args: SearchArgs) -> Result<()> {
+    if args.query.trim().is_empty() {
+        bail!("the search text is empty");
+    }
+    let store = args.opts.open()?;
+    let manifest = store.manifest();
+    let cache = ModelCache::from_env()?;
+    let model = cache
+        .resolve(&manifest.model_id)
+        .with_context(|| format!("loading the store's embedding model '{}'", manifest.model_id))?;
+    if model.weights_sha256 != manifest.model_sha256 {
+        bail!(
+            "the model '{}' found now has weights sha256 {}, but the store was built with {}; queries would not be comparable",
+            model.id,
+            model.weights_sha256,
+            manifest.model_sha256
+        );
+    }
+    let embedder = SentenceEmbedder::load(&model, &parse_device(&args.device)?)?;
+    let query = embedder.embed(&[args.query.as_str()])?;
+    let hits = store.search_vector(query.row(0), args.opts.k, args.opts.mode())?;
+    print_hits(&store, &format!("\"{}\"", args.query.trim()), &hits, args.opts.json)
+}
+
+pub fn reindex(args: ReindexArgs) -> Result<()> {
+    let path = match args.store {
+        Some(p) => p,
+        None => default_store()?,
+    };
+    let params = IndexParams {
+        max_nb_connection: args.hnsw_m,
+        ef_construction: args.hnsw_ef_construction,
+    };
+    let store = reindex_store(&path, params)?;
+    eprintln!("rebuilt the index of {} ({} genes)", path.display(), store.len());
+    Ok(())
+}
+
+fn print_hits(store: &GeneStore, title: &str, hits: &[Neighbor], json: bool) -> Result<()> {
+    if json {
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                serde_json::json!({
+                    "rank": i + 1,
+                    "symbol": h.symbol,
+                    "entrez_id": h.entrez_id,
+                    "score": h.score,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({"query": title, "store": store.path(), "neighbors": rows});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("nearest to {title} in {} genes:", store.len());
+        println!("{:>4}  {:<12} {:>7}  description", "rank", "symbol", "cosine");
+        for (i, h) in hits.iter().enumerate() {
+            println!(
+                "{:>4}  {:<12} {:>7.4}  {}",
+                i + 1,
+                h.symbol,
+                h.score,
+                first_words(store.text(h.row), 70)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The start of a profile text, after the leading "SYMBOL (name)." part.
+fn first_words(text: &str, max_chars: usize) -> String {
+    let body = text.split_once(". ").map(|(head, _)| head).unwrap_or(text);
+    let body = body
+        .split_once(" (")
+        .map(|(_, rest)| rest.trim_end_matches(')'))
+        .unwrap_or(body);
+    if body.chars().count() <= max_chars {
+        body.to_string()
+    } else {
+        let cut: String = body.chars().take(max_chars - 1).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,61 @@
+//! Argument definitions and dispatch for the `bftembed` binary.
+
+mod embed;
+mod lookup;
+mod models;
+mod profile;
+mod quickstart;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Gene vectors from biomedical text: profile genes, embed the profiles, search them.
+#[derive(Debug, Parser)]
+#[command(name = "bftembed", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch, list and locate pretrained models.
+    Models {
+        #[command(subcommand)]
+        action: models::ModelsAction,
+    },
+    /// Write one profile text per gene into a profile table (Parquet).
+    Profile(profile::ProfileArgs),
+    /// Embed a profile table into a store, or a text file (one text per line) into Parquet.
+    Embed(embed::EmbedArgs),
+    /// The genes nearest to a gene in a store.
+    Neighbors(lookup::NeighborsArgs),
+    /// The genes nearest to a free-text query (embedded with the store's own model).
+    Search(lookup::SearchArgs),
+    /// Rebuild a store's HNSW index from its stored vectors.
+    Reindex(lookup::ReindexArgs),
+    /// Fetch the models, build the gene store from the shipped RefSeq summaries and
+    /// show the neighbours of a few well-known genes.
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models { action } => models::run(action),
+        Command::Profile(args) => profile::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Neighbors(args) => lookup::neighbors(args),
+        Command::Search(args) => lookup::search(args),
+        Command::Reindex(args) => lookup::reindex(args),
+        Command::Quickstart(args) => quickstart::run(args),
+    }
+}
+
+/// The store used when `--store` is not given: the one `bftembed quickstart` builds.
+pub fn default_store() -> Result<PathBuf> {
+    Ok(bftembed::models::bftembed_home()?
+        .join("stores")
+        .join("refseq-all-minilm-l6-v2"))
+}

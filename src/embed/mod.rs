@@ -1,0 +1,16 @@
+//! The embedding stage: a sentence-embedding model turns texts into unit vectors.
+//!
+//! The default model is all-MiniLM-L6-v2, run through candle-transformers' BERT with
+//! the same tokenisation, mean pooling and L2 normalisation as sentence-transformers.
+
+mod encoder;
+mod matrix;
+mod pooling;
+mod resume;
+mod texts_table;
+
+pub use encoder::{EncoderSettings, SentenceEmbedder};
+pub use matrix::Embeddings;
+pub use pooling::{l2_normalize_rows, masked_mean_pool};
+pub use resume::{embed_resumable, work_dir_for, CHUNK_TEXTS};
+pub use texts_table::write_text_vectors;

@@ -1,0 +1,74 @@
+//! Long embedding runs that survive a kill: vectors are saved chunk by chunk in a
+//! work folder beside the output, and a re-run of the same job reuses every finished
+//! chunk. The folder's name carries a hash of the model and the texts, so a changed
+//! input never reuses stale vectors.
+
+use super::encoder::SentenceEmbedder;
+use super::matrix::Embeddings;
+use crate::error::{Error, Result};
+use crate::fsutil::{atomic_write_bytes, hex, parent_dir};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Texts per saved chunk.
+pub const CHUNK_TEXTS: usize = 512;
+
+/// The work folder a job for `output` with these texts uses.
+pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(embedder.weights_sha256().as_bytes());
+    h.update(embedder.settings().max_tokens.to_le_bytes());
+    for t in texts {
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t.as_bytes());
+    }
+    let key = hex(&h.finalize());
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "output".into());
+    parent_dir(output).join(format!(".{name}.partial-{}", &key[..16]))
+}
+
+/// Embeds `texts`, saving each finished chunk under `work_dir` and reusing chunks a
+/// previous, interrupted run left there. The caller removes `work_dir` once the
+/// final output is safely written.
+pub fn embed_resumable(
+    embedder: &SentenceEmbedder,
+    texts: &[&str],
+    work_dir: &Path,
+) -> Result<Embeddings> {
+    std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
+    let dim = embedder.dim();
+    let bar = crate::progress::items_bar(texts.len() as u64, "embedding", "texts");
+    let mut all = Embeddings::empty(dim);
+    for (c, chunk) in texts.chunks(CHUNK_TEXTS).enumerate() {
+        let path = work_dir.join(format!("chunk-{c:05}.f32"));
+        let expected_bytes = chunk.len() * dim * 4;
+        let reused = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == expected_bytes => Some(Embeddings::new(
+                dim,
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )),
+            _ => None,
+        };
+        let vectors = match reused {
+            Some(v) => {
+                bar.inc(chunk.len() as u64);
+                v
+            }
+            None => {
+                let v = embedder.embed_with_progress(chunk, Some(&bar))?;
+                let bytes: Vec<u8> = v.as_slice().iter().flat_map(|x| x.to_le_bytes()).collect();
+                atomic_write_bytes(&path, &bytes)?;
+                v
+            }
+        };
+        all.extend(&vectors);
+    }
+    bar.finish_and_clear();
+    Ok(all)
+}

@@ -1,0 +1,159 @@
+//! File helpers shared by every stage: atomic writes, checked text reading, hashing.
+//!
+//! Every file bftembed produces is written to a temporary sibling and renamed into
+//! place, so a crash or a kill never leaves a half-written output behind.
+
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `path` atomically: `write` fills a temporary file in the same folder,
+/// which is synced and then renamed over `path`. On any error nothing is left behind.
+pub fn atomic_write<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut File) -> Result<()>,
+{
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bftembed-tmp-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file_mut()
+        .flush()
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes bytes atomically (see [`atomic_write`]).
+pub fn atomic_write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic_write(path, |f| f.write_all(bytes).map_err(|e| Error::io(path, e)))
+}
+
+/// The folder a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Opens a file for reading, transparently gunzipping names ending in `.gz`.
+pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = BufReader::new(file);
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Reads a whole text file (gzipped or not) and returns its lines.
+/// A byte sequence that is not UTF-8 is reported with its line number.
+pub fn read_utf8_lines(path: &Path) -> Result<Vec<String>> {
+    let mut bytes = Vec::new();
+    open_maybe_gz(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    let mut lines = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        match std::str::from_utf8(raw) {
+            Ok(s) => lines.push(s.to_string()),
+            Err(e) => {
+                return Err(Error::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: format!(
+                        "not valid UTF-8 (bad byte at column {}); save the file as UTF-8",
+                        e.valid_up_to() + 1
+                    ),
+                })
+            }
+        }
+    }
+    if bytes.ends_with(b"\n") {
+        lines.pop();
+    }
+    Ok(lines)
+}
+
+/// Hex sha256 of a file's contents.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Hex sha256 of an in-memory slice of f32 values (little-endian bytes).
+pub fn sha256_f32(values: &[f32]) -> String {
+    let mut hasher = Sha256::new();
+    for v in values {
+        hasher.update(v.to_le_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+/// Lower-case hex encoding.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch, for manifests.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        atomic_write_bytes(&path, b"first").unwrap();
+        atomic_write_bytes(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let failed = atomic_write(&path, |_| Err(Error::InvalidArgument("boom".into())));
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a failed write must not leave a temp file");
+    }
+
+    #[test]
+    fn non_utf8_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genes.txt");
+        std::fs::write(&path, b"TP53\nMDM2\nBR\xffCA1\n").unwrap();
+        let err = read_utf8_lines(&path).unwrap_err().to_string();
+        assert!(err.contains("genes.txt:3"), "{err}");
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn reads_lines_without_trailing_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"a\r\nb\n").unwrap();
+        assert_eq!(read_utf8_lines(&path).unwrap(), vec!["a", "b"]);
+    }
+}

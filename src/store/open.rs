@@ -1,0 +1,254 @@
+//! Opening a store (with every checksum checked) and searching it.
+
+use super::exact::exact_top_k;
+use super::index::HnswIndex;
+use super::manifest::{StoreManifest, MANIFEST_FILE, TABLE_FILE};
+use super::table::read_table;
+use crate::embed::Embeddings;
+use crate::error::{Error, Result};
+use crate::fsutil::{sha256_f32, sha256_file};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// How to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    /// HNSW graph search with candidate list size `ef` (at least k).
+    Hnsw {
+        /// Search breadth; higher is slower and more exact.
+        ef: usize,
+    },
+    /// Brute force over every vector (recall 1).
+    Exact,
+}
+
+impl Default for SearchMode {
+    fn default() -> Self {
+        SearchMode::Hnsw { ef: 64 }
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbor {
+    /// Row in the store.
+    pub row: usize,
+    /// Gene symbol.
+    pub symbol: String,
+    /// Entrez id.
+    pub entrez_id: Option<u32>,
+    /// Cosine similarity to the query.
+    pub score: f32,
+}
+
+/// An opened, verified store.
+pub struct GeneStore {
+    path: PathBuf,
+    manifest: StoreManifest,
+    symbols: Vec<String>,
+    entrez_ids: Vec<Option<u32>>,
+    sources: Vec<String>,
+    texts: Vec<String>,
+    vectors: Embeddings,
+    by_symbol: HashMap<String, usize>,
+    index: HnswIndex,
+}
+
+impl GeneStore {
+    /// Opens a store folder, checking the table and index against the manifest.
+    /// A mismatch is an error that says what to do; a damaged store is never used.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::store(
+                dir,
+                "no such store folder (build one with `bftembed embed --profiles P.parquet --out STORE`)",
+            ));
+        }
+        let manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
+        let table_path = dir.join(TABLE_FILE);
+        if !table_path.is_file() {
+            return Err(Error::store(&table_path, "the vector table is missing; build the store again"));
+        }
+        if sha256_file(&table_path)? != manifest.table_sha256 {
+            return Err(Error::store(
+                &table_path,
+                "the vector table does not match the manifest (truncated or changed); build the store again",
+            ));
+        }
+        let rows = read_table(&table_path)?;
+        if rows.vectors.len() != manifest.count || rows.vectors.dim() != manifest.dim {
+            return Err(Error::store(
+                &table_path,
+                format!(
+                    "holds {} vectors of dimension {}, the manifest says {} of {}",
+                    rows.vectors.len(),
+                    rows.vectors.dim(),
+                    manifest.count,
+                    manifest.dim
+                ),
+            ));
+        }
+        if sha256_f32(rows.vectors.as_slice()) != manifest.vectors_sha256 {
+            return Err(Error::store(
+                &table_path,
+                "the vectors' checksum does not match the manifest; build the store again",
+            ));
+        }
+        for (name, expected) in &manifest.index.files {
+            let path = dir.join(name);
+            let repair = format!("rebuild it with `bftembed reindex --store {}`", dir.display());
+            if !path.is_file() {
+                return Err(Error::store(&path, format!("the index file is missing; {repair}")));
+            }
+            if &sha256_file(&path)? != expected {
+                return Err(Error::store(
+                    &path,
+                    format!("the index file does not match the manifest (truncated or changed); {repair}"),
+                ));
+            }
+        }
+        let index = HnswIndex::load(dir)?;
+        if index.len() != manifest.count {
+            return Err(Error::store(
+                dir,
+                format!(
+                    "the index holds {} points but the table {}; rebuild it with `bftembed reindex --store {}`",
+                    index.len(),
+                    manifest.count,
+                    dir.display()
+                ),
+            ));
+        }
+        let by_symbol = rows
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_uppercase(), i))
+            .collect();
+        Ok(GeneStore {
+            path: dir.to_path_buf(),
+            manifest,
+            symbols: rows.symbols,
+            entrez_ids: rows.entrez_ids,
+            sources: rows.sources,
+            texts: rows.texts,
+            vectors: rows.vectors,
+            by_symbol,
+            index,
+        })
+    }
+
+    /// The store folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &StoreManifest {
+        &self.manifest
+    }
+
+    /// Number of genes.
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// True when the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    /// All symbols, in row order.
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// The row of a symbol exactly as stored (any case).
+    pub fn row_of(&self, symbol: &str) -> Option<usize> {
+        self.by_symbol.get(&symbol.trim().to_uppercase()).copied()
+    }
+
+    /// The vector of a row.
+    pub fn vector(&self, row: usize) -> &[f32] {
+        self.vectors.row(row)
+    }
+
+    /// All vectors.
+    pub fn vectors(&self) -> &Embeddings {
+        &self.vectors
+    }
+
+    /// The profile text of a row.
+    pub fn text(&self, row: usize) -> &str {
+        &self.texts[row]
+    }
+
+    /// The profile source of a row.
+    pub fn source(&self, row: usize) -> &str {
+        &self.sources[row]
+    }
+
+    /// The Entrez id of a row.
+    pub fn entrez_id(&self, row: usize) -> Option<u32> {
+        self.entrez_ids[row]
+    }
+
+    /// The `k` genes nearest to a (unit) query vector, best first.
+    pub fn search_vector(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Neighbor>> {
+        self.search_excluding(query, k, mode, None)
+    }
+
+    /// The `k` genes nearest to the gene in `row`, itself excluded, best first.
+    pub fn neighbors_of_row(&self, row: usize, k: usize, mode: SearchMode) -> Result<Vec<Neighbor>> {
+        if row >= self.len() {
+            return Err(Error::InvalidArgument(format!("row {row} is outside the store")));
+        }
+        self.search_excluding(self.vectors.row(row), k, mode, Some(row))
+    }
+
+    fn search_excluding(
+        &self,
+        query: &[f32],
+        k: usize,
+        mode: SearchMode,
+        exclude: Option<usize>,
+    ) -> Result<Vec<Neighbor>> {
+        if k == 0 {
+            return Err(Error::InvalidArgument("k must be at least 1".into()));
+        }
+        if query.len() != self.dim() {
+            return Err(Error::InvalidArgument(format!(
+                "query has dimension {}, the store {}",
+                query.len(),
+                self.dim()
+            )));
+        }
+        let hits: Vec<(usize, f32)> = match mode {
+            SearchMode::Exact => exact_top_k(&self.vectors, query, k, exclude),
+            SearchMode::Hnsw { ef } => {
+                let want = k + usize::from(exclude.is_some());
+                self.index
+                    .search(query, want, ef.max(want))
+                    .into_iter()
+                    .filter(|(row, _)| Some(*row) != exclude)
+                    .take(k)
+                    .map(|(row, dist)| (row, 1.0 - dist))
+                    .collect()
+            }
+        };
+        Ok(hits
+            .into_iter()
+            .map(|(row, score)| Neighbor {
+                row,
+                symbol: self.symbols[row].clone(),
+                entrez_id: self.entrez_ids[row],
+                score,
+            })
+            .collect())
+    }
+}

