@@ -9,6 +9,9 @@
 //! Shared pieces: [`models`] (fetching and caching pretrained weights), [`genes`]
 //! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
 
+#![warn(missing_docs)]
+
+pub mod alloc_tuning;
 pub mod device;
 pub mod embed;
 pub mod error;

@@ -22,9 +22,12 @@ pub fn write_parquet(
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
         let err = |e: parquet::errors::ParquetError| Error::bad_file(path, e.to_string());
-        let mut writer =
-            ArrowWriter::try_new(file.try_clone().map_err(|e| Error::io(path, e))?, schema, Some(props))
-                .map_err(err)?;
+        let mut writer = ArrowWriter::try_new(
+            file.try_clone().map_err(|e| Error::io(path, e))?,
+            schema,
+            Some(props),
+        )
+        .map_err(err)?;
         for (k, v) in metadata {
             writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
                 k.to_string(),
@@ -129,10 +132,15 @@ pub fn f32_vectors(batch: &RecordBatch, name: &str, path: &Path) -> Result<(usiz
     let list = col
         .as_any()
         .downcast_ref::<FixedSizeListArray>()
-        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not a fixed-size list")))?;
+        .ok_or_else(|| {
+            Error::bad_file(path, format!("column '{name}' is not a fixed-size list"))
+        })?;
     let dim = list.value_length() as usize;
     if list.null_count() > 0 {
-        return Err(Error::bad_file(path, format!("column '{name}' has missing vectors")));
+        return Err(Error::bad_file(
+            path,
+            format!("column '{name}' has missing vectors"),
+        ));
     }
     let values = list
         .values()

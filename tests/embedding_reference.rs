@@ -67,3 +67,45 @@ fn truncation_counts_special_tokens() {
     assert_eq!(enc[0].get_ids()[0], 101, "[CLS] first");
     assert_eq!(enc[0].get_ids()[255], 102, "[SEP] last");
 }
+
+#[test]
+fn fused_encoder_matches_candle_transformers_bert() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+    use candle_transformers::models::bert::{BertModel, Config};
+    let model = common::embedding_model();
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(model.path.join("config.json")).unwrap())
+            .unwrap();
+    let load = || unsafe {
+        VarBuilder::from_mmaped_safetensors(
+            std::slice::from_ref(&model.weights),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let ours = bftembed::embed::BertEncoder::load(load(), &config).unwrap();
+    let theirs = BertModel::load(load(), &config).unwrap();
+    let ids = Tensor::new(
+        &[[101u32, 1000, 2023, 3045, 102], [101, 7592, 102, 0, 0]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &Device::Cpu).unwrap();
+    let a = ours.forward(&ids, &mask).unwrap();
+    let b = theirs
+        .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+        .unwrap();
+    let diff: f32 = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(diff < 1e-4, "max |difference| {diff}");
+}

@@ -14,7 +14,8 @@ fn missing_model_says_how_to_fetch_it() {
     let err = cache.resolve("all-minilm-l6-v2").unwrap_err();
     assert!(matches!(err, Error::ModelMissing { .. }));
     assert!(
-        err.to_string().contains("bftembed models fetch all-minilm-l6-v2"),
+        err.to_string()
+            .contains("bftembed models fetch all-minilm-l6-v2"),
         "{err}"
     );
     let err = cache.resolve("no-such-model").unwrap_err().to_string();
@@ -45,12 +46,18 @@ fn corrupt_cached_file_is_caught() {
     bytes[mid] ^= 0xff;
     std::fs::write(&weights, &bytes).unwrap();
     let err = cache.resolve("all-minilm-l6-v2").unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("--force"),
+        "{err}"
+    );
 
     // Truncated.
     std::fs::write(&weights, &bytes[..1000]).unwrap();
     let err = cache.resolve("all-minilm-l6-v2").unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("size"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("size"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -51,7 +51,11 @@ pub fn run(action: ModelsAction) -> Result<()> {
         ModelsAction::List => {
             println!("name\tstatus\tupstream\tpackage\tlicence");
             for m in KNOWN_MODELS {
-                let status = if cache.is_fetched(m) { "cached" } else { "not fetched" };
+                let status = if cache.is_fetched(m) {
+                    "cached"
+                } else {
+                    "not fetched"
+                };
                 println!(
                     "{}\t{}\t{}\t{}=={}\t{}",
                     m.name, status, m.upstream, m.package, m.version, m.licence

@@ -36,7 +36,10 @@ pub fn run(args: ProfileArgs) -> Result<()> {
             if args.all {
                 summaries.all_profiles(&catalog)
             } else {
-                let path = args.genes.as_ref().context("--genes or --all is required")?;
+                let path = args
+                    .genes
+                    .as_ref()
+                    .context("--genes or --all is required")?;
                 let list = read_gene_list(path)?;
                 for dup in &list.duplicates {
                     eprintln!(
@@ -62,7 +65,10 @@ fn report_and_write(build: ProfileBuild, args: &ProfileArgs) -> Result<()> {
         eprintln!("skipped: {place}{}: {}", s.symbol, s.reason);
     }
     if build.records.is_empty() {
-        bail!("no gene got a profile, so {} was not written", args.out.display());
+        bail!(
+            "no gene got a profile, so {} was not written",
+            args.out.display()
+        );
     }
     write_profiles(&args.out, &build.records)
         .with_context(|| format!("writing {}", args.out.display()))?;

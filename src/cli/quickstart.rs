@@ -31,7 +31,9 @@ pub struct QuickstartArgs {
 pub fn run(args: QuickstartArgs) -> Result<()> {
     let cache = ModelCache::from_env()?;
     if let Some(known) = KnownModel::find(&args.encoder.model) {
-        cache.fetch(known, false).with_context(|| format!("fetching {}", known.name))?;
+        cache
+            .fetch(known, false)
+            .with_context(|| format!("fetching {}", known.name))?;
     }
     let store_dir = match &args.store {
         Some(p) => p.clone(),
@@ -65,7 +67,12 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     }
     let catalog = GeneCatalog::embedded()?;
     println!("store: {} ({} genes)", store_dir.display(), store.len());
-    for symbol in args.show.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for symbol in args
+        .show
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let row = match resolve_row(&store, &catalog, symbol) {
             Ok(row) => row,
             Err(e) => {

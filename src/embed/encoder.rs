@@ -1,12 +1,13 @@
 //! Loading a BERT sentence encoder and embedding batches of texts with it.
 
+use super::bert::BertEncoder;
 use super::matrix::Embeddings;
 use super::pooling::{l2_normalize_rows, masked_mean_pool};
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_transformers::models::bert::Config as BertConfig;
 use indicatif::ProgressBar;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
@@ -23,14 +24,14 @@ impl Default for EncoderSettings {
     fn default() -> Self {
         EncoderSettings {
             max_tokens: 256,
-            batch_size: 32,
+            batch_size: 16,
         }
     }
 }
 
 /// A loaded sentence encoder.
 pub struct SentenceEmbedder {
-    model: BertModel,
+    model: BertEncoder,
     tokenizer: Tokenizer,
     device: Device,
     model_id: String,
@@ -53,10 +54,11 @@ impl SentenceEmbedder {
                 message: format!("not a BERT config: {e}"),
             })?;
         let tokenizer_path = model.file("tokenizer.json")?;
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
-            path: tokenizer_path.clone(),
-            message: e.to_string(),
-        })?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
         let mut settings = EncoderSettings::default();
         if let Some(n) = read_max_seq_length(&model.path.join("sentence_bert_config.json")) {
             settings.max_tokens = n;
@@ -76,7 +78,7 @@ impl SentenceEmbedder {
             path: model.weights.clone(),
             message: e.to_string(),
         })?;
-        let bert = BertModel::load(vb, &config).map_err(|e| Error::ModelCorrupt {
+        let bert = BertEncoder::load(vb, &config).map_err(|e| Error::ModelCorrupt {
             path: model.weights.clone(),
             message: format!("does not hold the weights config.json describes: {e}"),
         })?;
@@ -177,8 +179,7 @@ impl SentenceEmbedder {
         let shape = (batch.len(), width);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let type_ids = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &mask)?;
         let pooled = l2_normalize_rows(&masked_mean_pool(&hidden, &mask)?)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }

@@ -10,7 +10,10 @@ pub struct Embeddings {
 impl Embeddings {
     /// Wraps row-major data; `data.len()` must be a multiple of `dim`.
     pub fn new(dim: usize, data: Vec<f32>) -> Self {
-        assert!(dim > 0 && data.len() % dim == 0, "data is not a whole number of rows");
+        assert!(
+            dim > 0 && data.len().is_multiple_of(dim),
+            "data is not a whole number of rows"
+        );
         Embeddings { dim, data }
     }
 

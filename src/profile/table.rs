@@ -34,16 +34,27 @@ pub fn write_profiles(path: &Path, records: &[ProfileRecord]) -> Result<()> {
         Field::new("text", DataType::Utf8, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.symbol))),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.symbol),
+        )),
         Arc::new(UInt32Array::from(
             records.iter().map(|r| r.entrez_id).collect::<Vec<_>>(),
         )),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.source))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.text))),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.source),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.text),
+        )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| Error::bad_file(path, e.to_string()))?;
-    write_parquet(path, schema, &[batch], &[(FORMAT_KEY, FORMAT_VALUE.to_string())])
+    write_parquet(
+        path,
+        schema,
+        &[batch],
+        &[(FORMAT_KEY, FORMAT_VALUE.to_string())],
+    )
 }
 
 /// Reads a profile table; missing columns or an empty table are errors naming the file.

@@ -57,7 +57,10 @@ impl StoreManifest {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let manifest: StoreManifest = serde_json::from_str(&text).map_err(|e| {
-            Error::store(path, format!("manifest is not valid ({e}); rebuild the store"))
+            Error::store(
+                path,
+                format!("manifest is not valid ({e}); rebuild the store"),
+            )
         })?;
         if manifest.format != STORE_FORMAT {
             return Err(Error::store(

@@ -24,7 +24,7 @@ pub enum SearchMode {
 
 impl Default for SearchMode {
     fn default() -> Self {
-        SearchMode::Hnsw { ef: 64 }
+        SearchMode::Hnsw { ef: 32 }
     }
 }
 
@@ -67,7 +67,10 @@ impl GeneStore {
         let manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
         let table_path = dir.join(TABLE_FILE);
         if !table_path.is_file() {
-            return Err(Error::store(&table_path, "the vector table is missing; build the store again"));
+            return Err(Error::store(
+                &table_path,
+                "the vector table is missing; build the store again",
+            ));
         }
         if sha256_file(&table_path)? != manifest.table_sha256 {
             return Err(Error::store(
@@ -96,9 +99,15 @@ impl GeneStore {
         }
         for (name, expected) in &manifest.index.files {
             let path = dir.join(name);
-            let repair = format!("rebuild it with `bftembed reindex --store {}`", dir.display());
+            let repair = format!(
+                "rebuild it with `bftembed reindex --store {}`",
+                dir.display()
+            );
             if !path.is_file() {
-                return Err(Error::store(&path, format!("the index file is missing; {repair}")));
+                return Err(Error::store(
+                    &path,
+                    format!("the index file is missing; {repair}"),
+                ));
             }
             if &sha256_file(&path)? != expected {
                 return Err(Error::store(
@@ -199,14 +208,26 @@ impl GeneStore {
     }
 
     /// The `k` genes nearest to a (unit) query vector, best first.
-    pub fn search_vector(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Neighbor>> {
+    pub fn search_vector(
+        &self,
+        query: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Neighbor>> {
         self.search_excluding(query, k, mode, None)
     }
 
     /// The `k` genes nearest to the gene in `row`, itself excluded, best first.
-    pub fn neighbors_of_row(&self, row: usize, k: usize, mode: SearchMode) -> Result<Vec<Neighbor>> {
+    pub fn neighbors_of_row(
+        &self,
+        row: usize,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Neighbor>> {
         if row >= self.len() {
-            return Err(Error::InvalidArgument(format!("row {row} is outside the store")));
+            return Err(Error::InvalidArgument(format!(
+                "row {row} is outside the store"
+            )));
         }
         self.search_excluding(self.vectors.row(row), k, mode, Some(row))
     }

@@ -50,13 +50,21 @@ pub fn write_table(
     let list = FixedSizeListArray::try_new(item, dim as i32, Arc::new(values), None)
         .map_err(|e| Error::bad_file(path, e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.symbol))),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.symbol),
+        )),
         Arc::new(UInt32Array::from(
             records.iter().map(|r| r.entrez_id).collect::<Vec<_>>(),
         )),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.source))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|_| model_id))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.text))),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.source),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|_| model_id),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.text),
+        )),
         Arc::new(list),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)
@@ -78,7 +86,8 @@ pub fn read_table(path: &Path) -> Result<StoreRows> {
     let mut dim = None;
     for batch in &contents.batches {
         rows.symbols.extend(strings(batch, "symbol", path)?);
-        rows.entrez_ids.extend(optional_u32s(batch, "entrez_id", path)?);
+        rows.entrez_ids
+            .extend(optional_u32s(batch, "entrez_id", path)?);
         rows.sources.extend(strings(batch, "source", path)?);
         rows.texts.extend(strings(batch, "text", path)?);
         let (d, v) = f32_vectors(batch, "vector", path)?;

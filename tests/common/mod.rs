@@ -16,7 +16,9 @@ static STORE_LOCK: Mutex<()> = Mutex::new(());
 pub fn embedding_model() -> ModelDir {
     let cache = ModelCache::from_env().expect("cache folder");
     let known = KnownModel::find(DEFAULT_EMBEDDING_MODEL).expect("known model");
-    cache.fetch(known, false).expect("fetch the embedding model")
+    cache
+        .fetch(known, false)
+        .expect("fetch the embedding model")
 }
 
 /// The default sentence encoder on the CPU.
@@ -45,12 +47,21 @@ pub fn full_gene_store() -> GeneStore {
         id: embedder.model_id().to_string(),
         sha256: embedder.weights_sha256().to_string(),
     };
-    let store = build_store(&dir, &build.records, &vectors, &model, IndexParams::default()).unwrap();
+    let store = build_store(
+        &dir,
+        &build.records,
+        &vectors,
+        &model,
+        IndexParams::default(),
+    )
+    .unwrap();
     let _ = std::fs::remove_dir_all(work);
     store
 }
 
 /// Path of a file under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }

@@ -1,0 +1,74 @@
+//! Embedding throughput: 2,000 RefSeq gene summaries (the first 2,000 genes of the
+//! shipped table, as the profile stage writes them) through all-MiniLM-L6-v2 on the
+//! CPU, at several batch sizes. Prints texts per second and the mean token count.
+//!
+//! Run: `cargo bench --bench embed_throughput` (set RAYON_NUM_THREADS to pin threads).
+//! The peer figure comes from benches/peers/st_embed.py on the same texts.
+
+use bftembed::embed::{EncoderSettings, SentenceEmbedder};
+use bftembed::genes::GeneCatalog;
+use bftembed::models::{KnownModel, ModelCache, DEFAULT_EMBEDDING_MODEL};
+use bftembed::profile::RefseqSummaries;
+use std::time::Instant;
+
+fn main() {
+    bftembed::alloc_tuning::tune_allocator_for_tensors();
+    let n: usize = std::env::var("BENCH_TEXTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let cache = ModelCache::from_env().expect("cache");
+    let known = KnownModel::find(DEFAULT_EMBEDDING_MODEL).expect("model");
+    let model = cache.fetch(known, false).expect("fetch model");
+    let catalog = GeneCatalog::embedded().expect("catalog");
+    let records = RefseqSummaries::embedded()
+        .expect("summaries")
+        .all_profiles(&catalog)
+        .records;
+    let texts: Vec<&str> = records.iter().take(n).map(|r| r.text.as_str()).collect();
+    if std::env::args().any(|a| a == "--dump-texts") {
+        for t in &texts {
+            println!("{t}");
+        }
+        return;
+    }
+    let embedder = SentenceEmbedder::load(&model, &candle_core::Device::Cpu).expect("load");
+    let tokens: usize = embedder
+        .tokenize(&texts)
+        .expect("tokenize")
+        .iter()
+        .map(|e| e.len())
+        .sum();
+    println!(
+        "texts: {}, mean word pieces: {:.1}, threads: {}",
+        texts.len(),
+        tokens as f64 / texts.len() as f64,
+        rayon::current_num_threads()
+    );
+    let batches: Vec<usize> = std::env::var("BENCH_BATCHES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|b| b.parse().ok()).collect())
+        .unwrap_or_else(|| vec![16, 32, 64]);
+    for batch_size in batches {
+        let settings = EncoderSettings {
+            batch_size,
+            ..embedder.settings()
+        };
+        let e = SentenceEmbedder::load(&model, &candle_core::Device::Cpu)
+            .expect("load")
+            .with_settings(settings)
+            .expect("settings");
+        // Warm-up on a few texts so that first-touch costs are not timed.
+        e.embed(&texts[..texts.len().min(64)]).expect("warm-up");
+        let start = Instant::now();
+        let out = e.embed(&texts).expect("embed");
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(out.len(), texts.len());
+        println!(
+            "batch {batch_size:>3}: {:.1} texts/s ({:.2} s for {} texts)",
+            texts.len() as f64 / secs,
+            secs,
+            texts.len()
+        );
+    }
+}
