@@ -22,5 +22,6 @@ pub mod parquet_io;
 pub mod profile;
 pub mod progress;
 pub mod store;
+pub mod tsv;
 
 pub use error::{Error, Result};

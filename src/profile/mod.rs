@@ -8,4 +8,4 @@ mod refseq;
 mod table;
 
 pub use refseq::{ProfileBuild, RefseqSummaries, SkippedGene, SOURCE_REFSEQ};
-pub use table::{read_profiles, write_profiles, ProfileRecord};
+pub use table::{profile_columns, read_profiles, write_profiles, ProfileRecord};

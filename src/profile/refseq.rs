@@ -5,7 +5,6 @@ use super::table::ProfileRecord;
 use crate::error::{Error, Result};
 use crate::genes::{GeneCatalog, GeneList};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
 /// The `source` value of RefSeq-summary profiles.
@@ -56,14 +55,9 @@ pub struct ProfileBuild {
 impl RefseqSummaries {
     /// The summaries shipped with bftembed.
     pub fn embedded() -> Result<Self> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(EMBEDDED_SUMMARIES)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io("<embedded refseq summaries>", e))?;
-        Self::parse(
-            &text,
-            Path::new("data/refseq_gene_summaries/refseq_gene_summaries_human.tsv.gz"),
-        )
+        let name = "data/refseq_gene_summaries/refseq_gene_summaries_human.tsv.gz";
+        let text = crate::tsv::gunzip_embedded(EMBEDDED_SUMMARIES, name)?;
+        Self::parse(&text, Path::new(name))
     }
 
     /// Reads a summaries TSV (columns `entrez_id`, `symbol`, `gene_name`, `summary`).
@@ -73,18 +67,8 @@ impl RefseqSummaries {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .ok_or_else(|| Error::bad_file(path, "empty file"))?
-            .split('\t')
-            .collect();
-        let col = |name: &str| {
-            header
-                .iter()
-                .position(|h| *h == name)
-                .ok_or_else(|| Error::bad_file(path, format!("no column '{name}' in the header")))
-        };
+        let (header, lines) = crate::tsv::split_header(text, path)?;
+        let col = |name: &str| header.column(name);
         let (c_id, c_sym, c_name, c_sum) = (
             col("entrez_id")?,
             col("symbol")?,

@@ -2,10 +2,9 @@
 //! stored as Parquet.
 
 use crate::error::{Error, Result};
-use crate::parquet_io::{optional_u32s, read_parquet, strings, write_parquet};
+use crate::parquet_io::{optional_u32s, read_parquet, record_batch, strings, write_parquet};
 use arrow::array::{ArrayRef, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::record_batch::RecordBatch;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,14 +24,15 @@ pub struct ProfileRecord {
 const FORMAT_KEY: &str = "bftembed.format";
 const FORMAT_VALUE: &str = "profiles/1";
 
-/// Writes profiles to a Parquet file atomically.
-pub fn write_profiles(path: &Path, records: &[ProfileRecord]) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
+/// The profile columns (symbol, entrez_id, source, text) as schema fields and arrays,
+/// for tables that carry profiles plus more (the store's vector table).
+pub fn profile_columns(records: &[ProfileRecord]) -> (Vec<Field>, Vec<ArrayRef>) {
+    let fields = vec![
         Field::new("symbol", DataType::Utf8, false),
         Field::new("entrez_id", DataType::UInt32, true),
         Field::new("source", DataType::Utf8, false),
         Field::new("text", DataType::Utf8, false),
-    ]));
+    ];
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
             records.iter().map(|r| &r.symbol),
@@ -47,8 +47,14 @@ pub fn write_profiles(path: &Path, records: &[ProfileRecord]) -> Result<()> {
             records.iter().map(|r| &r.text),
         )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::bad_file(path, e.to_string()))?;
+    (fields, columns)
+}
+
+/// Writes profiles to a Parquet file atomically.
+pub fn write_profiles(path: &Path, records: &[ProfileRecord]) -> Result<()> {
+    let (fields, columns) = profile_columns(records);
+    let schema = Arc::new(Schema::new(fields));
+    let batch = record_batch(schema.clone(), columns, path)?;
     write_parquet(
         path,
         schema,

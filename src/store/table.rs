@@ -2,11 +2,13 @@
 
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
-use crate::parquet_io::{f32_vectors, optional_u32s, read_parquet, strings, write_parquet};
-use crate::profile::ProfileRecord;
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
+use crate::parquet_io::{
+    f32_vectors, optional_u32s, read_parquet, record_batch, strings, vector_column, vector_field,
+    write_parquet,
+};
+use crate::profile::{profile_columns, ProfileRecord};
+use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::record_batch::RecordBatch;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,43 +34,15 @@ pub fn write_table(
     vectors: &Embeddings,
     model_id: &str,
 ) -> Result<()> {
-    let dim = vectors.dim();
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("symbol", DataType::Utf8, false),
-        Field::new("entrez_id", DataType::UInt32, true),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("model_id", DataType::Utf8, false),
-        Field::new("text", DataType::Utf8, false),
-        Field::new(
-            "vector",
-            DataType::FixedSizeList(item.clone(), dim as i32),
-            false,
-        ),
-    ]));
-    let values = Float32Array::from(vectors.as_slice().to_vec());
-    let list = FixedSizeListArray::try_new(item, dim as i32, Arc::new(values), None)
-        .map_err(|e| Error::bad_file(path, e.to_string()))?;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.symbol),
-        )),
-        Arc::new(UInt32Array::from(
-            records.iter().map(|r| r.entrez_id).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.source),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|_| model_id),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.text),
-        )),
-        Arc::new(list),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::bad_file(path, e.to_string()))?;
+    let (mut fields, mut columns) = profile_columns(records);
+    fields.push(Field::new("model_id", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        records.iter().map(|_| model_id),
+    )));
+    fields.push(vector_field("vector", vectors.dim()));
+    columns.push(vector_column(vectors.dim(), vectors.as_slice(), path)?);
+    let schema = Arc::new(Schema::new(fields));
+    let batch = record_batch(schema.clone(), columns, path)?;
     write_parquet(path, schema, &[batch], &[])
 }
 
