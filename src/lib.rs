@@ -8,6 +8,21 @@
 //!
 //! Shared pieces: [`models`] (fetching and caching pretrained weights), [`genes`]
 //! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
+//!
+//! Resolving what a user typed, and making the GenePT-style profile of a gene:
+//!
+//! ```
+//! use bftembed::genes::GeneCatalog;
+//! use bftembed::profile::RefseqSummaries;
+//!
+//! let catalog = GeneCatalog::embedded()?;
+//! let gene = catalog.resolve("p53")?.gene;
+//! assert_eq!(gene.symbol, "TP53");
+//! let profiles = RefseqSummaries::embedded()?.all_profiles(&catalog);
+//! let tp53 = profiles.records.iter().find(|r| r.symbol == "TP53").unwrap();
+//! assert!(tp53.text.contains("tumor suppressor"));
+//! # Ok::<(), bftembed::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use bftembed::genes::{read_gene_list, GeneCatalog};
-use bftembed::profile::{write_profiles, ProfileBuild, RefseqSummaries};
+use bftembed::profile::{write_profiles, ProfileBuild, RefseqSummaries, RefseqTextStyle};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -10,6 +10,14 @@ use std::path::PathBuf;
 pub enum Source {
     /// NCBI RefSeq gene summaries (release 220), shipped with bftembed.
     Refseq,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TextStyle {
+    /// "SYMBOL (full name). summary", as on the NCBI Gene page.
+    Named,
+    /// The summary text alone.
+    Summary,
 }
 
 #[derive(Debug, Args)]
@@ -23,6 +31,9 @@ pub struct ProfileArgs {
     /// Where the profile text comes from.
     #[arg(long, value_enum, default_value = "refseq")]
     source: Source,
+    /// How RefSeq texts are written: `named` ("SYMBOL (name). summary") or `summary` only.
+    #[arg(long, value_enum, default_value = "named")]
+    text: TextStyle,
     /// Output profile table (Parquet).
     #[arg(long)]
     out: PathBuf,
@@ -32,7 +43,11 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let catalog = GeneCatalog::embedded()?;
     let build = match args.source {
         Source::Refseq => {
-            let summaries = RefseqSummaries::embedded()?;
+            let style = match args.text {
+                TextStyle::Named => RefseqTextStyle::NamedSummary,
+                TextStyle::Summary => RefseqTextStyle::SummaryOnly,
+            };
+            let summaries = RefseqSummaries::embedded()?.with_style(style);
             if args.all {
                 summaries.all_profiles(&catalog)
             } else {

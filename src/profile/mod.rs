@@ -7,5 +7,5 @@
 mod refseq;
 mod table;
 
-pub use refseq::{ProfileBuild, RefseqSummaries, SkippedGene, SOURCE_REFSEQ};
+pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
 pub use table::{profile_columns, read_profiles, write_profiles, ProfileRecord};

@@ -24,9 +24,20 @@ struct SummaryRow {
     summary: String,
 }
 
+/// How a profile text is made from a RefSeq row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefseqTextStyle {
+    /// "SYMBOL (full name). summary", like the NCBI Gene page GenePT embedded.
+    #[default]
+    NamedSummary,
+    /// The summary alone: no symbol for the encoder to match on by spelling.
+    SummaryOnly,
+}
+
 /// RefSeq gene summaries indexed by Entrez id and symbol.
 #[derive(Debug, Clone)]
 pub struct RefseqSummaries {
+    style: RefseqTextStyle,
     rows: Vec<SummaryRow>,
     by_entrez: HashMap<u32, usize>,
     by_symbol: HashMap<String, usize>,
@@ -106,10 +117,17 @@ impl RefseqSummaries {
             .map(|(i, r)| (r.symbol.to_uppercase(), i))
             .collect();
         Ok(RefseqSummaries {
+            style: RefseqTextStyle::default(),
             rows,
             by_entrez,
             by_symbol,
         })
+    }
+
+    /// Uses `style` for the profile texts made from now on.
+    pub fn with_style(mut self, style: RefseqTextStyle) -> Self {
+        self.style = style;
+        self
     }
 
     /// Number of genes with a summary.
@@ -207,10 +225,12 @@ impl RefseqSummaries {
 
     fn record(&self, row: &SummaryRow, symbol: String, name: &str) -> ProfileRecord {
         // Symbol and full name lead the text, as on the NCBI Gene page GenePT embedded.
-        let text = if name.is_empty() {
-            format!("{symbol}. {}", row.summary)
-        } else {
-            format!("{symbol} ({name}). {}", row.summary)
+        let text = match self.style {
+            RefseqTextStyle::SummaryOnly => row.summary.clone(),
+            RefseqTextStyle::NamedSummary if name.is_empty() => {
+                format!("{symbol}. {}", row.summary)
+            }
+            RefseqTextStyle::NamedSummary => format!("{symbol} ({name}). {}", row.summary),
         };
         ProfileRecord {
             symbol,
@@ -237,6 +257,11 @@ mod tests {
         assert!(tp53
             .text
             .starts_with("TP53 (tumor protein p53). This gene encodes a tumor suppressor"));
+        let plain = s.with_style(RefseqTextStyle::SummaryOnly).all_profiles(&c);
+        let tp53 = plain.records.iter().find(|r| r.symbol == "TP53").unwrap();
+        assert!(tp53
+            .text
+            .starts_with("This gene encodes a tumor suppressor"));
     }
 
     #[test]
