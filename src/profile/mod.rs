@@ -1,11 +1,14 @@
 //! The profile stage: one descriptive text per gene (later also per cell type and per
 //! perturbation), written as a profile table that the embed stage reads.
 //!
-//! This module holds the table format and the NCBI RefSeq summary source, the
-//! GenePT-style reference that model-written profiles are compared with.
+//! This module holds the table format, the NCBI RefSeq summary source (the
+//! GenePT-style reference that model-written profiles are compared with), and the
+//! generator's GGUF tokenizer.
 
+mod gguf_tokenizer;
 mod refseq;
 mod table;
 
+pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
 pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
 pub use table::{profile_columns, read_profiles, write_profiles, ProfileRecord};
