@@ -84,6 +84,17 @@ pub fn read_utf8_lines(path: &Path) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// A hidden work file or folder beside `output`, named after it, `kind` and a hash
+/// (`.NAME.KIND-HASH16SUFFIX`), so that only the same job finds it again.
+pub fn job_sibling(output: &Path, kind: &str, hasher: Sha256, suffix: &str) -> PathBuf {
+    let key = hex(&hasher.finalize());
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "output".into());
+    parent_dir(output).join(format!(".{name}.{kind}-{}{suffix}", &key[..16]))
+}
+
 /// Hex sha256 of a file's contents.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;

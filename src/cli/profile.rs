@@ -1,8 +1,14 @@
 //! `bftembed profile`: write the profile table for a gene list.
 
 use anyhow::{bail, Context, Result};
+use bftembed::device::parse_device;
 use bftembed::genes::{read_gene_list, GeneCatalog};
-use bftembed::profile::{write_profiles, ProfileBuild, RefseqSummaries, RefseqTextStyle};
+use bftembed::models::{ModelCache, DEFAULT_GENERATOR_MODEL};
+use bftembed::profile::{
+    journal_path, profile_with_model, write_profiles, GeneToProfile, GenerationSettings,
+    GgufGenerator, ProfileBuild, PromptTemplate, RefseqSummaries, RefseqTextStyle, SkippedGene,
+    GENE_FIELDS,
+};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -10,6 +16,8 @@ use std::path::PathBuf;
 pub enum Source {
     /// NCBI RefSeq gene summaries (release 220), shipped with bftembed.
     Refseq,
+    /// A local GGUF language model answers the prompt template for each gene.
+    Model,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -34,6 +42,27 @@ pub struct ProfileArgs {
     /// How RefSeq texts are written: `named` ("SYMBOL (name). summary") or `summary` only.
     #[arg(long, value_enum, default_value = "named")]
     text: TextStyle,
+    /// Generator model for `--source model`: a known name or a folder with a .gguf file.
+    #[arg(long, default_value = DEFAULT_GENERATOR_MODEL)]
+    model: String,
+    /// Prompt template for `--source model` (default: the shipped profiles/gene.toml).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Most tokens per generated profile.
+    #[arg(long, default_value_t = GenerationSettings::default().max_new_tokens)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy (deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Nucleus sampling threshold (with --temperature > 0).
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = GenerationSettings::default().seed)]
+    seed: u64,
+    /// cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Output profile table (Parquet).
     #[arg(long)]
     out: PathBuf,
@@ -67,8 +96,84 @@ pub fn run(args: ProfileArgs) -> Result<()> {
                 summaries.profiles_for(&list, &catalog)
             }
         }
+        Source::Model => {
+            let (build, journal) = model_profiles(&args, &catalog)?;
+            report_and_write(build, &args)?;
+            // The table is safely written; the answers it holds need no journal now.
+            if let Some(journal) = journal {
+                let _ = std::fs::remove_file(journal);
+            }
+            return Ok(());
+        }
     };
     report_and_write(build, &args)
+}
+
+/// Generated profiles, and the journal that can be removed once they are written.
+fn model_profiles(
+    args: &ProfileArgs,
+    catalog: &GeneCatalog,
+) -> Result<(ProfileBuild, Option<PathBuf>)> {
+    if args.all {
+        bail!("--all is for --source refseq; give --genes with --source model");
+    }
+    let path = args.genes.as_ref().context("--genes is required")?;
+    let list = read_gene_list(path)?;
+    let template = match &args.template {
+        Some(t) => PromptTemplate::read(t, GENE_FIELDS)?,
+        None => PromptTemplate::default_gene()?,
+    };
+    let mut skipped = Vec::new();
+    let mut genes: Vec<GeneToProfile> = Vec::new();
+    for entry in &list.entries {
+        match catalog.resolve(&entry.symbol) {
+            Ok(r) if genes.iter().any(|g| g.symbol == r.gene.symbol) => skipped.push(SkippedGene {
+                line: entry.line,
+                symbol: entry.symbol.clone(),
+                reason: format!("same gene as an earlier line ({})", r.gene.symbol),
+            }),
+            Ok(r) => genes.push(GeneToProfile {
+                symbol: r.gene.symbol.clone(),
+                name: r.gene.name.clone(),
+                entrez_id: r.gene.entrez_id,
+            }),
+            Err(e) => skipped.push(SkippedGene {
+                line: entry.line,
+                symbol: entry.symbol.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if genes.is_empty() {
+        let build = ProfileBuild {
+            records: Vec::new(),
+            skipped,
+        };
+        return Ok((build, None));
+    }
+    let model = ModelCache::from_env()?.resolve(&args.model)?;
+    let mut generator = GgufGenerator::load(&model, &parse_device(&args.device)?)
+        .with_context(|| format!("loading generator {}", model.id))?;
+    let settings = GenerationSettings {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    let journal = journal_path(&args.out, &model.weights_sha256, &template, &settings);
+    if journal.exists() {
+        eprintln!("resuming from {}", journal.display());
+    }
+    let source = format!("{}:{}", model.id, template.id);
+    let records = profile_with_model(
+        &mut generator,
+        &template,
+        settings,
+        &genes,
+        &journal,
+        &source,
+    )?;
+    Ok((ProfileBuild { records, skipped }, Some(journal)))
 }
 
 fn report_and_write(build: ProfileBuild, args: &ProfileArgs) -> Result<()> {

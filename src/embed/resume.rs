@@ -6,7 +6,7 @@
 use super::encoder::SentenceEmbedder;
 use super::matrix::Embeddings;
 use crate::error::{Error, Result};
-use crate::fsutil::{atomic_write_bytes, hex, parent_dir};
+use crate::fsutil::{atomic_write_bytes, job_sibling};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -22,12 +22,7 @@ pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) 
         h.update((t.len() as u64).to_le_bytes());
         h.update(t.as_bytes());
     }
-    let key = hex(&h.finalize());
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "output".into());
-    parent_dir(output).join(format!(".{name}.partial-{}", &key[..16]))
+    job_sibling(output, "partial", h, "")
 }
 
 /// Embeds `texts`, saving each finished chunk under `work_dir` and reusing chunks a
