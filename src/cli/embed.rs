@@ -7,7 +7,7 @@ use bftembed::embed::{
 };
 use bftembed::models::{ModelCache, DEFAULT_EMBEDDING_MODEL};
 use bftembed::profile::read_profiles;
-use bftembed::store::{build_store, GeneStore, IndexParams, StoreModel};
+use bftembed::store::{embed_into_store, GeneStore, IndexParams};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -93,19 +93,8 @@ pub fn embed_profiles(
 ) -> Result<GeneStore> {
     let records = read_profiles(profiles)?;
     let embedder = encoder.load()?;
-    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-    let work = work_dir_for(out, &embedder, &texts);
-    if work.exists() {
-        eprintln!("resuming from {}", work.display());
-    }
-    let vectors = embed_resumable(&embedder, &texts, &work)?;
-    let model = StoreModel {
-        id: embedder.model_id().to_string(),
-        sha256: embedder.weights_sha256().to_string(),
-    };
-    let store = build_store(out, &records, &vectors, &model, params)
+    let store = embed_into_store(&embedder, &records, out, params)
         .with_context(|| format!("building store {}", out.display()))?;
-    let _ = std::fs::remove_dir_all(&work);
     Ok(store)
 }
 

@@ -6,7 +6,9 @@ use bftembed::device::parse_device;
 use bftembed::embed::SentenceEmbedder;
 use bftembed::genes::GeneCatalog;
 use bftembed::models::ModelCache;
-use bftembed::store::{reindex_store, resolve_row, GeneStore, IndexParams, Neighbor, SearchMode};
+use bftembed::store::{
+    reindex_store, resolve_row, GeneStore, IndexParams, Neighbor, SearchMode, DEFAULT_EF,
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -21,8 +23,8 @@ pub struct StoreOpts {
     /// Brute-force search over every vector instead of the HNSW graph.
     #[arg(long)]
     exact: bool,
-    /// HNSW search breadth (ignored with --exact); 32 gives recall@10 0.999 on the gene store.
-    #[arg(long, default_value_t = 32)]
+    /// HNSW search breadth (ignored with --exact); the default gives recall@10 0.999 on the gene store.
+    #[arg(long, default_value_t = DEFAULT_EF)]
     ef: usize,
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -5,9 +5,8 @@ use bftembed::device::parse_device;
 use bftembed::genes::{read_gene_list, GeneCatalog};
 use bftembed::models::{ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{
-    journal_path, profile_with_model, write_profiles, GeneToProfile, GenerationSettings,
-    GgufGenerator, ProfileBuild, PromptTemplate, RefseqSummaries, RefseqTextStyle, SkippedGene,
-    GENE_FIELDS,
+    genes_to_profile, journal_path, profile_with_model, write_profiles, GenerationSettings,
+    GgufGenerator, ProfileBuild, PromptTemplate, RefseqSummaries, RefseqTextStyle, GENE_FIELDS,
 };
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -123,27 +122,7 @@ fn model_profiles(
         Some(t) => PromptTemplate::read(t, GENE_FIELDS)?,
         None => PromptTemplate::default_gene()?,
     };
-    let mut skipped = Vec::new();
-    let mut genes: Vec<GeneToProfile> = Vec::new();
-    for entry in &list.entries {
-        match catalog.resolve(&entry.symbol) {
-            Ok(r) if genes.iter().any(|g| g.symbol == r.gene.symbol) => skipped.push(SkippedGene {
-                line: entry.line,
-                symbol: entry.symbol.clone(),
-                reason: format!("same gene as an earlier line ({})", r.gene.symbol),
-            }),
-            Ok(r) => genes.push(GeneToProfile {
-                symbol: r.gene.symbol.clone(),
-                name: r.gene.name.clone(),
-                entrez_id: r.gene.entrez_id,
-            }),
-            Err(e) => skipped.push(SkippedGene {
-                line: entry.line,
-                symbol: entry.symbol.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
+    let (genes, skipped) = genes_to_profile(&list, catalog);
     if genes.is_empty() {
         let build = ProfileBuild {
             records: Vec::new(),

@@ -1,12 +1,12 @@
 //! `bftembed quickstart`: the whole default pipeline on a fresh machine.
 
 use super::default_store;
-use super::embed::{embed_profiles, EncoderArgs};
+use super::embed::EncoderArgs;
 use anyhow::{Context, Result};
 use bftembed::genes::GeneCatalog;
 use bftembed::models::{KnownModel, ModelCache, DEFAULT_EMBEDDING_MODEL};
 use bftembed::profile::{write_profiles, RefseqSummaries};
-use bftembed::store::{resolve_row, GeneStore, IndexParams, SearchMode};
+use bftembed::store::{embed_into_store, resolve_row, GeneStore, IndexParams, SearchMode};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -59,7 +59,14 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
                 build.records.len(),
                 args.encoder.model
             );
-            embed_profiles(&profiles, &store_dir, &args.encoder, IndexParams::default())?
+            let embedder = args.encoder.load()?;
+            embed_into_store(
+                &embedder,
+                &build.records,
+                &store_dir,
+                IndexParams::default(),
+            )
+            .with_context(|| format!("building store {}", store_dir.display()))?
         }
     };
     if args.encoder.model != DEFAULT_EMBEDDING_MODEL {

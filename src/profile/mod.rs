@@ -16,7 +16,7 @@ mod template;
 pub use chat::ChatTemplate;
 pub use generator::{GenerationSettings, GgufGenerator};
 pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
-pub use model_job::{journal_path, profile_with_model, GeneToProfile};
+pub use model_job::{genes_to_profile, journal_path, profile_with_model, GeneToProfile};
 pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
 pub use table::{profile_columns, read_profiles, write_profiles, ProfileRecord};
 pub use template::{PromptTemplate, DEFAULT_GENE_TEMPLATE, GENE_FIELDS};

@@ -3,12 +3,14 @@
 //! journal holds, and a kill loses at most the gene in flight.
 
 use super::generator::{GenerationSettings, GgufGenerator};
+use super::refseq::SkippedGene;
 use super::table::ProfileRecord;
 use super::template::PromptTemplate;
 use crate::error::{Error, Result};
 use crate::fsutil::job_sibling;
+use crate::genes::{GeneCatalog, GeneList};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,37 @@ pub struct GeneToProfile {
     pub name: String,
     /// Entrez id.
     pub entrez_id: Option<u32>,
+}
+
+/// Resolves a gene list through the HGNC catalogue into the genes a model should
+/// profile, once each; unknown, ambiguous and repeated entries come back as skipped.
+pub fn genes_to_profile(
+    list: &GeneList,
+    catalog: &GeneCatalog,
+) -> (Vec<GeneToProfile>, Vec<SkippedGene>) {
+    let mut genes: Vec<GeneToProfile> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = HashSet::new();
+    for entry in &list.entries {
+        let reason = match catalog.resolve(&entry.symbol) {
+            Ok(r) if seen.insert(r.gene.symbol.clone()) => {
+                genes.push(GeneToProfile {
+                    symbol: r.gene.symbol.clone(),
+                    name: r.gene.name.clone(),
+                    entrez_id: r.gene.entrez_id,
+                });
+                continue;
+            }
+            Ok(r) => format!("same gene as an earlier line ({})", r.gene.symbol),
+            Err(e) => e.to_string(),
+        };
+        skipped.push(SkippedGene {
+            line: entry.line,
+            symbol: entry.symbol.clone(),
+            reason,
+        });
+    }
+    (genes, skipped)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -5,7 +5,7 @@ use super::index::{index_files, HnswIndex, IndexParams};
 use super::manifest::{IndexManifest, StoreManifest, MANIFEST_FILE, STORE_FORMAT, TABLE_FILE};
 use super::open::GeneStore;
 use super::table::{read_table, write_table};
-use crate::embed::Embeddings;
+use crate::embed::{embed_resumable, work_dir_for, Embeddings, SentenceEmbedder};
 use crate::error::{Error, Result};
 use crate::fsutil::{parent_dir, sha256_f32, sha256_file, unix_now};
 use crate::profile::ProfileRecord;
@@ -74,6 +74,30 @@ pub fn build_store(
     manifest.write(&stage.join(MANIFEST_FILE))?;
     replace_dir(staging, dir)?;
     GeneStore::open(dir)
+}
+
+/// Embeds the profiles' texts and builds a store from them at `dir`. The embedding
+/// resumes from the chunks an interrupted run left beside `dir`, which are removed once
+/// the store is complete.
+pub fn embed_into_store(
+    embedder: &SentenceEmbedder,
+    records: &[ProfileRecord],
+    dir: &Path,
+    params: IndexParams,
+) -> Result<GeneStore> {
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let work = work_dir_for(dir, embedder, &texts);
+    if work.exists() {
+        eprintln!("resuming from {}", work.display());
+    }
+    let vectors = embed_resumable(embedder, &texts, &work)?;
+    let model = StoreModel {
+        id: embedder.model_id().to_string(),
+        sha256: embedder.weights_sha256().to_string(),
+    };
+    let store = build_store(dir, records, &vectors, &model, params)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(store)
 }
 
 /// Rebuilds a store's HNSW index from its own vectors (after the index was lost or

@@ -17,9 +17,9 @@ mod manifest;
 mod open;
 mod table;
 
-pub use build::{build_store, reindex_store, StoreModel};
+pub use build::{build_store, embed_into_store, reindex_store, StoreModel};
 pub use distance::{dot, UnitDot};
 pub use index::IndexParams;
 pub use lookup::resolve_row;
 pub use manifest::{IndexManifest, StoreManifest, MANIFEST_FILE, TABLE_FILE};
-pub use open::{GeneStore, Neighbor, SearchMode};
+pub use open::{GeneStore, Neighbor, SearchMode, DEFAULT_EF};

@@ -6,7 +6,7 @@ use bftembed::embed::SentenceEmbedder;
 use bftembed::genes::GeneCatalog;
 use bftembed::models::{KnownModel, ModelCache, ModelDir, DEFAULT_EMBEDDING_MODEL};
 use bftembed::profile::RefseqSummaries;
-use bftembed::store::{build_store, GeneStore, IndexParams, StoreModel};
+use bftembed::store::{embed_into_store, GeneStore, IndexParams};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -39,24 +39,7 @@ pub fn full_gene_store() -> GeneStore {
     }
     let catalog = GeneCatalog::embedded().unwrap();
     let build = RefseqSummaries::embedded().unwrap().all_profiles(&catalog);
-    let embedder = embedder();
-    let texts: Vec<&str> = build.records.iter().map(|r| r.text.as_str()).collect();
-    let work = bftembed::embed::work_dir_for(&dir, &embedder, &texts);
-    let vectors = bftembed::embed::embed_resumable(&embedder, &texts, &work).unwrap();
-    let model = StoreModel {
-        id: embedder.model_id().to_string(),
-        sha256: embedder.weights_sha256().to_string(),
-    };
-    let store = build_store(
-        &dir,
-        &build.records,
-        &vectors,
-        &model,
-        IndexParams::default(),
-    )
-    .unwrap();
-    let _ = std::fs::remove_dir_all(work);
-    store
+    embed_into_store(&embedder(), &build.records, &dir, IndexParams::default()).unwrap()
 }
 
 /// Path of a file under tests/fixtures.
