@@ -6,7 +6,7 @@
 //! - [`embed`]: a sentence encoder turns texts into unit vectors;
 //! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search.
 //!
-//! Shared pieces: [`models`] (fetching and caching pretrained weights), [`genes`]
+//! Shared pieces: [`llm`] (llama-family causal LMs for generation and training), [`models`] (fetching and caching pretrained weights), [`genes`]
 //! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
 //!
 //! Resolving what a user typed, and making the GenePT-style profile of a gene:
@@ -32,10 +32,12 @@ pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod genes;
+pub mod llm;
 pub mod models;
 pub mod parquet_io;
 pub mod profile;
 pub mod progress;
+pub mod serve;
 pub mod store;
 pub mod tsv;
 

@@ -167,7 +167,7 @@ fn bad_gene_lists_are_named_and_write_nothing() {
         (
             "unknown.txt",
             b"NOTAGENE1\nNOTAGENE2\n",
-            "no gene got a profile",
+            "nothing got a profile",
         ),
     ];
     for (name, content, expected) in cases {

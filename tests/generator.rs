@@ -1,106 +1,227 @@
-//! The fetched SmolLM2 GGUF writes text: greedy decoding is deterministic, the chat
-//! template comes from the file, and a gene question gets an answer about biology.
+//! The llama decoder and the generator on the fetched SmolLM2 GGUF: logits agree with
+//! candle-transformers' own quantized llama, greedy output is identical across runs and
+//! batch sizes, and the Hugging Face export loads back to the same model.
 
-use bftembed::models::{KnownModel, ModelCache, DEFAULT_GENERATOR_MODEL};
-use bftembed::profile::{GenerationSettings, GgufGenerator};
+mod common;
 
-fn generator() -> GgufGenerator {
-    let cache = ModelCache::from_env().unwrap();
-    let model = cache
-        .fetch(KnownModel::find(DEFAULT_GENERATOR_MODEL).unwrap(), false)
-        .unwrap();
-    GgufGenerator::load(&model, &candle_core::Device::Cpu).unwrap()
+use bftembed::llm::{gguf_to_hf_folder, CausalLm, GgufPrecision};
+use bftembed::models::ModelDir;
+use bftembed::profile::{FinishReason, GenerationSettings, Generator};
+use candle_core::{Device, Tensor};
+
+const SYSTEM: &str = "You are a biomedical expert. Answer concisely and factually.";
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+fn scale(a: &Tensor) -> f32 {
+    a.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
-fn greedy_answers_are_deterministic_and_on_topic() {
-    let mut g = generator();
-    let system = "You are a biomedical expert. Answer concisely and factually.";
-    let prompt = g.prompt(system, "tell me about gene TP53.").unwrap();
-    assert!(
-        prompt.starts_with("<|im_start|>system\nYou are a biomedical expert."),
-        "{prompt}"
-    );
-    assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
-    let settings = GenerationSettings {
-        max_new_tokens: 40,
-        ..GenerationSettings::default()
-    };
-    let first = g
-        .answer(system, "tell me about gene TP53.", settings)
+fn logits_match_candle_transformers_quantized_llama() {
+    use candle_core::quantized::gguf_file;
+    use candle_transformers::models::quantized_llama::ModelWeights;
+    let dir = common::generator_model();
+    let lm = CausalLm::load(&dir, &Device::Cpu, GgufPrecision::AsStored).unwrap();
+    let prompt = lm.chat.render(SYSTEM, "tell me about gene BRCA1.").unwrap();
+    let ids = lm.encode(&prompt).unwrap();
+    let mut cache = lm.model.new_cache();
+    let ours = lm.model.prefill(&ids, &mut cache).unwrap();
+    let next = lm
+        .model
+        .step(&[42], &mut [&mut cache])
+        .unwrap()
+        .squeeze(0)
         .unwrap();
-    let second = g
-        .answer(system, "tell me about gene TP53.", settings)
+
+    let mut file = std::fs::File::open(&dir.weights).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let mut reference = ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
         .unwrap();
-    assert_eq!(first, second, "greedy decoding must repeat itself");
-    let lower = first.to_lowercase();
-    assert!(
-        ["gene", "protein", "tumor", "tumour", "p53", "cell", "dna"]
-            .iter()
-            .any(|w| lower.contains(w)),
-        "off-topic answer: {first}"
-    );
-    assert!(!first.contains("<|im_end|>"));
+    let theirs = reference.forward(&input, 0).unwrap().squeeze(0).unwrap();
+    let input = Tensor::new(&[42u32], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let theirs_next = reference
+        .forward(&input, ids.len())
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+
+    for (a, b) in [(&ours, &theirs), (&next, &theirs_next)] {
+        let diff = max_abs_diff(a, b);
+        assert!(
+            diff <= 1e-3 * scale(b),
+            "max |diff| {diff} against a logit scale of {}",
+            scale(b)
+        );
+    }
 }
 
 #[test]
-fn model_profiles_resume_from_the_journal() {
-    use bftembed::profile::{journal_path, profile_with_model, GeneToProfile, PromptTemplate};
-    let mut g = generator();
-    let template = PromptTemplate::default_gene().unwrap();
-    let settings = GenerationSettings {
-        max_new_tokens: 8,
-        ..GenerationSettings::default()
-    };
-    let genes: Vec<GeneToProfile> = ["TP53", "MDM2", "INS"]
+fn greedy_output_is_identical_across_runs_and_batch_sizes() {
+    let g = common::generator();
+    let genes = ["TP53", "BRCA1", "EGFR", "MYC", "CD4", "INS", "APOE", "CFTR"];
+    let prompts: Vec<String> = genes
         .iter()
-        .map(|s| GeneToProfile {
-            symbol: s.to_string(),
-            name: String::new(),
-            entrez_id: None,
+        .map(|s| {
+            g.prompt(SYSTEM, &format!("tell me about gene {s}."))
+                .unwrap()
         })
         .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("p.parquet");
-    let journal = journal_path(&out, "sha", &template, &settings);
-    // As after a kill: MDM2 done, INS half-written when the process died.
-    std::fs::write(
-        &journal,
-        "{\"symbol\":\"MDM2\",\"entrez_id\":null,\"text\":\"planted\"}\n{\"symbol\":\"INS\",\"ent",
-    )
-    .unwrap();
-    let records = profile_with_model(&mut g, &template, settings, &genes, &journal, "m:t").unwrap();
-    let symbols: Vec<&str> = records.iter().map(|r| r.symbol.as_str()).collect();
-    assert_eq!(
-        symbols,
-        ["TP53", "MDM2", "INS"],
-        "each gene exactly once, in order"
+    assert!(prompts[0].starts_with("<|im_start|>system\nYou are a biomedical expert."));
+    assert!(prompts[0].ends_with("<|im_start|>assistant\n"));
+    let settings = GenerationSettings {
+        max_new_tokens: 48,
+        ..GenerationSettings::default()
+    };
+    let batched = g.complete_batch(&prompts, settings).unwrap();
+    let again = g.complete_batch(&prompts, settings).unwrap();
+    assert_eq!(batched, again, "greedy decoding must repeat itself");
+    for (i, prompt) in prompts.iter().enumerate() {
+        let single = g
+            .complete_batch(std::slice::from_ref(prompt), settings)
+            .unwrap();
+        assert_eq!(
+            single[0], batched[i],
+            "batch of 1 vs batch of 8 for {}",
+            genes[i]
+        );
+    }
+    for (c, gene) in batched.iter().zip(genes) {
+        assert!(c.new_tokens > 0 && c.new_tokens <= 48, "{gene}: {c:?}");
+        assert!(!c.text.contains("<|im_end|>"), "{gene}: {}", c.text);
+        if c.finish == FinishReason::Length {
+            assert_eq!(c.new_tokens, 48);
+        }
+    }
+    let lower = batched[0].text.to_lowercase();
+    assert!(
+        ["gene", "protein", "tumor", "p53", "cell"]
+            .iter()
+            .any(|w| lower.contains(w)),
+        "off-topic answer: {}",
+        batched[0].text
     );
-    assert_eq!(records[1].text, "planted", "the journaled answer is reused");
-    assert!(!records[2].text.is_empty());
-    let lines = std::fs::read_to_string(&journal).unwrap();
-    assert_eq!(lines.lines().count(), 3, "{lines}");
 }
 
 #[test]
-fn bad_templates_are_refused_before_any_work() {
-    let tmp = tempfile::tempdir().unwrap();
-    let genes = tmp.path().join("g.txt");
-    std::fs::write(&genes, "TP53\n").unwrap();
-    let template = tmp.path().join("t.toml");
-    std::fs::write(&template, "id = \"t\"\nuser = \"tell me about {gene}\"\n").unwrap();
-    let out = tmp.path().join("p.parquet");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(["profile", "--source", "model", "--genes"])
-        .arg(&genes)
-        .arg("--template")
-        .arg(&template)
-        .arg("--out")
-        .arg(&out)
-        .output()
+fn sampling_is_seeded_per_prompt() {
+    let g = common::generator();
+    let prompts: Vec<String> = ["TP53", "KRAS", "GATA1"]
+        .iter()
+        .map(|s| {
+            g.prompt(SYSTEM, &format!("tell me about gene {s}."))
+                .unwrap()
+        })
+        .collect();
+    let settings = GenerationSettings {
+        max_new_tokens: 24,
+        temperature: 0.9,
+        top_p: Some(0.95),
+        seed: 7,
+    };
+    let batched = g.complete_batch(&prompts, settings).unwrap();
+    let alone = g.complete_batch(&prompts[1..2], settings).unwrap();
+    assert_eq!(
+        batched[1], alone[0],
+        "a prompt's sample must not depend on its batch"
+    );
+    let other_seed = g
+        .complete_batch(
+            &prompts,
+            GenerationSettings {
+                seed: 8,
+                ..settings
+            },
+        )
         .unwrap();
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("t.toml") && err.contains("{gene}"), "{err}");
-    assert!(!out.exists());
+    assert_ne!(
+        batched, other_seed,
+        "a different seed should sample differently"
+    );
+}
+
+#[test]
+fn hugging_face_export_loads_back_to_the_same_model() {
+    let dir = common::generator_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("smollm2-hf");
+    gguf_to_hf_folder(&dir.weights, &hf).unwrap();
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+    ] {
+        assert!(hf.join(file).is_file(), "{file} missing");
+    }
+    let from_gguf = CausalLm::load(&dir, &Device::Cpu, GgufPrecision::F32).unwrap();
+    let hf_dir = ModelDir::from_folder(&hf).unwrap();
+    let from_hf = CausalLm::load(&hf_dir, &Device::Cpu, GgufPrecision::F32).unwrap();
+    assert_eq!(from_hf.stop_ids, from_gguf.stop_ids);
+    let prompt = from_gguf
+        .chat
+        .render(SYSTEM, "tell me about gene TP53.")
+        .unwrap();
+    assert_eq!(
+        from_hf
+            .chat
+            .render(SYSTEM, "tell me about gene TP53.")
+            .unwrap(),
+        prompt
+    );
+    let ids = from_gguf.encode(&prompt).unwrap();
+    assert_eq!(from_hf.encode(&prompt).unwrap(), ids);
+    let mut c1 = from_gguf.model.new_cache();
+    let mut c2 = from_hf.model.new_cache();
+    let a = from_gguf.model.prefill(&ids, &mut c1).unwrap();
+    let b = from_hf.model.prefill(&ids, &mut c2).unwrap();
+    let diff = max_abs_diff(&a, &b);
+    assert!(
+        diff <= 1e-3 * scale(&a),
+        "GGUF vs exported HF logits differ by {diff}"
+    );
+    // And the exported folder generates through the same command path.
+    let g = Generator::from_lm(from_hf);
+    let text = g
+        .answer(
+            SYSTEM,
+            "tell me about gene TP53.",
+            GenerationSettings {
+                max_new_tokens: 12,
+                ..GenerationSettings::default()
+            },
+        )
+        .unwrap();
+    assert!(!text.is_empty());
+}
+
+#[test]
+fn overlong_prompts_are_refused_with_the_context_size() {
+    let g = common::generator();
+    let long = "gene ".repeat(9000);
+    let err = g
+        .complete_batch(&[long], GenerationSettings::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("context"), "{err}");
 }

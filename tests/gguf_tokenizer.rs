@@ -2,8 +2,8 @@
 //! Face transformers' conversion of that file (tests/fixtures/smollm2_tokenizer_reference.json,
 //! made by tests/fixtures/make_smollm2_tokenizer_reference.py), and decodes back to the text.
 
+use bftembed::llm::tokenizer_from_gguf_file;
 use bftembed::models::{KnownModel, ModelCache, DEFAULT_GENERATOR_MODEL};
-use bftembed::profile::tokenizer_from_gguf_file;
 
 #[derive(serde::Deserialize)]
 struct Case {

@@ -5,6 +5,7 @@ mod lookup;
 mod models;
 mod profile;
 mod quickstart;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,7 +26,8 @@ enum Command {
         #[command(subcommand)]
         action: models::ModelsAction,
     },
-    /// Write one profile text per gene into a profile table (Parquet).
+    /// Write one profile text per gene, cell type or perturbation into a profile table
+    /// (Parquet), from RefSeq summaries, a local model or an OpenAI-compatible server.
     Profile(profile::ProfileArgs),
     /// Embed a profile table into a store, or a text file (one text per line) into Parquet.
     Embed(embed::EmbedArgs),
@@ -38,6 +40,9 @@ enum Command {
     /// Fetch the models, build the gene store from the shipped RefSeq summaries and
     /// show the neighbours of a few well-known genes.
     Quickstart(quickstart::QuickstartArgs),
+    /// Serve the local models over OpenAI-compatible HTTP (/v1/chat/completions,
+    /// /v1/embeddings, /v1/models).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs one parsed command line.
@@ -50,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => lookup::search(args),
         Command::Reindex(args) => lookup::reindex(args),
         Command::Quickstart(args) => quickstart::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

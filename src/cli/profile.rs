@@ -1,22 +1,34 @@
-//! `bftembed profile`: write the profile table for a gene list.
+//! `bftembed profile`: write the profile table for genes, cell types or perturbations.
 
 use anyhow::{bail, Context, Result};
 use bftembed::device::parse_device;
 use bftembed::genes::{read_gene_list, GeneCatalog};
 use bftembed::models::{ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{
-    genes_to_profile, journal_path, profile_with_model, write_profiles, GenerationSettings,
-    GgufGenerator, ProfileBuild, PromptTemplate, RefseqSummaries, RefseqTextStyle, GENE_FIELDS,
+    gene_subjects, read_cell_types, read_perturbations, write_profiles,
+    write_profiles_with_metadata, AnswerBackend, GenerationSettings, Generator, LocalBackend,
+    OpenAiBackend, OpenAiSettings, ProfileBuild, ProfileJob, PromptTemplate, RefseqSummaries,
+    RefseqTextStyle, Subject, SubjectKind,
 };
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 pub enum Source {
-    /// NCBI RefSeq gene summaries (release 220), shipped with bftembed.
+    /// NCBI RefSeq gene summaries (release 220), shipped with bftembed (genes only).
     Refseq,
-    /// A local GGUF language model answers the prompt template for each gene.
+    /// A language model answers the prompt template for each gene, cell type or
+    /// perturbation.
     Model,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+pub enum Backend {
+    /// A model on this machine (GGUF file or Hugging Face folder).
+    Local,
+    /// An OpenAI-compatible chat-completions server (--endpoint).
+    Openai,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,21 +42,48 @@ pub enum TextStyle {
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
     /// Gene list: one symbol (or alias, or Entrez id) per line, `#` comments allowed.
-    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    #[arg(long, group = "subjects")]
     genes: Option<PathBuf>,
-    /// Profile every gene the source has.
-    #[arg(long)]
+    /// Profile every gene the RefSeq source has.
+    #[arg(long, group = "subjects")]
     all: bool,
-    /// Where the profile text comes from.
-    #[arg(long, value_enum, default_value = "refseq")]
-    source: Source,
+    /// Cell types: per line a name, a tab, then marker genes (comma or space separated).
+    #[arg(long, group = "subjects")]
+    cell_types: Option<PathBuf>,
+    /// Perturbations: per line a target gene and, after a tab, what is done to it
+    /// (default knockdown).
+    #[arg(long, group = "subjects")]
+    perturbations: Option<PathBuf>,
+    /// Where the profile text comes from (default: refseq for genes, model otherwise).
+    #[arg(long, value_enum)]
+    source: Option<Source>,
+    /// Who runs the model.
+    #[arg(long, value_enum, default_value = "local")]
+    backend: Backend,
+    /// With --backend openai: the server's base URL, such as http://host:8000/v1.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// With --backend openai: requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// With --backend openai: retries per request on 429, 5xx and connection failures.
+    #[arg(long, default_value_t = 5)]
+    max_retries: u32,
+    /// With --backend openai: seconds a request may take.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// With --backend local: prompts generated together.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
     /// How RefSeq texts are written: `named` ("SYMBOL (name). summary") or `summary` only.
     #[arg(long, value_enum, default_value = "named")]
     text: TextStyle,
-    /// Generator model for `--source model`: a known name or a folder with a .gguf file.
+    /// Generator model: a known name, a folder with a .gguf file or a Hugging Face
+    /// folder; with --backend openai, the model name the server knows.
     #[arg(long, default_value = DEFAULT_GENERATOR_MODEL)]
     model: String,
-    /// Prompt template for `--source model` (default: the shipped profiles/gene.toml).
+    /// Prompt template (default: the shipped profiles/gene.toml, cell_type.toml or
+    /// perturbation.toml).
     #[arg(long)]
     template: Option<PathBuf>,
     /// Most tokens per generated profile.
@@ -69,93 +108,163 @@ pub struct ProfileArgs {
 
 pub fn run(args: ProfileArgs) -> Result<()> {
     let catalog = GeneCatalog::embedded()?;
-    let build = match args.source {
-        Source::Refseq => {
-            let style = match args.text {
-                TextStyle::Named => RefseqTextStyle::NamedSummary,
-                TextStyle::Summary => RefseqTextStyle::SummaryOnly,
-            };
-            let summaries = RefseqSummaries::embedded()?.with_style(style);
-            if args.all {
-                summaries.all_profiles(&catalog)
-            } else {
-                let path = args
-                    .genes
-                    .as_ref()
-                    .context("--genes or --all is required")?;
-                let list = read_gene_list(path)?;
-                for dup in &list.duplicates {
-                    eprintln!(
-                        "note: {}:{}: {} is listed again; skipped",
-                        path.display(),
-                        dup.line,
-                        dup.symbol
-                    );
-                }
-                summaries.profiles_for(&list, &catalog)
-            }
-        }
-        Source::Model => {
-            let (build, journal) = model_profiles(&args, &catalog)?;
-            report_and_write(build, &args)?;
-            // The table is safely written; the answers it holds need no journal now.
-            if let Some(journal) = journal {
-                let _ = std::fs::remove_file(journal);
-            }
-            return Ok(());
-        }
+    let kind = if args.cell_types.is_some() {
+        SubjectKind::CellType
+    } else if args.perturbations.is_some() {
+        SubjectKind::Perturbation
+    } else {
+        SubjectKind::Gene
     };
-    report_and_write(build, &args)
+    if args.genes.is_none() && !args.all && kind == SubjectKind::Gene {
+        bail!(
+            "say what to profile: --genes FILE, --all, --cell-types FILE or --perturbations FILE"
+        );
+    }
+    let default_source = if kind == SubjectKind::Gene && args.backend == Backend::Local {
+        Source::Refseq
+    } else {
+        Source::Model
+    };
+    match args.source.unwrap_or(default_source) {
+        Source::Refseq if kind != SubjectKind::Gene => {
+            bail!(
+                "RefSeq summaries describe genes only; use --source model for {}s",
+                kind.label()
+            )
+        }
+        Source::Refseq if args.backend == Backend::Openai => {
+            bail!("--backend openai needs --source model")
+        }
+        Source::Refseq => refseq_profiles(&args, &catalog),
+        Source::Model => model_profiles(&args, &catalog, kind),
+    }
 }
 
-/// Generated profiles, and the journal that can be removed once they are written.
-fn model_profiles(
-    args: &ProfileArgs,
-    catalog: &GeneCatalog,
-) -> Result<(ProfileBuild, Option<PathBuf>)> {
+fn refseq_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
+    let style = match args.text {
+        TextStyle::Named => RefseqTextStyle::NamedSummary,
+        TextStyle::Summary => RefseqTextStyle::SummaryOnly,
+    };
+    let summaries = RefseqSummaries::embedded()?.with_style(style);
+    let build = if args.all {
+        summaries.all_profiles(catalog)
+    } else {
+        let path = args
+            .genes
+            .as_ref()
+            .context("--genes or --all is required")?;
+        let list = read_gene_list(path)?;
+        report_duplicates(&list, path);
+        summaries.profiles_for(&list, catalog)
+    };
+    report_and_write(build, args, &[])
+}
+
+fn report_duplicates(list: &bftembed::genes::GeneList, path: &std::path::Path) {
+    for dup in &list.duplicates {
+        eprintln!(
+            "note: {}:{}: {} is listed again; skipped",
+            path.display(),
+            dup.line,
+            dup.symbol
+        );
+    }
+}
+
+fn model_profiles(args: &ProfileArgs, catalog: &GeneCatalog, kind: SubjectKind) -> Result<()> {
     if args.all {
         bail!("--all is for --source refseq; give --genes with --source model");
     }
-    let path = args.genes.as_ref().context("--genes is required")?;
-    let list = read_gene_list(path)?;
-    let template = match &args.template {
-        Some(t) => PromptTemplate::read(t, GENE_FIELDS)?,
-        None => PromptTemplate::default_gene()?,
+    let (subjects, skipped): (Vec<Subject>, _) = match kind {
+        SubjectKind::Gene => {
+            let path = args.genes.as_ref().context("--genes is required")?;
+            let list = read_gene_list(path)?;
+            report_duplicates(&list, path);
+            gene_subjects(&list, catalog)
+        }
+        SubjectKind::CellType => {
+            let path = args
+                .cell_types
+                .as_ref()
+                .context("--cell-types is required")?;
+            (read_cell_types(path, catalog)?, Vec::new())
+        }
+        SubjectKind::Perturbation => {
+            let path = args
+                .perturbations
+                .as_ref()
+                .context("--perturbations is required")?;
+            (read_perturbations(path, catalog)?, Vec::new())
+        }
     };
-    let (genes, skipped) = genes_to_profile(&list, catalog);
-    if genes.is_empty() {
-        let build = ProfileBuild {
-            records: Vec::new(),
-            skipped,
-        };
-        return Ok((build, None));
+    let template = match &args.template {
+        Some(t) => PromptTemplate::read(t, kind.fields())?,
+        None => PromptTemplate::default_for(kind)?,
+    };
+    if subjects.is_empty() {
+        return report_and_write(
+            ProfileBuild {
+                records: Vec::new(),
+                skipped,
+            },
+            args,
+            &[],
+        );
     }
-    let model = ModelCache::from_env()?.resolve(&args.model)?;
-    let mut generator = GgufGenerator::load(&model, &parse_device(&args.device)?)
-        .with_context(|| format!("loading generator {}", model.id))?;
+    let backend = open_backend(args)?;
     let settings = GenerationSettings {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
     };
-    let journal = journal_path(&args.out, &model.weights_sha256, &template, &settings);
+    let job = ProfileJob {
+        backend: backend.as_ref(),
+        template: &template,
+        settings,
+        kind,
+    };
+    let journal = job.journal_path(&args.out);
     if journal.exists() {
         eprintln!("resuming from {}", journal.display());
     }
-    let source = format!("{}:{}", model.id, template.id);
-    let records = profile_with_model(
-        &mut generator,
-        &template,
-        settings,
-        &genes,
-        &journal,
-        &source,
-    )?;
-    Ok((ProfileBuild { records, skipped }, Some(journal)))
+    let records = job.run(&subjects, &journal)?;
+    report_and_write(ProfileBuild { records, skipped }, args, &job.metadata())?;
+    // The table is safely written; the answers it holds need no journal now.
+    let _ = std::fs::remove_file(journal);
+    Ok(())
 }
 
-fn report_and_write(build: ProfileBuild, args: &ProfileArgs) -> Result<()> {
+fn open_backend(args: &ProfileArgs) -> Result<Box<dyn AnswerBackend>> {
+    Ok(match args.backend {
+        Backend::Local => {
+            let model = ModelCache::from_env()?.resolve(&args.model)?;
+            let generator = Generator::load(&model, &parse_device(&args.device)?)
+                .with_context(|| format!("loading generator {}", model.id))?;
+            Box::new(LocalBackend {
+                generator,
+                batch_size: args.batch_size,
+            })
+        }
+        Backend::Openai => {
+            let endpoint = args
+                .endpoint
+                .as_ref()
+                .context("--backend openai needs --endpoint URL")?;
+            let mut settings = OpenAiSettings::new(endpoint, &args.model);
+            settings.concurrency = args.concurrency;
+            settings.max_retries = args.max_retries;
+            settings.request_timeout = Duration::from_secs(args.timeout.max(1));
+            Box::new(OpenAiBackend::new(settings)?)
+        }
+    })
+}
+
+fn report_and_write(
+    build: ProfileBuild,
+    args: &ProfileArgs,
+    metadata: &[(&str, String)],
+) -> Result<()> {
     for s in &build.skipped {
         let place = match &args.genes {
             Some(p) if s.line > 0 => format!("{}:{}: ", p.display(), s.line),
@@ -165,14 +274,18 @@ fn report_and_write(build: ProfileBuild, args: &ProfileArgs) -> Result<()> {
     }
     if build.records.is_empty() {
         bail!(
-            "no gene got a profile, so {} was not written",
+            "nothing got a profile, so {} was not written",
             args.out.display()
         );
     }
-    write_profiles(&args.out, &build.records)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    if metadata.is_empty() {
+        write_profiles(&args.out, &build.records)
+    } else {
+        write_profiles_with_metadata(&args.out, &build.records, metadata)
+    }
+    .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
-        "wrote {} profiles to {} ({} genes skipped)",
+        "wrote {} profiles to {} ({} skipped)",
         build.records.len(),
         args.out.display(),
         build.skipped.len()

@@ -1,22 +1,30 @@
-//! The profile stage: one descriptive text per gene (later also per cell type and per
-//! perturbation), written as a profile table that the embed stage reads.
+//! The profile stage: one descriptive text per gene, cell type or perturbation,
+//! written as a profile table that the embed stage reads.
 //!
-//! This module holds the table format, the NCBI RefSeq summary source (the
-//! GenePT-style reference that model-written profiles are compared with), and the
-//! generator's GGUF tokenizer.
+//! Sources: the NCBI RefSeq summaries (the GenePT-style reference that model-written
+//! profiles are compared with), a local causal LM ([`Generator`]), or an
+//! OpenAI-compatible server ([`OpenAiBackend`]).
 
-mod chat;
+mod backend;
 mod generator;
-mod gguf_tokenizer;
 mod model_job;
+mod openai_client;
 mod refseq;
+mod subjects;
 mod table;
 mod template;
 
-pub use chat::ChatTemplate;
-pub use generator::{GenerationSettings, GgufGenerator};
-pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
-pub use model_job::{genes_to_profile, journal_path, profile_with_model, GeneToProfile};
+pub use backend::{AnswerBackend, LocalBackend, Question};
+pub use generator::{Completion, FinishReason, GenerationSettings, Generator};
+pub use model_job::{ProfileJob, GENERATION_METADATA_KEY};
+pub use openai_client::{OpenAiBackend, OpenAiSettings};
 pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
-pub use table::{profile_columns, read_profiles, write_profiles, ProfileRecord};
-pub use template::{PromptTemplate, DEFAULT_GENE_TEMPLATE, GENE_FIELDS};
+pub use subjects::{gene_subjects, read_cell_types, read_perturbations, Subject, SubjectKind};
+pub use table::{
+    profile_columns, read_profile_metadata, read_profiles, write_profiles,
+    write_profiles_with_metadata, ProfileRecord,
+};
+pub use template::{
+    PromptTemplate, DEFAULT_CELL_TYPE_TEMPLATE, DEFAULT_GENE_TEMPLATE,
+    DEFAULT_PERTURBATION_TEMPLATE, GENE_FIELDS,
+};

@@ -1,138 +1,149 @@
-//! Writing gene profiles with a language model, resumably: each finished profile is
-//! appended (and synced) to a journal beside the output, a re-run skips what the
-//! journal holds, and a kill loses at most the gene in flight.
+//! Writing profiles with a language model, resumably: each finished batch is appended
+//! (and synced) to a journal beside the output, a re-run skips what the journal holds,
+//! and a kill loses at most the batch in flight.
 
-use super::generator::{GenerationSettings, GgufGenerator};
-use super::refseq::SkippedGene;
+use super::backend::{AnswerBackend, Question};
+use super::generator::GenerationSettings;
+use super::subjects::{Subject, SubjectKind};
 use super::table::ProfileRecord;
 use super::template::PromptTemplate;
 use crate::error::{Error, Result};
 use crate::fsutil::job_sibling;
-use crate::genes::{GeneCatalog, GeneList};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A gene to profile.
-#[derive(Debug, Clone)]
-pub struct GeneToProfile {
-    /// Approved symbol.
-    pub symbol: String,
-    /// HGNC approved name (may be empty).
-    pub name: String,
-    /// Entrez id.
-    pub entrez_id: Option<u32>,
-}
-
-/// Resolves a gene list through the HGNC catalogue into the genes a model should
-/// profile, once each; unknown, ambiguous and repeated entries come back as skipped.
-pub fn genes_to_profile(
-    list: &GeneList,
-    catalog: &GeneCatalog,
-) -> (Vec<GeneToProfile>, Vec<SkippedGene>) {
-    let mut genes: Vec<GeneToProfile> = Vec::new();
-    let mut skipped = Vec::new();
-    let mut seen = HashSet::new();
-    for entry in &list.entries {
-        let reason = match catalog.resolve(&entry.symbol) {
-            Ok(r) if seen.insert(r.gene.symbol.clone()) => {
-                genes.push(GeneToProfile {
-                    symbol: r.gene.symbol.clone(),
-                    name: r.gene.name.clone(),
-                    entrez_id: r.gene.entrez_id,
-                });
-                continue;
-            }
-            Ok(r) => format!("same gene as an earlier line ({})", r.gene.symbol),
-            Err(e) => e.to_string(),
-        };
-        skipped.push(SkippedGene {
-            line: entry.line,
-            symbol: entry.symbol.clone(),
-            reason,
-        });
-    }
-    (genes, skipped)
-}
+/// Parquet metadata key under which a model-written table records how it was made.
+pub const GENERATION_METADATA_KEY: &str = "bftembed.generation";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct JournalLine {
-    symbol: String,
+    key: String,
     entrez_id: Option<u32>,
     text: String,
 }
 
-/// The journal a job for `output` uses: its name hashes the model, template and
-/// settings, so a changed job never reuses another's answers.
-pub fn journal_path(
-    output: &Path,
-    model_sha256: &str,
-    template: &PromptTemplate,
-    settings: &GenerationSettings,
-) -> PathBuf {
-    let mut h = Sha256::new();
-    h.update(model_sha256.as_bytes());
-    h.update(format!("{template:?}{settings:?}").as_bytes());
-    job_sibling(output, "journal", h, ".jsonl")
+/// A profiling job: who answers, with which prompt and settings, about what kind of
+/// subject.
+pub struct ProfileJob<'a> {
+    /// The model (local or remote).
+    pub backend: &'a dyn AnswerBackend,
+    /// The prompt template.
+    pub template: &'a PromptTemplate,
+    /// Decoding settings.
+    pub settings: GenerationSettings,
+    /// What is profiled.
+    pub kind: SubjectKind,
 }
 
-/// Profiles every gene, reusing the answers already in `journal`; returns the profiles
-/// in the order of `genes`. `source` is recorded in each profile's `source` column.
-pub fn profile_with_model(
-    generator: &mut GgufGenerator,
-    template: &PromptTemplate,
-    settings: GenerationSettings,
-    genes: &[GeneToProfile],
-    journal: &Path,
-    source: &str,
-) -> Result<Vec<ProfileRecord>> {
-    let mut done = read_journal(journal)?;
-    let todo = genes
-        .iter()
-        .filter(|g| !done.contains_key(&g.symbol))
-        .count();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal)
-        .map_err(|e| Error::io(journal, e))?;
-    let bar = crate::progress::items_bar(todo as u64, "profiling", "genes");
-    for gene in genes {
-        if done.contains_key(&gene.symbol) {
-            continue;
-        }
-        let values = BTreeMap::from([("symbol", gene.symbol.clone()), ("name", gene.name.clone())]);
-        let (system, user) = template.fill(&values);
-        let text = generator.answer(&system, &user, settings)?;
-        let line = JournalLine {
-            symbol: gene.symbol.clone(),
-            entrez_id: gene.entrez_id,
-            text: text.clone(),
-        };
-        let mut json = serde_json::to_string(&line)
-            .map_err(|e| Error::InvalidArgument(format!("journal encoding: {e}")))?;
-        json.push('\n');
-        file.write_all(json.as_bytes())
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io(journal, e))?;
-        done.insert(gene.symbol.clone(), line);
-        bar.inc(1);
+impl ProfileJob<'_> {
+    /// The journal this job uses for `output`: its name hashes the model, template,
+    /// settings and kind, so a changed job never reuses another's answers.
+    pub fn journal_path(&self, output: &Path) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(self.backend.model_id().as_bytes());
+        h.update(self.backend.model_fingerprint().as_bytes());
+        h.update(format!("{:?}{:?}{:?}", self.template, self.settings, self.kind).as_bytes());
+        job_sibling(output, "journal", h, ".jsonl")
     }
-    bar.finish_and_clear();
-    Ok(genes
-        .iter()
-        .filter_map(|g| done.get(&g.symbol))
-        .map(|l| ProfileRecord {
-            symbol: l.symbol.clone(),
-            entrez_id: l.entrez_id,
-            source: source.to_string(),
-            text: l.text.clone(),
-        })
-        .collect())
+
+    /// The value of `source` in every profile this job writes: `MODEL:TEMPLATE-ID`.
+    pub fn source(&self) -> String {
+        format!("{}:{}", self.backend.model_id(), self.template.id)
+    }
+
+    /// How the profiles were made, as recorded in the table's metadata.
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        let s = &self.settings;
+        let value = serde_json::json!({
+            "kind": self.kind.label(),
+            "backend": self.backend.backend_name(),
+            "model": self.backend.model_id(),
+            "model_fingerprint": self.backend.model_fingerprint(),
+            "template_id": self.template.id,
+            "template_system": self.template.system,
+            "template_user": self.template.user,
+            "max_new_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": s.seed,
+            "bftembed_version": env!("CARGO_PKG_VERSION"),
+        });
+        vec![(GENERATION_METADATA_KEY, value.to_string())]
+    }
+
+    /// Profiles every subject, reusing the answers already in `journal`; returns the
+    /// profiles in the order of `subjects`.
+    pub fn run(&self, subjects: &[Subject], journal: &Path) -> Result<Vec<ProfileRecord>> {
+        let mut done = read_journal(journal)?;
+        let todo: Vec<&Subject> = subjects
+            .iter()
+            .filter(|s| !done.contains_key(&s.key))
+            .collect();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(journal)
+            .map_err(|e| Error::io(journal, e))?;
+        let label = format!("{}s", self.kind.label());
+        let bar = crate::progress::items_bar(todo.len() as u64, "profiling", &label);
+        for batch in todo.chunks(self.backend.batch_size()) {
+            let questions: Vec<Question> = batch
+                .iter()
+                .map(|s| {
+                    let values = s
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.clone()))
+                        .collect();
+                    let (system, user) = self.template.fill(&values);
+                    Question { system, user }
+                })
+                .collect();
+            let answers = self.backend.answer_batch(&questions, &self.settings)?;
+            if answers.len() != batch.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "the backend gave {} answers to {} questions",
+                    answers.len(),
+                    batch.len()
+                )));
+            }
+            let mut lines = String::new();
+            for (subject, text) in batch.iter().zip(answers) {
+                let line = JournalLine {
+                    key: subject.key.clone(),
+                    entrez_id: subject.entrez_id,
+                    text,
+                };
+                lines.push_str(
+                    &serde_json::to_string(&line)
+                        .map_err(|e| Error::InvalidArgument(format!("journal encoding: {e}")))?,
+                );
+                lines.push('\n');
+                done.insert(subject.key.clone(), line);
+            }
+            file.write_all(lines.as_bytes())
+                .and_then(|_| file.sync_data())
+                .map_err(|e| Error::io(journal, e))?;
+            bar.inc(batch.len() as u64);
+        }
+        bar.finish_and_clear();
+        let source = self.source();
+        Ok(subjects
+            .iter()
+            .filter_map(|s| done.get(&s.key))
+            .map(|l| ProfileRecord {
+                symbol: l.key.clone(),
+                entrez_id: l.entrez_id,
+                source: source.clone(),
+                text: l.text.clone(),
+            })
+            .collect())
+    }
 }
 
-/// Reads a journal; a last line cut short by a kill is ignored (it is redone).
+/// Reads a journal; a last line cut short by a kill is dropped (it is redone).
 fn read_journal(path: &Path) -> Result<HashMap<String, JournalLine>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -145,8 +156,12 @@ fn read_journal(path: &Path) -> Result<HashMap<String, JournalLine>> {
     };
     if complete.len() + 1 < text.len() {
         // Drop the torn tail so that appends start on a fresh line.
-        std::fs::write(path, format!("{complete}\n").trim_start())
-            .map_err(|e| Error::io(path, e))?;
+        let kept = if complete.is_empty() {
+            String::new()
+        } else {
+            format!("{complete}\n")
+        };
+        crate::fsutil::atomic_write_bytes(path, kept.as_bytes())?;
     }
     let mut done = HashMap::new();
     for (i, line) in complete.lines().enumerate() {
@@ -158,7 +173,7 @@ fn read_journal(path: &Path) -> Result<HashMap<String, JournalLine>> {
             line: i + 1,
             message: format!("not a journal entry ({e}); delete the file to start over"),
         })?;
-        done.insert(entry.symbol.clone(), entry);
+        done.insert(entry.key.clone(), entry);
     }
     Ok(done)
 }

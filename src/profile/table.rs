@@ -52,15 +52,26 @@ pub fn profile_columns(records: &[ProfileRecord]) -> (Vec<Field>, Vec<ArrayRef>)
 
 /// Writes profiles to a Parquet file atomically.
 pub fn write_profiles(path: &Path, records: &[ProfileRecord]) -> Result<()> {
+    write_profiles_with_metadata(path, records, &[])
+}
+
+/// Writes profiles with extra file-level metadata (how a model made them, say).
+pub fn write_profiles_with_metadata(
+    path: &Path,
+    records: &[ProfileRecord],
+    metadata: &[(&str, String)],
+) -> Result<()> {
     let (fields, columns) = profile_columns(records);
     let schema = Arc::new(Schema::new(fields));
     let batch = record_batch(schema.clone(), columns, path)?;
-    write_parquet(
-        path,
-        schema,
-        &[batch],
-        &[(FORMAT_KEY, FORMAT_VALUE.to_string())],
-    )
+    let mut all = vec![(FORMAT_KEY, FORMAT_VALUE.to_string())];
+    all.extend(metadata.iter().cloned());
+    write_parquet(path, schema, &[batch], &all)
+}
+
+/// The file-level metadata of a profile table.
+pub fn read_profile_metadata(path: &Path) -> Result<Vec<(String, String)>> {
+    Ok(read_parquet(path)?.metadata)
 }
 
 /// Reads a profile table; missing columns or an empty table are errors naming the file.

@@ -5,8 +5,14 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::subjects::SubjectKind;
+
 /// The gene template shipped in `profiles/gene.toml`.
 pub const DEFAULT_GENE_TEMPLATE: &str = include_str!("../../profiles/gene.toml");
+/// The cell-type template shipped in `profiles/cell_type.toml`.
+pub const DEFAULT_CELL_TYPE_TEMPLATE: &str = include_str!("../../profiles/cell_type.toml");
+/// The perturbation template shipped in `profiles/perturbation.toml`.
+pub const DEFAULT_PERTURBATION_TEMPLATE: &str = include_str!("../../profiles/perturbation.toml");
 
 /// Placeholders a gene template may use.
 pub const GENE_FIELDS: &[&str] = &["symbol", "name"];
@@ -57,11 +63,19 @@ impl PromptTemplate {
 
     /// The shipped gene template.
     pub fn default_gene() -> Result<Self> {
-        Self::parse(
-            DEFAULT_GENE_TEMPLATE,
-            Path::new("profiles/gene.toml"),
-            GENE_FIELDS,
-        )
+        Self::default_for(SubjectKind::Gene)
+    }
+
+    /// The shipped template for a kind of subject.
+    pub fn default_for(kind: SubjectKind) -> Result<Self> {
+        let (text, name) = match kind {
+            SubjectKind::Gene => (DEFAULT_GENE_TEMPLATE, "profiles/gene.toml"),
+            SubjectKind::CellType => (DEFAULT_CELL_TYPE_TEMPLATE, "profiles/cell_type.toml"),
+            SubjectKind::Perturbation => {
+                (DEFAULT_PERTURBATION_TEMPLATE, "profiles/perturbation.toml")
+            }
+        };
+        Self::parse(text, Path::new(name), kind.fields())
     }
 
     /// (system, user) with the placeholders filled in.
@@ -121,5 +135,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("sytem"), "{err}");
+    }
+
+    #[test]
+    fn shipped_templates_use_only_their_fields() {
+        for kind in [
+            SubjectKind::Gene,
+            SubjectKind::CellType,
+            SubjectKind::Perturbation,
+        ] {
+            PromptTemplate::default_for(kind).unwrap();
+        }
+        let err = PromptTemplate::parse(
+            "id = \"x\"\nuser = \"about {symbol}\"",
+            Path::new("cells.toml"),
+            SubjectKind::CellType.fields(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("{cell_type}"), "{err}");
     }
 }

@@ -48,3 +48,18 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// The generator model's folder (SmolLM2 GGUF), fetched on first use.
+pub fn generator_model() -> ModelDir {
+    let cache = ModelCache::from_env().expect("cache folder");
+    let known = KnownModel::find(bftembed::models::DEFAULT_GENERATOR_MODEL).expect("known model");
+    cache
+        .fetch(known, false)
+        .expect("fetch the generator model")
+}
+
+/// A fresh generator (GGUF requantised to Q8_0, the default) on the CPU.
+pub fn generator() -> bftembed::profile::Generator {
+    bftembed::profile::Generator::load(&generator_model(), &candle_core::Device::Cpu)
+        .expect("load generator")
+}

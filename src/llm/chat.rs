@@ -33,17 +33,31 @@ impl ChatTemplate {
         }
     }
 
+    /// The Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Renders a system line (skipped when empty) and one user message, ending with
     /// the assistant's turn opened.
     pub fn render(&self, system: &str, user: &str) -> Result<String> {
+        let mut messages = Vec::new();
+        if !system.trim().is_empty() {
+            messages.push(ChatMessage::new("system", system));
+        }
+        messages.push(ChatMessage::new("user", user));
+        self.render_messages(&messages)
+    }
+
+    /// Renders a conversation, ending with the assistant's turn opened.
+    pub fn render_messages(&self, messages: &[ChatMessage]) -> Result<String> {
         let mut env = minijinja::Environment::new();
         env.add_template("chat", &self.source)
             .map_err(|e| Error::Tokenizer(format!("chat template does not parse: {e}")))?;
-        let mut messages = Vec::new();
-        if !system.trim().is_empty() {
-            messages.push(minijinja::context! { role => "system", content => system });
-        }
-        messages.push(minijinja::context! { role => "user", content => user });
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|m| minijinja::context! { role => m.role, content => m.content })
+            .collect();
         env.get_template("chat")
             .and_then(|t| {
                 t.render(minijinja::context! {
@@ -54,6 +68,25 @@ impl ChatTemplate {
                 })
             })
             .map_err(|e| Error::Tokenizer(format!("chat template failed: {e}")))
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from a role and its text.
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 }
 

@@ -1,0 +1,178 @@
+//! The shape of a llama-architecture model, read from GGUF metadata or a Hugging Face
+//! `config.json`, and written back as `config.json` when a model is exported.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::gguf_file;
+use std::path::Path;
+
+/// How rotary position embeddings pair up the dimensions of a head.
+///
+/// llama.cpp's converter permutes the query and key weights so that GGUF files rotate
+/// neighbouring pairs (2i, 2i+1); Hugging Face checkpoints rotate the two halves
+/// (i, i + d/2). The same model therefore needs the matching convention for its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Pairs (2i, 2i+1): GGUF llama files.
+    Interleaved,
+    /// Pairs (i, i + d/2): Hugging Face checkpoints.
+    Halves,
+}
+
+/// Dimensions and constants of a llama-architecture decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the gated MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (fewer than query heads for grouped-query attention).
+    pub num_kv_heads: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// RoPE base frequency.
+    pub rope_theta: f64,
+    /// Longest context the model was trained for.
+    pub max_positions: usize,
+    /// Whether the output projection reuses the token embedding matrix.
+    pub tie_embeddings: bool,
+    /// Which dimensions RoPE rotates together.
+    pub rope_layout: RopeLayout,
+}
+
+impl LlamaConfig {
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Reads the `llama.*` metadata of a GGUF file; `path` labels errors.
+    pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Self> {
+        let corrupt = |message: String| Error::ModelCorrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if arch != "llama" {
+            return Err(corrupt(format!(
+                "architecture '{arch}' is not supported (only llama-architecture models are)"
+            )));
+        }
+        let get_u32 = |key: &str| -> Result<usize> {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok())
+                .map(|v| v as usize)
+                .ok_or_else(|| corrupt(format!("the metadata has no {key}")))
+        };
+        let get_f32 = |key: &str, default: f32| -> f64 {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(default) as f64
+        };
+        let vocab_size = match content.metadata.get("tokenizer.ggml.tokens") {
+            Some(gguf_file::Value::Array(tokens)) => tokens.len(),
+            _ => get_u32("llama.vocab_size")?,
+        };
+        let num_heads = get_u32("llama.attention.head_count")?;
+        Ok(LlamaConfig {
+            vocab_size,
+            hidden_size: get_u32("llama.embedding_length")?,
+            intermediate_size: get_u32("llama.feed_forward_length")?,
+            num_layers: get_u32("llama.block_count")?,
+            num_heads,
+            num_kv_heads: get_u32("llama.attention.head_count_kv").unwrap_or(num_heads),
+            rms_norm_eps: get_f32("llama.attention.layer_norm_rms_epsilon", 1e-5),
+            rope_theta: get_f32("llama.rope.freq_base", 10_000.0),
+            max_positions: get_u32("llama.context_length").unwrap_or(2048),
+            tie_embeddings: !content.tensor_infos.contains_key("output.weight"),
+            rope_layout: RopeLayout::Interleaved,
+        })
+    }
+
+    /// Reads a Hugging Face `config.json` of a llama-architecture model.
+    pub fn from_hf_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let raw: HfLlamaConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_file(path, format!("not a llama config.json: {e}")))?;
+        if let Some(model_type) = &raw.model_type {
+            if model_type != "llama" {
+                return Err(Error::bad_file(
+                    path,
+                    format!("model_type '{model_type}' is not supported (only llama is)"),
+                ));
+            }
+        }
+        if raw.num_attention_heads == 0 || !raw.hidden_size.is_multiple_of(raw.num_attention_heads)
+        {
+            return Err(Error::bad_file(
+                path,
+                "hidden_size must be a multiple of num_attention_heads",
+            ));
+        }
+        Ok(LlamaConfig {
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            intermediate_size: raw.intermediate_size,
+            num_layers: raw.num_hidden_layers,
+            num_heads: raw.num_attention_heads,
+            num_kv_heads: raw.num_key_value_heads.unwrap_or(raw.num_attention_heads),
+            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-5),
+            rope_theta: raw.rope_theta.unwrap_or(10_000.0),
+            max_positions: raw.max_position_embeddings.unwrap_or(2048),
+            tie_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+            rope_layout: RopeLayout::Halves,
+        })
+    }
+
+    /// The `config.json` a Hugging Face llama checkpoint with these dimensions carries.
+    pub fn to_hf_json(&self, bos_token_id: Option<u32>, eos_token_id: Option<u32>) -> String {
+        let value = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "max_position_embeddings": self.max_positions,
+            "tie_word_embeddings": self.tie_embeddings,
+            "bos_token_id": bos_token_id,
+            "eos_token_id": eos_token_id,
+            "torch_dtype": "float32",
+        });
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct HfLlamaConfig {
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    rms_norm_eps: Option<f64>,
+    rope_theta: Option<f64>,
+    max_position_embeddings: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+}

@@ -1,0 +1,22 @@
+//! Causal language models of the llama family, shared by the profile stage (which
+//! generates with them) and the trainer (which fine-tunes them).
+//!
+//! Weights come from a GGUF file (quantized, as the fetched SmolLM2 is) or a Hugging
+//! Face folder (config.json, tokenizer.json, safetensors), which is also what
+//! [`gguf_to_hf_folder`] and the trainer write.
+
+mod causal_lm;
+mod chat;
+mod config;
+mod export;
+mod gguf_tokenizer;
+mod model;
+mod weights;
+
+pub use causal_lm::CausalLm;
+pub use chat::{ChatMessage, ChatTemplate};
+pub use config::{LlamaConfig, RopeLayout};
+pub use export::{gguf_to_hf_folder, write_hf_folder, HfModelParts};
+pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
+pub use model::{LlamaModel, SequenceCache};
+pub use weights::{BlockWeights, GgufPrecision, LlamaWeights, WeightRole, WeightSource};
