@@ -13,6 +13,7 @@ use std::time::Instant;
 
 fn main() {
     bftembed::alloc_tuning::tune_allocator_for_tensors();
+    bftembed::device::pin_cpu_thread_count();
     let n: usize = std::env::var("BENCH_TEXTS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     bftembed::alloc_tuning::tune_allocator_for_tensors();
+    bftembed::device::pin_cpu_thread_count();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

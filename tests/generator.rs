@@ -225,3 +225,42 @@ fn overlong_prompts_are_refused_with_the_context_size() {
         .to_string();
     assert!(err.contains("context"), "{err}");
 }
+
+#[test]
+fn int8_matrices_stay_close_to_the_float_model() {
+    let dir = common::generator_model();
+    let exact = CausalLm::load(&dir, &Device::Cpu, GgufPrecision::F32).unwrap();
+    let int8 = CausalLm::load(&dir, &Device::Cpu, GgufPrecision::Q8).unwrap();
+    let prompt = exact
+        .chat
+        .render(SYSTEM, "tell me about gene MYC.")
+        .unwrap();
+    let ids = exact.encode(&prompt).unwrap();
+    let a = exact
+        .model
+        .prefill(&ids, &mut exact.model.new_cache())
+        .unwrap();
+    let b = int8
+        .model
+        .prefill(&ids, &mut int8.model.new_cache())
+        .unwrap();
+    let dot = (&a * &b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let norm = |t: &Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt()
+    };
+    let cosine = dot / (norm(&a) * norm(&b));
+    assert!(cosine > 0.999, "cosine of logits {cosine}");
+    let top = |t: &Tensor| t.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+    assert_eq!(top(&a), top(&b), "the greedy token must not change");
+}

@@ -11,6 +11,7 @@ mod config;
 mod export;
 mod gguf_tokenizer;
 mod model;
+mod q8_kernel;
 mod weights;
 
 pub use causal_lm::CausalLm;
@@ -19,4 +20,5 @@ pub use config::{LlamaConfig, RopeLayout};
 pub use export::{gguf_to_hf_folder, write_hf_folder, HfModelParts};
 pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
 pub use model::{LlamaModel, SequenceCache};
-pub use weights::{BlockWeights, GgufPrecision, LlamaWeights, WeightRole, WeightSource};
+pub use q8_kernel::Q8Matrix;
+pub use weights::{BlockWeights, GgufPrecision, Linear, LlamaWeights, WeightRole, WeightSource};

@@ -1,6 +1,7 @@
 //! Loading a llama decoder's weights from a GGUF file or Hugging Face safetensors.
 
 use super::config::LlamaConfig;
+use super::q8_kernel::{Q8MatMulOp, Q8Matrix};
 use crate::error::{Error, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -10,9 +11,10 @@ use std::sync::Arc;
 /// How the matrices of a GGUF file are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GgufPrecision {
-    /// Requantised to 8-bit blocks (Q8_0) once at load. candle has SIMD dot products
-    /// for Q8_0 but only scalar ones for Q4_1, so this is about twice as fast as the
-    /// stored 4-bit blocks, and Q8_0 holds 4-bit values with negligible extra error.
+    /// Requantised to 8-bit blocks of 32 once at load: run by bftembed's int8 kernel
+    /// on CPUs with AVX-512 VNNI, else by candle's Q8_0 product. candle has only
+    /// scalar dot products for Q4_1, and 8-bit blocks hold 4-bit values with
+    /// negligible extra error.
     #[default]
     Q8,
     /// As stored in the file.
@@ -126,6 +128,24 @@ impl WeightRole {
     }
 }
 
+/// A projection matrix: candle's (quantized or dense) product, or the int8 VNNI
+/// kernel on CPUs that have it.
+pub enum Linear {
+    /// candle's `QMatMul` (any device).
+    Candle(QMatMul),
+    /// The tiled int8 kernel (CPU with AVX-512 VNNI).
+    Q8(Q8Matrix),
+}
+
+impl candle_core::Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
+        }
+    }
+}
+
 /// Where the weights come from.
 pub enum WeightSource {
     /// A GGUF file whose header has been read.
@@ -151,7 +171,7 @@ pub struct LlamaWeights {
     /// Final RMSNorm weight.
     pub final_norm: Tensor,
     /// Output projection.
-    pub lm_head: QMatMul,
+    pub lm_head: Linear,
     /// The decoder blocks.
     pub blocks: Vec<BlockWeights>,
 }
@@ -161,21 +181,21 @@ pub struct BlockWeights {
     /// RMSNorm before attention.
     pub attn_norm: Tensor,
     /// Query projection.
-    pub query: QMatMul,
+    pub query: Linear,
     /// Key projection.
-    pub key: QMatMul,
+    pub key: Linear,
     /// Value projection.
-    pub value: QMatMul,
+    pub value: Linear,
     /// Attention output projection.
-    pub attn_out: QMatMul,
+    pub attn_out: Linear,
     /// RMSNorm before the MLP.
     pub mlp_norm: Tensor,
     /// MLP gate projection.
-    pub gate: QMatMul,
+    pub gate: Linear,
     /// MLP up projection.
-    pub up: QMatMul,
+    pub up: Linear,
     /// MLP down projection.
-    pub down: QMatMul,
+    pub down: Linear,
 }
 
 impl LlamaWeights {
@@ -193,7 +213,7 @@ impl LlamaWeights {
         let final_norm = loader.vector(WeightRole::FinalNorm, config)?;
         let mut blocks = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
-            let mut m = |role: WeightRole| -> Result<QMatMul> {
+            let mut m = |role: WeightRole| -> Result<Linear> {
                 let q = loader.quantized(role, config)?;
                 loader.matrix(q)
             };
@@ -346,30 +366,38 @@ impl<'a> Loader<'a> {
         self.dense(&raw)
     }
 
-    fn matrix(&self, raw: RawWeight) -> Result<QMatMul> {
+    fn matrix(&self, raw: RawWeight) -> Result<Linear> {
+        let candle = |m: QMatMul| Ok(Linear::Candle(m));
         match (raw, self) {
-            (RawWeight::Dense(t), _) => Ok(QMatMul::Tensor(t)),
+            (RawWeight::Dense(t), _) => candle(QMatMul::Tensor(t)),
             (
                 RawWeight::Blocks(q),
                 Loader::Gguf {
                     precision, device, ..
                 },
             ) => match precision {
-                GgufPrecision::AsStored => Ok(QMatMul::from_arc(Arc::new(q))?),
-                GgufPrecision::F32 => Ok(QMatMul::Tensor(q.dequantize(device)?)),
-                GgufPrecision::Q8 if q.dtype() == GgmlDType::Q8_0 => {
-                    Ok(QMatMul::from_arc(Arc::new(q))?)
-                }
+                GgufPrecision::AsStored => candle(QMatMul::from_arc(Arc::new(q))?),
+                GgufPrecision::F32 => candle(QMatMul::Tensor(q.dequantize(device)?)),
                 GgufPrecision::Q8 => {
                     let dense = q.dequantize(device)?;
-                    Ok(QMatMul::from_arc(Arc::new(QTensor::quantize(
+                    if device.is_cpu() && super::q8_kernel::supported() {
+                        let (n, k) = dense.dims2()?;
+                        let values = dense.flatten_all()?.to_vec1::<f32>()?;
+                        if let Some(m) = Q8Matrix::from_f32(&values, n, k) {
+                            return Ok(Linear::Q8(m));
+                        }
+                    }
+                    if q.dtype() == GgmlDType::Q8_0 {
+                        return candle(QMatMul::from_arc(Arc::new(q))?);
+                    }
+                    candle(QMatMul::from_arc(Arc::new(QTensor::quantize(
                         &dense,
                         GgmlDType::Q8_0,
                     )?))?)
                 }
             },
             (RawWeight::Blocks(q), Loader::Safetensors { device, .. }) => {
-                Ok(QMatMul::Tensor(q.dequantize(device)?))
+                candle(QMatMul::Tensor(q.dequantize(device)?))
             }
         }
     }
