@@ -31,6 +31,25 @@ fn scale(a: &Tensor) -> f32 {
         .unwrap()
 }
 
+fn cosine(a: &Tensor, b: &Tensor) -> f32 {
+    let dot = (a * b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let norm = |t: &Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt()
+    };
+    dot / (norm(a) * norm(b))
+}
+
 #[test]
 fn logits_match_candle_transformers_quantized_llama() {
     use candle_core::quantized::gguf_file;
@@ -199,6 +218,34 @@ fn hugging_face_export_loads_back_to_the_same_model() {
     assert!(
         diff <= 1e-3 * scale(&a),
         "GGUF vs exported HF logits differ by {diff}"
+    );
+    // bf16 checkpoints (what most Hugging Face models ship) load as well.
+    let bf16 = tmp.path().join("smollm2-bf16");
+    std::fs::create_dir(&bf16).unwrap();
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(hf.join(file), bf16.join(file)).unwrap();
+    }
+    let tensors =
+        candle_core::safetensors::load(hf.join("model.safetensors"), &Device::Cpu).unwrap();
+    let halved: std::collections::HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (k, v.to_dtype(candle_core::DType::BF16).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&halved, bf16.join("model.safetensors")).unwrap();
+    let from_bf16 = CausalLm::load(
+        &ModelDir::from_folder(&bf16).unwrap(),
+        &Device::Cpu,
+        GgufPrecision::F32,
+    )
+    .unwrap();
+    let c = from_bf16
+        .model
+        .prefill(&ids, &mut from_bf16.model.new_cache())
+        .unwrap();
+    assert!(
+        cosine(&a, &c) > 0.995,
+        "bf16 logits cosine {}",
+        cosine(&a, &c)
     );
     // And the exported folder generates through the same command path.
     let g = Generator::from_lm(from_hf);

@@ -199,10 +199,17 @@ fn embeddings(state: &State, body: Value) -> Result<Value, ApiError> {
         return Err(bad_request("input is empty"));
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = embedder.embed(&refs).map_err(|e| ApiError {
+    let server_error = |e: crate::Error| ApiError {
         status: 500,
         message: e.to_string(),
-    })?;
+    };
+    let tokens: usize = embedder
+        .tokenize(&refs)
+        .map_err(server_error)?
+        .iter()
+        .map(|e| e.len())
+        .sum();
+    let vectors = embedder.embed(&refs).map_err(server_error)?;
     let data: Vec<Value> = (0..vectors.len())
         .map(|i| json!({"object": "embedding", "index": i, "embedding": vectors.row(i)}))
         .collect();
@@ -210,6 +217,6 @@ fn embeddings(state: &State, body: Value) -> Result<Value, ApiError> {
         "object": "list",
         "data": data,
         "model": embedder.model_id(),
-        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
 }
