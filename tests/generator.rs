@@ -291,22 +291,7 @@ fn int8_matrices_stay_close_to_the_float_model() {
         .model
         .prefill(&ids, &mut int8.model.new_cache())
         .unwrap();
-    let dot = (&a * &b)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let norm = |t: &Tensor| {
-        t.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            .sqrt()
-    };
-    let cosine = dot / (norm(&a) * norm(&b));
+    let cosine = cosine(&a, &b);
     assert!(cosine > 0.999, "cosine of logits {cosine}");
     let top = |t: &Tensor| t.argmax(0).unwrap().to_scalar::<u32>().unwrap();
     assert_eq!(top(&a), top(&b), "the greedy token must not change");

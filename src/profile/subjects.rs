@@ -89,11 +89,7 @@ pub fn gene_subjects(list: &GeneList, catalog: &GeneCatalog) -> (Vec<Subject>, V
 pub fn read_cell_types(path: &Path, catalog: &GeneCatalog) -> Result<Vec<Subject>> {
     let mut out: Vec<Subject> = Vec::new();
     for (line, content) in content_lines(path)? {
-        let parse = |message: String| Error::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
+        let parse = |message: String| line_error(path, line, message);
         let (name, markers) = content
             .split_once('\t')
             .ok_or_else(|| parse("expected 'cell type<TAB>marker genes'".into()))?;
@@ -137,11 +133,7 @@ pub fn read_cell_types(path: &Path, catalog: &GeneCatalog) -> Result<Vec<Subject
 pub fn read_perturbations(path: &Path, catalog: &GeneCatalog) -> Result<Vec<Subject>> {
     let mut out: Vec<Subject> = Vec::new();
     for (line, content) in content_lines(path)? {
-        let parse = |message: String| Error::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
+        let parse = |message: String| line_error(path, line, message);
         let (target, how) = match content.split_once('\t') {
             Some((t, h)) => (t.trim(), h.trim()),
             None => (content.trim(), "knockdown"),
@@ -169,6 +161,14 @@ pub fn read_perturbations(path: &Path, catalog: &GeneCatalog) -> Result<Vec<Subj
         return Err(Error::bad_file(path, "no perturbations in the file"));
     }
     Ok(out)
+}
+
+fn line_error(path: &Path, line: usize, message: String) -> Error {
+    Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 /// Non-empty lines with comments removed, with their 1-based numbers.
