@@ -4,7 +4,8 @@
 //! The pipeline runs one way, text to vectors to index and probes:
 //! - [`profile`]: one descriptive text per gene (NCBI RefSeq summaries, or a model's own);
 //! - [`embed`]: a sentence encoder turns texts into unit vectors;
-//! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search.
+//! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search;
+//! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report.
 //!
 //! Shared pieces: [`llm`] (llama-family causal LMs for generation and training), [`models`] (fetching and caching pretrained weights), [`genes`]
 //! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
@@ -39,6 +40,7 @@ pub mod profile;
 pub mod progress;
 pub mod serve;
 pub mod store;
+pub mod tasks;
 pub mod tsv;
 
 pub use error::{Error, Result};

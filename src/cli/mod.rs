@@ -1,6 +1,7 @@
 //! Argument definitions and dispatch for the `bftembed` binary.
 
 mod embed;
+mod eval;
 mod lookup;
 mod models;
 mod profile;
@@ -40,6 +41,9 @@ enum Command {
     /// Fetch the models, build the gene store from the shipped RefSeq summaries and
     /// show the neighbours of a few well-known genes.
     Quickstart(quickstart::QuickstartArgs),
+    /// Probe tasks (tasks/*.toml) on one or more stores beside a random floor; writes
+    /// report.md, report.json and report.html with ROC plots.
+    Eval(eval::EvalArgs),
     /// Serve the local models over OpenAI-compatible HTTP (/v1/chat/completions,
     /// /v1/embeddings, /v1/models).
     Serve(serve::ServeArgs),
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reindex(args) => lookup::reindex(args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

@@ -1,0 +1,382 @@
+//! The gene-level tasks: gene-pair interaction and two-class gene labels, each turned
+//! into scores on held-out items that the metrics and the report read.
+
+use super::metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
+use super::probe::logistic_scores;
+use super::spec::{GeneClassSpec, GenePairSpec, PairSplit, TaskSpec};
+use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// What one store scored on one task.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskScore {
+    /// The vectors' name.
+    pub store: String,
+    /// Items in the task file (pairs or genes).
+    pub items_total: usize,
+    /// Items both of whose genes the store has.
+    pub items_covered: usize,
+    /// Training items used.
+    pub train_items: usize,
+    /// Test items scored (all folds together for cross-validation).
+    pub test_items: usize,
+    /// ROC-AUC on the test items.
+    pub roc_auc: f64,
+    /// 95% interval of ROC-AUC: bootstrap over test items, or the fold range.
+    pub roc_auc_interval: (f64, f64),
+    /// How the interval was made.
+    pub interval_method: String,
+    /// Average precision (PR-AUC).
+    pub pr_auc: f64,
+    /// Accuracy at probability 0.5.
+    pub accuracy: f64,
+    /// Macro-F1 at probability 0.5.
+    pub macro_f1: f64,
+    /// The ROC curve, thinned to at most 200 points.
+    pub roc: Vec<(f64, f64)>,
+}
+
+/// A labelled gene pair (approved symbols).
+struct Pair {
+    a: String,
+    b: String,
+    label: bool,
+}
+
+fn read_pairs(
+    spec: &TaskSpec,
+    pairs: &Path,
+    labels: &Path,
+    mapper: &mut SymbolMapper,
+) -> Result<(Vec<Pair>, usize)> {
+    let pairs_path = spec.data_path(pairs);
+    let labels_path = spec.data_path(labels);
+    let texts = crate::fsutil::read_utf8_lines(&pairs_path)?;
+    let labels = crate::fsutil::read_utf8_lines(&labels_path)?;
+    let texts: Vec<&String> = texts.iter().filter(|l| !l.trim().is_empty()).collect();
+    let labels: Vec<&String> = labels.iter().filter(|l| !l.trim().is_empty()).collect();
+    if texts.len() != labels.len() {
+        return Err(Error::bad_file(
+            &labels_path,
+            format!(
+                "{} labels for {} pairs in {}",
+                labels.len(),
+                texts.len(),
+                pairs_path.display()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(texts.len());
+    let mut total = 0;
+    for (i, (text, label)) in texts.iter().zip(&labels).enumerate() {
+        let mut genes = text.split_whitespace();
+        let (Some(a), Some(b), None) = (genes.next(), genes.next(), genes.next()) else {
+            return Err(Error::Parse {
+                path: pairs_path.clone(),
+                line: i + 1,
+                message: "expected two gene symbols".into(),
+            });
+        };
+        let label = match label.trim() {
+            "1" => true,
+            "0" => false,
+            other => {
+                return Err(Error::Parse {
+                    path: labels_path.clone(),
+                    line: i + 1,
+                    message: format!("label '{other}' is not 0 or 1"),
+                })
+            }
+        };
+        total += 1;
+        if let (Some(a), Some(b)) = (mapper.approved(a), mapper.approved(b)) {
+            out.push(Pair { a, b, label });
+        }
+    }
+    Ok((out, total))
+}
+
+/// Symmetric pair features: element-wise product and absolute difference. Pairs the
+/// vectors lack are skipped (callers pass covered pairs only).
+fn pair_features(pairs: &[&Pair], vectors: &GeneVectors) -> (Array2<f64>, Vec<bool>) {
+    let d = vectors.dim();
+    let rows: Vec<(&[f32], &[f32], bool)> = pairs
+        .iter()
+        .filter_map(|p| Some((vectors.get(&p.a)?, vectors.get(&p.b)?, p.label)))
+        .collect();
+    let mut x = Array2::<f64>::zeros((rows.len(), 2 * d));
+    for (i, (a, b, _)) in rows.iter().enumerate() {
+        let mut row = x.row_mut(i);
+        for j in 0..d {
+            row[j] = (a[j] * b[j]) as f64;
+            row[d + j] = (a[j] - b[j]).abs() as f64;
+        }
+    }
+    (x, rows.iter().map(|r| r.2).collect())
+}
+
+/// Seeded Fisher-Yates shuffle.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    for i in (1..items.len()).rev() {
+        let j = (next_u64(&mut state) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Runs a gene-pair task for every set of vectors.
+pub fn run_gene_pairs(
+    spec: &TaskSpec,
+    pairs_spec: &GenePairSpec,
+    stores: &[&GeneVectors],
+    mapper: &mut SymbolMapper,
+) -> Result<Vec<TaskScore>> {
+    let (train, train_total) = read_pairs(
+        spec,
+        &pairs_spec.train_pairs,
+        &pairs_spec.train_labels,
+        mapper,
+    )?;
+    let (test, test_total) = read_pairs(
+        spec,
+        &pairs_spec.test_pairs,
+        &pairs_spec.test_labels,
+        mapper,
+    )?;
+    let total = train_total + test_total;
+    let mut out = Vec::new();
+    for vectors in stores {
+        let covered = |p: &&Pair| vectors.get(&p.a).is_some() && vectors.get(&p.b).is_some();
+        let (mut train_set, test_set): (Vec<&Pair>, Vec<&Pair>) = match pairs_spec.split {
+            PairSplit::Given => (
+                train.iter().filter(covered).collect(),
+                test.iter().filter(covered).collect(),
+            ),
+            PairSplit::GeneDisjoint => {
+                let all: Vec<&Pair> = train.iter().chain(&test).filter(covered).collect();
+                let mut genes: Vec<&str> = all
+                    .iter()
+                    .flat_map(|p| [p.a.as_str(), p.b.as_str()])
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                genes.sort_unstable();
+                shuffle(&mut genes, pairs_spec.seed);
+                let held = (genes.len() as f64 * pairs_spec.held_out_genes).round() as usize;
+                let held: HashSet<&str> = genes[..held].iter().copied().collect();
+                let test = all
+                    .iter()
+                    .filter(|p| held.contains(p.a.as_str()) && held.contains(p.b.as_str()))
+                    .copied()
+                    .collect();
+                let train = all
+                    .iter()
+                    .filter(|p| !held.contains(p.a.as_str()) && !held.contains(p.b.as_str()))
+                    .copied()
+                    .collect();
+                (train, test)
+            }
+        };
+        let covered_count = match pairs_spec.split {
+            PairSplit::Given => train_set.len() + test_set.len(),
+            PairSplit::GeneDisjoint => train.iter().chain(&test).filter(covered).count(),
+        };
+        if let Some(max) = pairs_spec.max_train_pairs {
+            if train_set.len() > max {
+                shuffle(&mut train_set, pairs_spec.seed.wrapping_add(1));
+                train_set.truncate(max);
+            }
+        }
+        let (train_x, train_y) = pair_features(&train_set, vectors);
+        let (test_x, test_y) = pair_features(&test_set, vectors);
+        let scores = logistic_scores(&spec.probe, &train_x, &train_y, &test_x)
+            .map_err(|e| task_error(spec, vectors, e))?;
+        let mut score = score_binary(&test_y, &scores, pairs_spec.seed)
+            .map_err(|e| task_error(spec, vectors, e))?;
+        score.store = vectors.name.clone();
+        score.items_total = total;
+        score.items_covered = covered_count;
+        score.train_items = train_set.len();
+        out.push(score);
+    }
+    Ok(out)
+}
+
+/// Runs a two-class gene task (stratified k-fold) for every set of vectors.
+pub fn run_gene_classes(
+    spec: &TaskSpec,
+    class_spec: &GeneClassSpec,
+    stores: &[&GeneVectors],
+    mapper: &mut SymbolMapper,
+) -> Result<Vec<TaskScore>> {
+    let path = spec.data_path(&class_spec.labels);
+    let reader = crate::fsutil::open_maybe_gz(&path)?;
+    let mut csv = csv::Reader::from_reader(reader);
+    let headers = csv
+        .headers()
+        .map_err(|e| Error::bad_file(&path, format!("unreadable CSV header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            Error::bad_file(
+                &path,
+                format!(
+                    "no column '{name}' (columns: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let symbol_col = column(&class_spec.symbol_column)?;
+    let label_col = column(&class_spec.label_column)?;
+    let mut genes: Vec<(String, bool)> = Vec::new();
+    let mut total = 0;
+    let mut seen = HashSet::new();
+    for (i, record) in csv.records().enumerate() {
+        let record = record.map_err(|e| Error::Parse {
+            path: path.clone(),
+            line: i + 2,
+            message: e.to_string(),
+        })?;
+        let symbol = record.get(symbol_col).unwrap_or("").trim();
+        let label = record.get(label_col).unwrap_or("").trim() == class_spec.positive_value;
+        total += 1;
+        if let Some(approved) = mapper.approved(symbol) {
+            if seen.insert(approved.clone()) {
+                genes.push((approved, label));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for vectors in stores {
+        let covered: Vec<&(String, bool)> = genes
+            .iter()
+            .filter(|(s, _)| vectors.get(s).is_some())
+            .collect();
+        let folds = stratified_folds(
+            &covered.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+            class_spec.folds,
+            class_spec.seed,
+        )
+        .map_err(|e| task_error(spec, vectors, e))?;
+        let d = vectors.dim();
+        let features = |items: &[&&(String, bool)]| {
+            let mut x = Array2::<f64>::zeros((items.len(), d));
+            for (i, (s, _)) in items.iter().map(|p| &***p).enumerate() {
+                if let Some(v) = vectors.get(s) {
+                    for (j, value) in v.iter().enumerate() {
+                        x[(i, j)] = *value as f64;
+                    }
+                }
+            }
+            x
+        };
+        let mut all_truth = Vec::new();
+        let mut all_scores = Vec::new();
+        let mut fold_aucs = Vec::new();
+        let mut train_items = 0;
+        for fold in 0..class_spec.folds {
+            let test: Vec<&&(String, bool)> = covered
+                .iter()
+                .zip(&folds)
+                .filter(|(_, &f)| f == fold)
+                .map(|(g, _)| g)
+                .collect();
+            let train: Vec<&&(String, bool)> = covered
+                .iter()
+                .zip(&folds)
+                .filter(|(_, &f)| f != fold)
+                .map(|(g, _)| g)
+                .collect();
+            let train_y: Vec<bool> = train.iter().map(|g| g.1).collect();
+            let test_y: Vec<bool> = test.iter().map(|g| g.1).collect();
+            let scores =
+                logistic_scores(&spec.probe, &features(&train), &train_y, &features(&test))
+                    .map_err(|e| task_error(spec, vectors, e))?;
+            fold_aucs.push(roc_auc(&test_y, &scores).map_err(|e| task_error(spec, vectors, e))?);
+            train_items = train_items.max(train.len());
+            all_truth.extend(test_y);
+            all_scores.extend(scores);
+        }
+        let mut score = score_binary(&all_truth, &all_scores, class_spec.seed)
+            .map_err(|e| task_error(spec, vectors, e))?;
+        let lo = fold_aucs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = fold_aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        score.roc_auc_interval = (lo, hi);
+        score.interval_method = format!("range over {} folds", class_spec.folds);
+        score.store = vectors.name.clone();
+        score.items_total = total;
+        score.items_covered = covered.len();
+        score.train_items = train_items;
+        out.push(score);
+    }
+    Ok(out)
+}
+
+/// Fold number per item, classes spread evenly over folds; each fold must see both
+/// classes.
+pub fn stratified_folds(labels: &[bool], k: usize, seed: u64) -> Result<Vec<usize>> {
+    let mut folds = vec![0; labels.len()];
+    for class in [true, false] {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        if idx.len() < k {
+            return Err(Error::InvalidArgument(format!(
+                "{} {} items cannot fill {k} folds; every fold needs both classes",
+                idx.len(),
+                if class { "positive" } else { "negative" }
+            )));
+        }
+        shuffle(&mut idx, seed ^ class as u64);
+        for (n, i) in idx.into_iter().enumerate() {
+            folds[i] = n % k;
+        }
+    }
+    Ok(folds)
+}
+
+fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Error {
+    Error::InvalidArgument(format!("task {} on {}: {e}", spec.id, vectors.name))
+}
+
+/// Metrics of binary scores, with a bootstrap interval for ROC-AUC.
+fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> {
+    let predicted: Vec<bool> = scores.iter().map(|&s| s >= 0.5).collect();
+    let auc = roc_auc(truth, scores)?;
+    let mut state = seed ^ 0x5eed;
+    let mut resampled = Vec::new();
+    for _ in 0..200 {
+        let idx: Vec<usize> = (0..truth.len())
+            .map(|_| (next_u64(&mut state) % truth.len() as u64) as usize)
+            .collect();
+        let t: Vec<bool> = idx.iter().map(|&i| truth[i]).collect();
+        let s: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
+        if let Ok(a) = roc_auc(&t, &s) {
+            resampled.push(a);
+        }
+    }
+    resampled.sort_by(f64::total_cmp);
+    let pick = |q: f64| resampled[((resampled.len() - 1) as f64 * q).round() as usize];
+    let curve = roc_curve(truth, scores)?;
+    let step = curve.len().div_ceil(200).max(1);
+    let mut roc: Vec<(f64, f64)> = curve.iter().step_by(step).copied().collect();
+    if roc.last() != curve.last() {
+        roc.extend(curve.last().copied());
+    }
+    Ok(TaskScore {
+        store: String::new(),
+        items_total: 0,
+        items_covered: 0,
+        train_items: 0,
+        test_items: truth.len(),
+        roc_auc: auc,
+        roc_auc_interval: (pick(0.025), pick(0.975)),
+        interval_method: "bootstrap of test items, 200 resamples".into(),
+        pr_auc: average_precision(truth, scores)?,
+        accuracy: accuracy(truth, &predicted)?,
+        macro_f1: macro_f1(truth, &predicted)?,
+        roc,
+    })
+}

@@ -1,0 +1,210 @@
+//! The evaluation report: `report.md` for reading, `report.json` for programs,
+//! `report.html` with the ROC curves drawn inline, and one SVG per task.
+
+use super::gene_tasks::TaskScore;
+use crate::error::{Error, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The vectors a report compares.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreInfo {
+    /// Name used in tables.
+    pub name: String,
+    /// Where it came from (a store folder, or "random").
+    pub origin: String,
+    /// Genes with vectors.
+    pub genes: usize,
+}
+
+/// Every store's score on one task.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskResult {
+    /// Task id.
+    pub id: String,
+    /// Task title.
+    pub title: String,
+    /// Scores, one per store.
+    pub scores: Vec<TaskScore>,
+}
+
+/// A whole report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalReport {
+    /// bftembed's version.
+    pub bftembed_version: String,
+    /// Unix time of writing.
+    pub created_unix: u64,
+    /// The compared stores.
+    pub stores: Vec<StoreInfo>,
+    /// The tasks.
+    pub tasks: Vec<TaskResult>,
+}
+
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f",
+];
+
+impl EvalReport {
+    /// Writes report.md, report.json, report.html and roc_TASK.svg into `dir`, each
+    /// atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::InvalidArgument(format!("report encoding: {e}")))?;
+        crate::fsutil::atomic_write_bytes(&dir.join("report.json"), json.as_bytes())?;
+        crate::fsutil::atomic_write_bytes(&dir.join("report.md"), self.markdown().as_bytes())?;
+        let mut svgs = Vec::new();
+        for task in &self.tasks {
+            let svg = roc_svg(task);
+            crate::fsutil::atomic_write_bytes(
+                &dir.join(format!("roc_{}.svg", task.id)),
+                svg.as_bytes(),
+            )?;
+            svgs.push(svg);
+        }
+        crate::fsutil::atomic_write_bytes(&dir.join("report.html"), self.html(&svgs).as_bytes())?;
+        Ok(())
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# bftembed evaluation\n");
+        let _ = writeln!(s, "bftembed {}. Stores:\n", self.bftembed_version);
+        for store in &self.stores {
+            let _ = writeln!(
+                s,
+                "- **{}**: {} ({} genes)",
+                store.name, store.origin, store.genes
+            );
+        }
+        let _ = writeln!(s, "\n## Summary (ROC-AUC)\n");
+        let _ = write!(s, "| task |");
+        for store in &self.stores {
+            let _ = write!(s, " {} |", store.name);
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in &self.stores {
+            let _ = write!(s, "---|");
+        }
+        let _ = writeln!(s);
+        for task in &self.tasks {
+            let _ = write!(s, "| {} |", task.id);
+            for store in &self.stores {
+                match task.scores.iter().find(|x| x.store == store.name) {
+                    Some(x) => {
+                        let _ = write!(
+                            s,
+                            " {:.3} [{:.3}, {:.3}] |",
+                            x.roc_auc, x.roc_auc_interval.0, x.roc_auc_interval.1
+                        );
+                    }
+                    None => {
+                        let _ = write!(s, " – |");
+                    }
+                }
+            }
+            let _ = writeln!(s);
+        }
+        for task in &self.tasks {
+            let _ = writeln!(s, "\n## {}: {}\n", task.id, task.title);
+            let _ = writeln!(s, "| store | covered | train | test | ROC-AUC | interval | PR-AUC | accuracy | macro-F1 |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            for x in &task.scores {
+                let _ = writeln!(
+                    s,
+                    "| {} | {}/{} | {} | {} | {:.3} | [{:.3}, {:.3}] ({}) | {:.3} | {:.3} | {:.3} |",
+                    x.store, x.items_covered, x.items_total, x.train_items, x.test_items, x.roc_auc,
+                    x.roc_auc_interval.0, x.roc_auc_interval.1, x.interval_method, x.pr_auc, x.accuracy, x.macro_f1
+                );
+            }
+            let _ = writeln!(s, "\n![ROC curves](roc_{}.svg)", task.id);
+        }
+        s
+    }
+
+    fn html(&self, svgs: &[String]) -> String {
+        let mut s = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>bftembed evaluation</title>\
+             <style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}\
+             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>",
+        );
+        let _ = write!(
+            s,
+            "<h1>bftembed evaluation</h1><p>bftembed {}</p><ul>",
+            self.bftembed_version
+        );
+        for store in &self.stores {
+            let _ = write!(
+                s,
+                "<li><b>{}</b>: {} ({} genes)</li>",
+                esc(&store.name),
+                esc(&store.origin),
+                store.genes
+            );
+        }
+        s.push_str("</ul>");
+        for (task, svg) in self.tasks.iter().zip(svgs) {
+            let _ = write!(s, "<h2>{}: {}</h2><table><tr><th>store</th><th>covered</th><th>train</th><th>test</th><th>ROC-AUC</th><th>interval</th><th>PR-AUC</th><th>accuracy</th><th>macro-F1</th></tr>", esc(&task.id), esc(&task.title));
+            for x in &task.scores {
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                    esc(&x.store), x.items_covered, x.items_total, x.train_items, x.test_items, x.roc_auc,
+                    x.roc_auc_interval.0, x.roc_auc_interval.1, x.pr_auc, x.accuracy, x.macro_f1
+                );
+            }
+            s.push_str("</table>");
+            s.push_str(svg);
+        }
+        s.push_str("</body></html>");
+        s
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// ROC curves of every store on one task, with the chance diagonal.
+fn roc_svg(task: &TaskResult) -> String {
+    let (w, h, m) = (440.0, 400.0, 50.0);
+    let side = 300.0;
+    let x = |v: f64| m + v * side;
+    let y = |v: f64| m + (1.0 - v) * side;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
+         <rect x=\"{m}\" y=\"{m}\" width=\"{side}\" height=\"{side}\" fill=\"none\" stroke=\"#333\"/>\
+         <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#aaa\" stroke-dasharray=\"4 3\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">false positive rate</text>\
+         <text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">true positive rate</text>\
+         <text x=\"{m}\" y=\"30\" font-size=\"13\">{}</text>",
+        x(0.0), y(0.0), x(1.0), y(1.0), m + side / 2.0, m + side + 35.0, m + side / 2.0, m + side / 2.0, esc(&task.id)
+    );
+    for t in [0.0, 0.5, 1.0] {
+        let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{t}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{t}</text>", x(t), m + side + 15.0, m - 5.0, y(t) + 4.0);
+    }
+    for (i, score) in task.scores.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let points: Vec<String> = score
+            .roc
+            .iter()
+            .map(|(fx, fy)| format!("{:.1},{:.1}", x(*fx), y(*fy)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.6\" points=\"{}\"/>",
+            points.join(" ")
+        );
+        let _ = write!(
+            s,
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{} ({:.3})</text>",
+            m + side + 8.0, m + 10.0 + 16.0 * i as f64, m + side + 22.0, m + 19.0 + 16.0 * i as f64, esc(&score.store), score.roc_auc
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

@@ -1,0 +1,176 @@
+//! Task files (`tasks/*.toml`): what data, which split, which probe. Adding a task is
+//! adding a file; a typo in a key is an error naming the key and its line.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// One evaluation task as written in its file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Short identifier used in reports.
+    pub id: String,
+    /// One line a reader understands.
+    pub title: String,
+    /// Gene-pair classification (interaction or not).
+    pub gene_pairs: Option<GenePairSpec>,
+    /// Gene classification into two classes.
+    pub gene_classes: Option<GeneClassSpec>,
+    /// The probe's settings.
+    #[serde(default)]
+    pub probe: ProbeSpec,
+    /// The folder the task file is in; relative data paths start here.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+/// How gene pairs are split into training and test sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairSplit {
+    /// The files' own train and test sets.
+    Given,
+    /// All pairs pooled; a random fraction of genes is held out, test pairs use only
+    /// held-out genes and training pairs none of them.
+    GeneDisjoint,
+}
+
+/// A gene-pair task: two files of "GENE_A GENE_B" lines and two of 0/1 labels.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenePairSpec {
+    /// Training pairs.
+    pub train_pairs: PathBuf,
+    /// Training labels, line by line.
+    pub train_labels: PathBuf,
+    /// Test pairs.
+    pub test_pairs: PathBuf,
+    /// Test labels.
+    pub test_labels: PathBuf,
+    /// The split.
+    pub split: PairSplit,
+    /// For `gene_disjoint`: the fraction of genes held out.
+    #[serde(default = "default_held_out")]
+    pub held_out_genes: f64,
+    /// Training pairs used at most (a seeded random subset), to bound time and memory.
+    pub max_train_pairs: Option<usize>,
+    /// Seed for subsets and splits.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+/// A two-class gene task from a CSV file, scored by stratified k-fold cross-validation.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneClassSpec {
+    /// The CSV file (optionally gzipped).
+    pub labels: PathBuf,
+    /// Column holding gene symbols.
+    pub symbol_column: String,
+    /// Column deciding the class.
+    pub label_column: String,
+    /// Value of `label_column` that marks the positive class; any other is negative.
+    pub positive_value: String,
+    /// Name of the positive class, for reports.
+    pub positive_name: String,
+    /// Name of the negative class.
+    pub negative_name: String,
+    /// Number of folds.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Seed for the folds.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+/// Logistic-regression probe settings (features are standardised first).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// L2 penalty.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// L-BFGS iterations at most.
+    #[serde(default = "default_iterations")]
+    pub max_iterations: u64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            alpha: default_alpha(),
+            max_iterations: default_iterations(),
+        }
+    }
+}
+
+fn default_held_out() -> f64 {
+    0.2
+}
+fn default_seed() -> u64 {
+    17
+}
+fn default_folds() -> usize {
+    5
+}
+fn default_alpha() -> f64 {
+    1.0
+}
+fn default_iterations() -> u64 {
+    100
+}
+
+impl TaskSpec {
+    /// Reads and checks a task file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut spec: TaskSpec =
+            toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
+        spec.base = crate::fsutil::parent_dir(path);
+        let kinds = spec.gene_pairs.is_some() as u8 + spec.gene_classes.is_some() as u8;
+        if kinds != 1 {
+            return Err(Error::bad_file(
+                path,
+                "a task needs exactly one of the tables [gene_pairs] or [gene_classes]",
+            ));
+        }
+        if let Some(c) = &spec.gene_classes {
+            if c.folds < 2 {
+                return Err(Error::bad_file(path, "folds must be at least 2"));
+            }
+        }
+        if let Some(p) = &spec.gene_pairs {
+            if !(0.0..1.0).contains(&p.held_out_genes) || p.held_out_genes == 0.0 {
+                return Err(Error::bad_file(path, "held_out_genes must be in (0, 1)"));
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Every `*.toml` task in a folder, sorted by file name; a single file is read
+    /// alone.
+    pub fn read_all(path: &Path) -> Result<Vec<Self>> {
+        if path.is_file() {
+            return Ok(vec![Self::read(path)?]);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::bad_file(path, "no *.toml task files here"));
+        }
+        files.iter().map(|f| Self::read(f)).collect()
+    }
+
+    /// A data path from the task file, relative to the file's folder.
+    pub fn data_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Gene vectors as the tasks see them: a symbol-to-vector map built from a store
+//! through its public interface, or random vectors as the floor every report shows.
+
+use crate::genes::GeneCatalog;
+use crate::store::GeneStore;
+use std::collections::HashMap;
+
+/// Named gene vectors.
+pub struct GeneVectors {
+    /// Shown in reports.
+    pub name: String,
+    dim: usize,
+    rows: HashMap<String, usize>,
+    data: Vec<f32>,
+}
+
+impl GeneVectors {
+    /// Every gene of a store.
+    pub fn from_store(store: &GeneStore, name: &str) -> Self {
+        let mut rows = HashMap::new();
+        let mut data = Vec::with_capacity(store.len() * store.dim());
+        for (i, symbol) in store.symbols().iter().enumerate() {
+            rows.insert(symbol.clone(), i);
+            data.extend_from_slice(store.vector(i));
+        }
+        GeneVectors {
+            name: name.to_string(),
+            dim: store.dim(),
+            rows,
+            data,
+        }
+    }
+
+    /// Random unit vectors for the same genes: the floor a real embedding must beat.
+    /// Each gene's vector depends only on its symbol and `seed`.
+    pub fn random_like(other: &GeneVectors, seed: u64) -> Self {
+        let mut symbols: Vec<&String> = other.rows.keys().collect();
+        symbols.sort();
+        let mut rows = HashMap::new();
+        let mut data = Vec::with_capacity(symbols.len() * other.dim);
+        for (i, symbol) in symbols.iter().enumerate() {
+            rows.insert((*symbol).clone(), i);
+            let mut state = seed ^ fnv1a(symbol.as_bytes());
+            let v: Vec<f32> = (0..other.dim)
+                .map(|_| gaussian(&mut state) as f32)
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            data.extend(v.iter().map(|x| x / norm));
+        }
+        GeneVectors {
+            name: "random".into(),
+            dim: other.dim,
+            rows,
+            data,
+        }
+    }
+
+    /// Vector width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of genes.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no genes.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The vector of an approved symbol.
+    pub fn get(&self, symbol: &str) -> Option<&[f32]> {
+        self.rows
+            .get(symbol)
+            .map(|&i| &self.data[i * self.dim..(i + 1) * self.dim])
+    }
+}
+
+/// Maps the symbols task files use (often years old) to approved HGNC symbols, once.
+pub struct SymbolMapper<'a> {
+    catalog: &'a GeneCatalog,
+    cache: HashMap<String, Option<String>>,
+}
+
+impl<'a> SymbolMapper<'a> {
+    /// A mapper over the HGNC catalogue.
+    pub fn new(catalog: &'a GeneCatalog) -> Self {
+        SymbolMapper {
+            catalog,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The approved symbol, or `None` when the symbol is unknown or ambiguous.
+    pub fn approved(&mut self, symbol: &str) -> Option<String> {
+        if let Some(hit) = self.cache.get(symbol) {
+            return hit.clone();
+        }
+        let hit = self
+            .catalog
+            .resolve(symbol)
+            .ok()
+            .map(|r| r.gene.symbol.clone());
+        self.cache.insert(symbol.to_string(), hit.clone());
+        hit
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A standard normal draw (Box-Muller) from a splitmix64 stream.
+pub(crate) fn gaussian(state: &mut u64) -> f64 {
+    let u1 = (next_u64(state) >> 11) as f64 / (1u64 << 53) as f64;
+    let u2 = (next_u64(state) >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * (u1.max(1e-300)).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// splitmix64: small, seedable, and the same on every platform.
+pub(crate) fn next_u64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
