@@ -89,6 +89,17 @@ pub enum Error {
         message: String,
     },
 
+    /// An evaluation task that cannot be scored on a store.
+    #[error("task {task} on {store}: {message}")]
+    Task {
+        /// The task id.
+        task: String,
+        /// The store's name.
+        store: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// A tensor computation failed.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),

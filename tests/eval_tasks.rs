@@ -51,18 +51,18 @@ fn refseq_store_beats_the_random_floor_on_every_gene_task() {
         );
         assert!(real.items_covered > 0 && real.items_covered <= real.items_total);
         assert!(
-            real.roc_auc > floor.roc_auc + 0.15,
+            real.value > floor.value + 0.15,
             "{}: refseq {:.3} vs random {:.3}",
             task.id,
-            real.roc_auc,
-            floor.roc_auc
+            real.value,
+            floor.value
         );
-        assert!(real.roc_auc_interval.0 <= real.roc_auc && real.roc_auc <= real.roc_auc_interval.1);
+        assert!(real.interval.0 <= real.value && real.value <= real.interval.1);
         assert!(
-            (0.4..0.6).contains(&floor.roc_auc),
+            (0.4..0.6).contains(&floor.value),
             "{}: floor {:.3}",
             task.id,
-            floor.roc_auc
+            floor.value
         );
     }
     let out = tmp.path().join("report");
@@ -126,7 +126,7 @@ fn bad_task_input_gives_clear_errors() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("one_class") && err.contains("negative"),
+        err.contains("task one_class on refseq: all 5 items are in one class"),
         "{err}"
     );
 
@@ -147,4 +147,91 @@ fn bad_task_input_gives_clear_errors() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("flags") && err.contains("gene, flag"), "{err}");
+}
+
+#[test]
+fn expression_matrices_read_as_shipped() {
+    use bftembed::tasks::ExpressionMatrix;
+    let kang = repo("data/kang2018_ifnb_pbmc_2800");
+    let m = ExpressionMatrix::read_matrix_market(
+        &kang.join("counts_genes_x_cells.mtx.gz"),
+        &kang.join("genes.tsv.gz"),
+        &kang.join("barcodes.tsv.gz"),
+    )
+    .unwrap();
+    assert_eq!((m.genes.len(), m.cells.len()), (14_053, 2_800));
+    assert_eq!(m.values.iter().map(Vec::len).sum::<usize>(), 1_971_641);
+    let dense = ExpressionMatrix::read_dense(&repo(
+        "data/scanpy_pbmc68k_reduced/pbmc68k_reduced_lognorm.csv.gz",
+    ))
+    .unwrap();
+    assert_eq!((dense.cells.len(), dense.genes.len()), (700, 765));
+
+    // A matrix whose size line disagrees with its gene list names the file and line.
+    let tmp = tempfile::tempdir().unwrap();
+    let mtx = tmp.path().join("m.mtx");
+    std::fs::write(
+        &mtx,
+        "%%MatrixMarket matrix coordinate integer general\n3 2 1\n1 1 5\n",
+    )
+    .unwrap();
+    let genes = tmp.path().join("genes.tsv");
+    std::fs::write(&genes, "CD3E\nMS4A1\n").unwrap();
+    let cells = tmp.path().join("cells.tsv");
+    std::fs::write(&cells, "c1\nc2\n").unwrap();
+    let err = ExpressionMatrix::read_matrix_market(&mtx, &genes, &cells)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("m.mtx:2") && err.contains("2 genes"), "{err}");
+}
+
+#[test]
+fn cell_typing_reports_coverage_confusion_and_the_floor() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = TaskSpec::read(&quick_task(tmp.path(), "pbmc68k_celltype_w_logistic.toml")).unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
+    let scores = &report.tasks[0].scores;
+    assert_eq!(scores.len(), 2);
+    for s in scores {
+        assert_eq!(s.metric, "macro-F1");
+        assert_eq!(
+            (s.items_covered, s.items_total, s.test_items),
+            (700, 700, 700)
+        );
+        assert!(s.value > 0.4, "{}: macro-F1 {:.3}", s.store, s.value);
+        let (labels, counts) = s.confusion.as_ref().unwrap();
+        assert_eq!(labels.len(), 10);
+        assert_eq!(counts.iter().flatten().sum::<usize>(), 700);
+    }
+
+    // Gene names the store cannot know (Ensembl ids) are an error, not a silent zero.
+    let csv = tmp.path().join("expr.csv");
+    std::fs::write(
+        &csv,
+        "cell_id,ENSG00000141510,ENSG00000135679\nc1,1.0,0\nc2,0,2.0\nc3,1,1\nc4,2,0\n",
+    )
+    .unwrap();
+    let meta = tmp.path().join("meta.csv");
+    std::fs::write(&meta, "cell_id,type\nc1,a\nc2,b\nc3,a\nc4,b\n").unwrap();
+    let bad = tmp.path().join("ensembl.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "id = \"ensembl\"\ntitle = \"t\"\n[cell_types]\nmatrix = \"{}\"\nvalues = \"log_normalized\"\nmetadata = \"{}\"\ncell_column = \"cell_id\"\nlabel_column = \"type\"\nfolds = 2\nembedding = \"weighted\"\nclassifier = \"knn\"\n",
+            csv.display(),
+            meta.display()
+        ),
+    )
+    .unwrap();
+    let err = evaluate(
+        &[TaskSpec::read(&bad).unwrap()],
+        vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
+        &catalog,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("none of the matrix's 2 genes"), "{err}");
 }

@@ -2,10 +2,13 @@
 
 use anyhow::{Context, Result};
 use bftembed::genes::GeneCatalog;
+use bftembed::models::ModelCache;
 use bftembed::store::GeneStore;
-use bftembed::tasks::{evaluate, GeneVectors, TaskSpec};
+use bftembed::tasks::{evaluate, CellEmbedding, GeneVectors, TaskSpec};
+use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -27,6 +30,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     } else {
         args.store.clone()
     };
+    let needs_encoder = tasks.iter().any(|t| {
+        t.cell_types
+            .as_ref()
+            .is_some_and(|c| c.embedding == CellEmbedding::Sentence)
+    });
     let mut stores = Vec::new();
     for path in &paths {
         let store =
@@ -36,7 +44,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| path.display().to_string());
         let origin = format!("{} (model {})", path.display(), store.manifest().model_id);
-        stores.push((GeneVectors::from_store(&store, &name), origin));
+        let mut vectors = GeneVectors::from_store(&store, &name);
+        if needs_encoder {
+            let encoder = store
+                .encoder(&ModelCache::from_env()?, &Device::Cpu)
+                .with_context(|| format!("loading the text encoder of {}", path.display()))?;
+            vectors = vectors.with_encoder(Arc::new(encoder));
+        }
+        stores.push((vectors, origin));
     }
     let catalog = GeneCatalog::embedded()?;
     let report = evaluate(&tasks, stores, &catalog)?;
@@ -55,12 +70,12 @@ fn summary(report: &bftembed::tasks::EvalReport) -> String {
         out.push_str(&format!("{}\n", task.id));
         for s in &task.scores {
             out.push_str(&format!(
-                "  {:<32} ROC-AUC {:.3} [{:.3}, {:.3}]  PR-AUC {:.3}  covered {}/{}\n",
+                "  {:<32} {} {:.3} [{:.3}, {:.3}]  covered {}/{}\n",
                 s.store,
-                s.roc_auc,
-                s.roc_auc_interval.0,
-                s.roc_auc_interval.1,
-                s.pr_auc,
+                s.metric,
+                s.value,
+                s.interval.0,
+                s.interval.1,
                 s.items_covered,
                 s.items_total
             ));

@@ -3,7 +3,6 @@
 use super::default_store;
 use anyhow::{bail, Context, Result};
 use bftembed::device::parse_device;
-use bftembed::embed::SentenceEmbedder;
 use bftembed::genes::GeneCatalog;
 use bftembed::models::ModelCache;
 use bftembed::store::{
@@ -109,23 +108,14 @@ pub fn search(args: SearchArgs) -> Result<()> {
         bail!("the search text is empty");
     }
     let store = args.opts.open()?;
-    let manifest = store.manifest();
-    let cache = ModelCache::from_env()?;
-    let model = cache.resolve(&manifest.model_id).with_context(|| {
-        format!(
-            "loading the store's embedding model '{}'",
-            manifest.model_id
-        )
-    })?;
-    if model.weights_sha256 != manifest.model_sha256 {
-        bail!(
-            "the model '{}' found now has weights sha256 {}, but the store was built with {}; queries would not be comparable",
-            model.id,
-            model.weights_sha256,
-            manifest.model_sha256
-        );
-    }
-    let embedder = SentenceEmbedder::load(&model, &parse_device(&args.device)?)?;
+    let embedder = store
+        .encoder(&ModelCache::from_env()?, &parse_device(&args.device)?)
+        .with_context(|| {
+            format!(
+                "loading the store's embedding model '{}'",
+                store.manifest().model_id
+            )
+        })?;
     let query = embedder.embed(&[args.query.as_str()])?;
     let hits = store.search_vector(query.row(0), args.opts.k, args.opts.mode())?;
     print_hits(

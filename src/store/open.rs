@@ -58,6 +58,28 @@ pub struct GeneStore {
 }
 
 impl GeneStore {
+    /// Loads the text encoder the store was built with (from `cache`), refusing one
+    /// whose weights differ from those recorded, since its vectors would not be
+    /// comparable with the store's.
+    pub fn encoder(
+        &self,
+        cache: &crate::models::ModelCache,
+        device: &candle_core::Device,
+    ) -> Result<crate::embed::SentenceEmbedder> {
+        let manifest = self.manifest();
+        let model = cache.resolve(&manifest.model_id)?;
+        if model.weights_sha256 != manifest.model_sha256 {
+            return Err(Error::store(
+                self.path(),
+                format!(
+                    "the model '{}' found now has weights sha256 {}, but the store was built with {}; its vectors would not be comparable",
+                    model.id, model.weights_sha256, manifest.model_sha256
+                ),
+            ));
+        }
+        crate::embed::SentenceEmbedder::load(&model, device)
+    }
+
     /// Opens a store folder, checking the table and index against the manifest.
     /// A mismatch is an error that says what to do; a damaged store is never used.
     pub fn open(dir: &Path) -> Result<Self> {

@@ -15,28 +15,38 @@ use std::path::Path;
 pub struct TaskScore {
     /// The vectors' name.
     pub store: String,
-    /// Items in the task file (pairs or genes).
+    /// Items in the task file (pairs, genes or cells).
     pub items_total: usize,
-    /// Items both of whose genes the store has.
+    /// Items the store covers (every gene of a pair; a cell with any known gene).
     pub items_covered: usize,
     /// Training items used.
     pub train_items: usize,
     /// Test items scored (all folds together for cross-validation).
     pub test_items: usize,
-    /// ROC-AUC on the test items.
-    pub roc_auc: f64,
-    /// 95% interval of ROC-AUC: bootstrap over test items, or the fold range.
-    pub roc_auc_interval: (f64, f64),
+    /// The task's main metric ("ROC-AUC", "macro-F1", ...).
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// Its 95% interval (bootstrap over test items) or fold range.
+    pub interval: (f64, f64),
     /// How the interval was made.
     pub interval_method: String,
-    /// Average precision (PR-AUC).
-    pub pr_auc: f64,
-    /// Accuracy at probability 0.5.
-    pub accuracy: f64,
-    /// Macro-F1 at probability 0.5.
-    pub macro_f1: f64,
-    /// The ROC curve, thinned to at most 200 points.
+    /// Further metrics, by name.
+    pub other_metrics: Vec<(String, f64)>,
+    /// The ROC curve for binary tasks (at most about 200 points), else empty.
     pub roc: Vec<(f64, f64)>,
+    /// Class names and counts (rows: truth, columns: prediction), for multi-class tasks.
+    pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
+}
+
+impl TaskScore {
+    /// A further metric by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.other_metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// A labelled gene pair (approved symbols).
@@ -119,7 +129,7 @@ fn pair_features(pairs: &[&Pair], vectors: &GeneVectors) -> (Array2<f64>, Vec<bo
 }
 
 /// Seeded Fisher-Yates shuffle.
-fn shuffle<T>(items: &mut [T], seed: u64) {
+pub(crate) fn shuffle<T>(items: &mut [T], seed: u64) {
     let mut state = seed;
     for i in (1..items.len()).rev() {
         let j = (next_u64(&mut state) % (i as u64 + 1)) as usize;
@@ -305,7 +315,7 @@ pub fn run_gene_classes(
             .map_err(|e| task_error(spec, vectors, e))?;
         let lo = fold_aucs.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = fold_aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        score.roc_auc_interval = (lo, hi);
+        score.interval = (lo, hi);
         score.interval_method = format!("range over {} folds", class_spec.folds);
         score.store = vectors.name.clone();
         score.items_total = total;
@@ -319,17 +329,35 @@ pub fn run_gene_classes(
 /// Fold number per item, classes spread evenly over folds; each fold must see both
 /// classes.
 pub fn stratified_folds(labels: &[bool], k: usize, seed: u64) -> Result<Vec<usize>> {
+    stratified_folds_by(labels, k, seed)
+}
+
+/// Fold number per item for any class labels, each class spread evenly over folds.
+pub fn stratified_folds_by<T: Ord + Clone + std::fmt::Debug>(
+    labels: &[T],
+    k: usize,
+    seed: u64,
+) -> Result<Vec<usize>> {
     let mut folds = vec![0; labels.len()];
-    for class in [true, false] {
-        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+    let mut classes: Vec<T> = labels.to_vec();
+    classes.sort();
+    classes.dedup();
+    if classes.len() < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "all {} items are in one class ({:?}); a probe needs two",
+            labels.len(),
+            classes[0]
+        )));
+    }
+    for (c, class) in classes.iter().enumerate() {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| &labels[i] == class).collect();
         if idx.len() < k {
             return Err(Error::InvalidArgument(format!(
-                "{} {} items cannot fill {k} folds; every fold needs both classes",
-                idx.len(),
-                if class { "positive" } else { "negative" }
+                "class {class:?} has {} items, too few for {k} folds",
+                idx.len()
             )));
         }
-        shuffle(&mut idx, seed ^ class as u64);
+        shuffle(&mut idx, seed ^ c as u64);
         for (n, i) in idx.into_iter().enumerate() {
             folds[i] = n % k;
         }
@@ -337,8 +365,16 @@ pub fn stratified_folds(labels: &[bool], k: usize, seed: u64) -> Result<Vec<usiz
     Ok(folds)
 }
 
-fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Error {
-    Error::InvalidArgument(format!("task {} on {}: {e}", spec.id, vectors.name))
+pub(crate) fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Error {
+    let message = match e {
+        Error::InvalidArgument(m) => m,
+        other => other.to_string(),
+    };
+    Error::Task {
+        task: spec.id.clone(),
+        store: vectors.name.clone(),
+        message,
+    }
 }
 
 /// Metrics of binary scores, with a bootstrap interval for ROC-AUC.
@@ -357,8 +393,7 @@ fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> 
             resampled.push(a);
         }
     }
-    resampled.sort_by(f64::total_cmp);
-    let pick = |q: f64| resampled[((resampled.len() - 1) as f64 * q).round() as usize];
+    let interval = percentile_interval(&mut resampled);
     let curve = roc_curve(truth, scores)?;
     let step = curve.len().div_ceil(200).max(1);
     let mut roc: Vec<(f64, f64)> = curve.iter().step_by(step).copied().collect();
@@ -371,12 +406,26 @@ fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> 
         items_covered: 0,
         train_items: 0,
         test_items: truth.len(),
-        roc_auc: auc,
-        roc_auc_interval: (pick(0.025), pick(0.975)),
+        metric: "ROC-AUC".into(),
+        value: auc,
+        interval,
         interval_method: "bootstrap of test items, 200 resamples".into(),
-        pr_auc: average_precision(truth, scores)?,
-        accuracy: accuracy(truth, &predicted)?,
-        macro_f1: macro_f1(truth, &predicted)?,
+        other_metrics: vec![
+            ("PR-AUC".into(), average_precision(truth, scores)?),
+            ("accuracy".into(), accuracy(truth, &predicted)?),
+            ("macro-F1".into(), macro_f1(truth, &predicted)?),
+        ],
         roc,
+        confusion: None,
     })
+}
+
+/// The 2.5% and 97.5% points of sorted-in-place resampled values.
+pub(crate) fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    values.sort_by(f64::total_cmp);
+    let pick = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (pick(0.025), pick(0.975))
 }

@@ -5,6 +5,8 @@
 //! Gene symbols in task files are mapped to approved HGNC symbols, and the genes a
 //! store lacks are counted in the report's coverage, not dropped silently.
 
+mod cell_tasks;
+mod expression;
 mod gene_tasks;
 mod metrics;
 mod probe;
@@ -12,11 +14,15 @@ mod report;
 mod spec;
 mod vectors;
 
-pub use gene_tasks::{stratified_folds, TaskScore};
+pub use expression::ExpressionMatrix;
+pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
 pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 pub use probe::{logistic_scores, Standardizer};
 pub use report::{EvalReport, StoreInfo, TaskResult};
-pub use spec::{GeneClassSpec, GenePairSpec, PairSplit, ProbeSpec, TaskSpec};
+pub use spec::{
+    CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, GeneClassSpec, GenePairSpec,
+    PairSplit, ProbeSpec, TaskSpec,
+};
 pub use vectors::{GeneVectors, SymbolMapper};
 
 use crate::error::Result;
@@ -42,6 +48,7 @@ pub fn evaluate(
     }
     let refs: Vec<&GeneVectors> = all.iter().map(|(v, _)| v).collect();
     let mut mapper = SymbolMapper::new(catalog);
+    let mut cell_cache = cell_tasks::CellEmbeddingCache::new();
     let mut results = Vec::new();
     for task in tasks {
         let bar = crate::progress::items_bar(1, &format!("task {}", task.id), "tasks");
@@ -49,6 +56,8 @@ pub fn evaluate(
             gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)?
         } else if let Some(c) = &task.gene_classes {
             gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)?
+        } else if let Some(c) = &task.cell_types {
+            cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)?
         } else {
             Vec::new()
         };

@@ -79,25 +79,26 @@ impl EvalReport {
                 store.name, store.origin, store.genes
             );
         }
-        let _ = writeln!(s, "\n## Summary (ROC-AUC)\n");
-        let _ = write!(s, "| task |");
+        let _ = writeln!(s, "\n## Summary\n");
+        let _ = write!(s, "| task | metric |");
         for store in &self.stores {
             let _ = write!(s, " {} |", store.name);
         }
-        let _ = write!(s, "\n|---|");
+        let _ = write!(s, "\n|---|---|");
         for _ in &self.stores {
             let _ = write!(s, "---|");
         }
         let _ = writeln!(s);
         for task in &self.tasks {
-            let _ = write!(s, "| {} |", task.id);
+            let metric = task.scores.first().map(|x| x.metric.as_str()).unwrap_or("");
+            let _ = write!(s, "| {} | {metric} |", task.id);
             for store in &self.stores {
                 match task.scores.iter().find(|x| x.store == store.name) {
                     Some(x) => {
                         let _ = write!(
                             s,
                             " {:.3} [{:.3}, {:.3}] |",
-                            x.roc_auc, x.roc_auc_interval.0, x.roc_auc_interval.1
+                            x.value, x.interval.0, x.interval.1
                         );
                     }
                     None => {
@@ -109,17 +110,46 @@ impl EvalReport {
         }
         for task in &self.tasks {
             let _ = writeln!(s, "\n## {}: {}\n", task.id, task.title);
-            let _ = writeln!(s, "| store | covered | train | test | ROC-AUC | interval | PR-AUC | accuracy | macro-F1 |");
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "| store | covered | train | test | metric | value | interval | other |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
             for x in &task.scores {
                 let _ = writeln!(
                     s,
-                    "| {} | {}/{} | {} | {} | {:.3} | [{:.3}, {:.3}] ({}) | {:.3} | {:.3} | {:.3} |",
-                    x.store, x.items_covered, x.items_total, x.train_items, x.test_items, x.roc_auc,
-                    x.roc_auc_interval.0, x.roc_auc_interval.1, x.interval_method, x.pr_auc, x.accuracy, x.macro_f1
+                    "| {} | {}/{} | {} | {} | {} | {:.3} | [{:.3}, {:.3}] ({}) | {} |",
+                    x.store,
+                    x.items_covered,
+                    x.items_total,
+                    x.train_items,
+                    x.test_items,
+                    x.metric,
+                    x.value,
+                    x.interval.0,
+                    x.interval.1,
+                    x.interval_method,
+                    others(x)
                 );
             }
-            let _ = writeln!(s, "\n![ROC curves](roc_{}.svg)", task.id);
+            if task.scores.iter().any(|x| !x.roc.is_empty()) {
+                let _ = writeln!(s, "\n![ROC curves](roc_{}.svg)", task.id);
+            }
+            if let Some(x) = task.scores.first() {
+                if let Some((labels, counts)) = &x.confusion {
+                    let _ = writeln!(
+                        s,
+                        "\nConfusion matrix of {} (rows: truth, columns: prediction):\n",
+                        x.store
+                    );
+                    let _ = writeln!(s, "| truth \\ predicted | {} |", labels.join(" | "));
+                    let _ = writeln!(s, "|---|{}", "---|".repeat(labels.len()));
+                    for (label, row) in labels.iter().zip(counts) {
+                        let cells: Vec<String> = row.iter().map(|c| c.to_string()).collect();
+                        let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+                    }
+                }
+            }
         }
         s
     }
@@ -127,7 +157,7 @@ impl EvalReport {
     fn html(&self, svgs: &[String]) -> String {
         let mut s = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>bftembed evaluation</title>\
-             <style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}\
+             <style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}\
              td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>",
         );
         let _ = write!(
@@ -146,21 +176,57 @@ impl EvalReport {
         }
         s.push_str("</ul>");
         for (task, svg) in self.tasks.iter().zip(svgs) {
-            let _ = write!(s, "<h2>{}: {}</h2><table><tr><th>store</th><th>covered</th><th>train</th><th>test</th><th>ROC-AUC</th><th>interval</th><th>PR-AUC</th><th>accuracy</th><th>macro-F1</th></tr>", esc(&task.id), esc(&task.title));
+            let _ = write!(s, "<h2>{}: {}</h2><table><tr><th>store</th><th>covered</th><th>train</th><th>test</th><th>metric</th><th>value</th><th>interval</th><th>other</th></tr>", esc(&task.id), esc(&task.title));
             for x in &task.scores {
                 let _ = write!(
                     s,
-                    "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                    esc(&x.store), x.items_covered, x.items_total, x.train_items, x.test_items, x.roc_auc,
-                    x.roc_auc_interval.0, x.roc_auc_interval.1, x.pr_auc, x.accuracy, x.macro_f1
+                    "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td></tr>",
+                    esc(&x.store), x.items_covered, x.items_total, x.train_items, x.test_items, esc(&x.metric), x.value,
+                    x.interval.0, x.interval.1, esc(&others(x))
                 );
             }
             s.push_str("</table>");
             s.push_str(svg);
+            if let Some(x) = task.scores.first() {
+                if let Some((labels, counts)) = &x.confusion {
+                    let _ = write!(s, "<p>Confusion matrix of {} (rows: truth, columns: prediction)</p><table><tr><th></th>", esc(&x.store));
+                    for l in labels {
+                        let _ = write!(s, "<th>{}</th>", esc(l));
+                    }
+                    s.push_str("</tr>");
+                    for (label, row) in labels.iter().zip(counts) {
+                        let total: usize = row.iter().sum::<usize>().max(1);
+                        let _ = write!(s, "<tr><td>{}</td>", esc(label));
+                        for c in row {
+                            let shade = 255 - (200 * c / total) as u8;
+                            let _ = write!(
+                                s,
+                                "<td style=\"background:rgb({shade},{shade},255)\">{c}</td>"
+                            );
+                        }
+                        s.push_str("</tr>");
+                    }
+                    s.push_str("</table>");
+                }
+            }
         }
         s.push_str("</body></html>");
         s
     }
+}
+
+fn others(x: &TaskScore) -> String {
+    x.other_metrics
+        .iter()
+        .map(|(n, v)| {
+            if v.fract() == 0.0 {
+                format!("{n} {v}")
+            } else {
+                format!("{n} {v:.3}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn esc(text: &str) -> String {
@@ -202,7 +268,7 @@ fn roc_svg(task: &TaskResult) -> String {
         let _ = write!(
             s,
             "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{} ({:.3})</text>",
-            m + side + 8.0, m + 10.0 + 16.0 * i as f64, m + side + 22.0, m + 19.0 + 16.0 * i as f64, esc(&score.store), score.roc_auc
+            m + side + 8.0, m + 10.0 + 16.0 * i as f64, m + side + 22.0, m + 19.0 + 16.0 * i as f64, esc(&score.store), score.value
         );
     }
     s.push_str("</svg>");

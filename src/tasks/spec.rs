@@ -16,6 +16,8 @@ pub struct TaskSpec {
     pub gene_pairs: Option<GenePairSpec>,
     /// Gene classification into two classes.
     pub gene_classes: Option<GeneClassSpec>,
+    /// Cell typing from cell embeddings built from gene vectors.
+    pub cell_types: Option<CellTypeSpec>,
     /// The probe's settings.
     #[serde(default)]
     pub probe: ProbeSpec,
@@ -83,6 +85,92 @@ pub struct GeneClassSpec {
     pub seed: u64,
 }
 
+/// What the expression values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpressionValues {
+    /// Raw counts: normalised to 10,000 per cell and log1p-transformed first.
+    Counts,
+    /// Already log-normalised.
+    LogNormalized,
+}
+
+/// How a cell becomes a vector (GenePT's two ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellEmbedding {
+    /// GenePT-w: expression-weighted mean of the gene vectors, normalised.
+    Weighted,
+    /// GenePT-s: the store's text encoder embeds a "cell sentence" of the top genes.
+    Sentence,
+}
+
+/// Which classifier reads the cell vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellClassifier {
+    /// Multinomial logistic regression on standardised vectors.
+    Logistic,
+    /// k nearest training cells by cosine, similarity-weighted vote.
+    Knn,
+}
+
+/// A cell-typing task.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellTypeSpec {
+    /// `.mtx`/`.mtx.gz` (genes × cells, with `genes` and `cells`) or a dense CSV/TSV of
+    /// cells × genes.
+    pub matrix: PathBuf,
+    /// Gene names, one per matrix row (MatrixMarket only).
+    pub genes: Option<PathBuf>,
+    /// Cell ids, one per matrix column (MatrixMarket only).
+    pub cells: Option<PathBuf>,
+    /// Counts or log-normalised values.
+    pub values: ExpressionValues,
+    /// CSV with one row per cell.
+    pub metadata: PathBuf,
+    /// Metadata column with the cell id.
+    pub cell_column: String,
+    /// Metadata column with the cell type.
+    pub label_column: String,
+    /// Metadata column that splits train from test (with `train_value`, `test_value`);
+    /// without it, stratified k-fold cross-validation.
+    pub split_column: Option<String>,
+    /// Training cells have this value in `split_column`.
+    pub train_value: Option<String>,
+    /// Test cells have this value.
+    pub test_value: Option<String>,
+    /// Folds when there is no split column.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// GenePT-w or GenePT-s.
+    pub embedding: CellEmbedding,
+    /// GenePT-w only: subtract the mean of the matrix genes' vectors first. Text
+    /// embeddings share a large common direction, which the weighted mean otherwise
+    /// keeps and which carries nothing about the cell.
+    #[serde(default)]
+    pub center_gene_vectors: bool,
+    /// Genes in a cell sentence.
+    #[serde(default = "default_top_genes")]
+    pub top_genes: usize,
+    /// The classifier.
+    pub classifier: CellClassifier,
+    /// Neighbours for `knn`.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Seed for folds and the bootstrap.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_top_genes() -> usize {
+    100
+}
+fn default_k() -> usize {
+    10
+}
+
 /// Logistic-regression probe settings (features are standardised first).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,12 +215,33 @@ impl TaskSpec {
         let mut spec: TaskSpec =
             toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
         spec.base = crate::fsutil::parent_dir(path);
-        let kinds = spec.gene_pairs.is_some() as u8 + spec.gene_classes.is_some() as u8;
+        let kinds = spec.gene_pairs.is_some() as u8
+            + spec.gene_classes.is_some() as u8
+            + spec.cell_types.is_some() as u8;
         if kinds != 1 {
             return Err(Error::bad_file(
                 path,
-                "a task needs exactly one of the tables [gene_pairs] or [gene_classes]",
+                "a task needs exactly one of the tables [gene_pairs], [gene_classes] or [cell_types]",
             ));
+        }
+        if let Some(c) = &spec.cell_types {
+            let split = [&c.split_column, &c.train_value, &c.test_value]
+                .iter()
+                .filter(|v| v.is_some())
+                .count();
+            if split != 0 && split != 3 {
+                return Err(Error::bad_file(
+                    path,
+                    "split_column, train_value and test_value go together",
+                ));
+            }
+            let mtx = c.matrix.to_string_lossy().contains(".mtx");
+            if mtx && (c.genes.is_none() || c.cells.is_none()) {
+                return Err(Error::bad_file(
+                    path,
+                    "a .mtx matrix needs genes and cells files",
+                ));
+            }
         }
         if let Some(c) = &spec.gene_classes {
             if c.folds < 2 {

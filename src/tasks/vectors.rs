@@ -1,9 +1,11 @@
 //! Gene vectors as the tasks see them: a symbol-to-vector map built from a store
 //! through its public interface, or random vectors as the floor every report shows.
 
+use crate::embed::SentenceEmbedder;
 use crate::genes::GeneCatalog;
 use crate::store::GeneStore;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Named gene vectors.
 pub struct GeneVectors {
@@ -12,6 +14,7 @@ pub struct GeneVectors {
     dim: usize,
     rows: HashMap<String, usize>,
     data: Vec<f32>,
+    encoder: Option<Arc<SentenceEmbedder>>,
 }
 
 impl GeneVectors {
@@ -28,7 +31,20 @@ impl GeneVectors {
             dim: store.dim(),
             rows,
             data,
+            encoder: None,
         }
+    }
+
+    /// Adds the text encoder the store was built with, for tasks that embed text
+    /// (GenePT-s cell sentences).
+    pub fn with_encoder(mut self, encoder: Arc<SentenceEmbedder>) -> Self {
+        self.encoder = Some(encoder);
+        self
+    }
+
+    /// The text encoder, if any.
+    pub fn encoder(&self) -> Option<&SentenceEmbedder> {
+        self.encoder.as_deref()
     }
 
     /// Random unit vectors for the same genes: the floor a real embedding must beat.
@@ -52,6 +68,7 @@ impl GeneVectors {
             dim: other.dim,
             rows,
             data,
+            encoder: None,
         }
     }
 

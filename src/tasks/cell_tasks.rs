@@ -1,0 +1,414 @@
+//! Cell typing on GenePT-style cell embeddings: the expression-weighted mean of gene
+//! vectors (GenePT-w), or the store's text encoder on a sentence of the cell's top
+//! genes (GenePT-s); then multinomial logistic regression or kNN.
+
+use super::expression::ExpressionMatrix;
+use super::gene_tasks::{percentile_interval, stratified_folds_by, task_error, TaskScore};
+use super::metrics::{accuracy, macro_f1};
+use super::probe::Standardizer;
+use super::spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, TaskSpec};
+use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use crate::error::{Error, Result};
+use linfa::prelude::*;
+use linfa_logistic::MultiLogisticRegression;
+use ndarray::{Array1, Array2};
+use std::collections::HashMap;
+
+/// Cell embeddings already computed in this run, by matrix, cells, method and store.
+pub type CellEmbeddingCache = HashMap<String, Vec<Option<Vec<f32>>>>;
+
+/// A labelled cell ready for embedding.
+struct LabelledCell {
+    row: usize,
+    label: usize,
+    train: Option<bool>,
+}
+
+/// Runs a cell-typing task for every set of vectors (sentence embeddings only for
+/// stores that carry a text encoder).
+pub fn run_cell_types(
+    spec: &TaskSpec,
+    cell_spec: &CellTypeSpec,
+    stores: &[&GeneVectors],
+    mapper: &mut SymbolMapper,
+    cache: &mut CellEmbeddingCache,
+) -> Result<Vec<TaskScore>> {
+    let matrix_path = spec.data_path(&cell_spec.matrix);
+    let mut matrix = if matrix_path.to_string_lossy().contains(".mtx") {
+        let genes = spec.data_path(
+            cell_spec
+                .genes
+                .as_deref()
+                .unwrap_or(std::path::Path::new("")),
+        );
+        let cells = spec.data_path(
+            cell_spec
+                .cells
+                .as_deref()
+                .unwrap_or(std::path::Path::new("")),
+        );
+        ExpressionMatrix::read_matrix_market(&matrix_path, &genes, &cells)?
+    } else {
+        ExpressionMatrix::read_dense(&matrix_path)?
+    };
+    if cell_spec.values == ExpressionValues::Counts {
+        matrix.log_normalize();
+    }
+    let approved: Vec<Option<String>> = matrix.genes.iter().map(|g| mapper.approved(g)).collect();
+    let (cells, class_names) = read_labels(spec, cell_spec, &matrix)?;
+    let mut out = Vec::new();
+    for vectors in stores {
+        if cell_spec.embedding == CellEmbedding::Sentence && vectors.encoder().is_none() {
+            continue;
+        }
+        let known = approved
+            .iter()
+            .filter(|g| g.as_ref().and_then(|g| vectors.get(g)).is_some())
+            .count();
+        if known == 0 {
+            return Err(task_error(
+                spec,
+                vectors,
+                Error::InvalidArgument(format!(
+                    "none of the matrix's {} genes is in the store (are the gene names symbols?)",
+                    matrix.genes.len()
+                )),
+            ));
+        }
+        // Tasks that differ only in the classifier share the (costly) cell embeddings.
+        let key = format!(
+            "{}|{}|{:?}|{:?}|{:?}|{}|{}|{}",
+            matrix_path.display(),
+            spec.data_path(&cell_spec.metadata).display(),
+            cell_spec.split_column,
+            cell_spec.train_value,
+            cell_spec.embedding,
+            cell_spec.top_genes,
+            cell_spec.center_gene_vectors,
+            vectors.name
+        );
+        if !cache.contains_key(&key) {
+            let embedded = embed_cells(cell_spec, &matrix, &approved, &cells, vectors)
+                .map_err(|e| task_error(spec, vectors, e))?;
+            cache.insert(key.clone(), embedded);
+        }
+        let embedded = &cache[&key];
+        let covered: Vec<(usize, &LabelledCell)> = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| embedded[*i].is_some())
+            .collect();
+        let labels: Vec<usize> = covered.iter().map(|(_, c)| c.label).collect();
+        let assignments: Vec<usize> = match cell_spec.split_column {
+            // 0 = test, 1 = train for a fixed split; fold numbers otherwise.
+            Some(_) => covered
+                .iter()
+                .map(|(_, c)| c.train.unwrap_or(false) as usize)
+                .collect(),
+            None => stratified_folds_by(&labels, cell_spec.folds, cell_spec.seed)
+                .map_err(|e| task_error(spec, vectors, e))?,
+        };
+        let rounds: Vec<(Vec<usize>, Vec<usize>)> = match cell_spec.split_column {
+            Some(_) => vec![split_indices(&assignments, |a| a == 1)],
+            None => (0..cell_spec.folds)
+                .map(|f| split_indices(&assignments, |a| a != f))
+                .collect(),
+        };
+        let mut truth = Vec::new();
+        let mut predicted = Vec::new();
+        let mut train_items = 0;
+        for (train, test) in &rounds {
+            if train.is_empty() || test.is_empty() {
+                return Err(task_error(
+                    spec,
+                    vectors,
+                    Error::InvalidArgument("the split leaves no training or no test cells".into()),
+                ));
+            }
+            let rows = |idx: &[usize]| -> Array2<f64> {
+                let d = vectors.dim();
+                let mut x = Array2::zeros((idx.len(), d));
+                for (r, &i) in idx.iter().enumerate() {
+                    if let Some(v) = &embedded[covered[i].0] {
+                        for j in 0..d {
+                            x[(r, j)] = v[j] as f64;
+                        }
+                    }
+                }
+                x
+            };
+            let train_y: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
+            let guesses = classify(cell_spec, spec, &rows(train), &train_y, &rows(test))
+                .map_err(|e| task_error(spec, vectors, e))?;
+            train_items = train_items.max(train.len());
+            truth.extend(test.iter().map(|&i| labels[i]));
+            predicted.extend(guesses);
+        }
+        let f1 = macro_f1(&truth, &predicted)?;
+        let mut state = cell_spec.seed ^ 0xce11;
+        let mut resampled: Vec<f64> = (0..200)
+            .filter_map(|_| {
+                let idx: Vec<usize> = (0..truth.len())
+                    .map(|_| (next_u64(&mut state) % truth.len() as u64) as usize)
+                    .collect();
+                let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
+                let p: Vec<usize> = idx.iter().map(|&i| predicted[i]).collect();
+                macro_f1(&t, &p).ok()
+            })
+            .collect();
+        let mut confusion = vec![vec![0usize; class_names.len()]; class_names.len()];
+        for (&t, &p) in truth.iter().zip(&predicted) {
+            confusion[t][p] += 1;
+        }
+        out.push(TaskScore {
+            store: vectors.name.clone(),
+            items_total: cells.len(),
+            items_covered: covered.len(),
+            train_items,
+            test_items: truth.len(),
+            metric: "macro-F1".into(),
+            value: f1,
+            interval: percentile_interval(&mut resampled),
+            interval_method: "bootstrap of test cells, 200 resamples".into(),
+            other_metrics: vec![
+                ("accuracy".into(), accuracy(&truth, &predicted)?),
+                ("genes known".into(), known as f64),
+            ],
+            roc: Vec::new(),
+            confusion: Some((class_names.clone(), confusion)),
+        });
+    }
+    Ok(out)
+}
+
+fn split_indices(
+    assignments: &[usize],
+    is_train: impl Fn(usize) -> bool,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for (i, &a) in assignments.iter().enumerate() {
+        if is_train(a) {
+            train.push(i);
+        } else {
+            test.push(i);
+        }
+    }
+    (train, test)
+}
+
+/// Cells of the matrix with a label (and split side), and the sorted class names.
+fn read_labels(
+    spec: &TaskSpec,
+    cell_spec: &CellTypeSpec,
+    matrix: &ExpressionMatrix,
+) -> Result<(Vec<LabelledCell>, Vec<String>)> {
+    let path = spec.data_path(&cell_spec.metadata);
+    let mut csv = csv::Reader::from_reader(crate::fsutil::open_maybe_gz(&path)?);
+    let headers = csv
+        .headers()
+        .map_err(|e| Error::bad_file(&path, format!("unreadable CSV header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            Error::bad_file(
+                &path,
+                format!(
+                    "no column '{name}' (columns: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let id_col = column(&cell_spec.cell_column)?;
+    let label_col = column(&cell_spec.label_column)?;
+    let split_col = match &cell_spec.split_column {
+        Some(c) => Some(column(c)?),
+        None => None,
+    };
+    let row_of: HashMap<&str, usize> = matrix
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut raw = Vec::new();
+    for (i, record) in csv.records().enumerate() {
+        let record = record.map_err(|e| Error::Parse {
+            path: path.clone(),
+            line: i + 2,
+            message: e.to_string(),
+        })?;
+        let id = record.get(id_col).unwrap_or("");
+        let Some(&row) = row_of.get(id) else {
+            continue;
+        };
+        let label = record.get(label_col).unwrap_or("").to_string();
+        let train = split_col.map(|c| record.get(c).unwrap_or(""));
+        let train = match (train, &cell_spec.train_value, &cell_spec.test_value) {
+            (Some(v), Some(tr), _) if v == tr => Some(true),
+            (Some(v), _, Some(te)) if v == te => Some(false),
+            (Some(_), _, _) => continue,
+            (None, _, _) => None,
+        };
+        raw.push((row, label, train));
+    }
+    if raw.is_empty() {
+        return Err(Error::bad_file(
+            &path,
+            format!(
+                "no cell id in column '{}' matches the matrix's cells",
+                cell_spec.cell_column
+            ),
+        ));
+    }
+    let mut names: Vec<String> = raw.iter().map(|(_, l, _)| l.clone()).collect();
+    names.sort();
+    names.dedup();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let cells = raw
+        .iter()
+        .map(|(row, label, train)| LabelledCell {
+            row: *row,
+            label: index[label.as_str()],
+            train: *train,
+        })
+        .collect();
+    Ok((cells, names))
+}
+
+/// One unit vector per cell, or `None` for a cell with no gene the store knows.
+fn embed_cells(
+    cell_spec: &CellTypeSpec,
+    matrix: &ExpressionMatrix,
+    approved: &[Option<String>],
+    cells: &[LabelledCell],
+    vectors: &GeneVectors,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let d = vectors.dim();
+    let gene_vector: Vec<Option<&[f32]>> = approved
+        .iter()
+        .map(|g| g.as_ref().and_then(|g| vectors.get(g)))
+        .collect();
+    let mut centre = vec![0f32; d];
+    if cell_spec.center_gene_vectors {
+        let known: Vec<&[f32]> = gene_vector.iter().flatten().copied().collect();
+        for v in &known {
+            for (c, x) in centre.iter_mut().zip(v.iter()) {
+                *c += x / known.len() as f32;
+            }
+        }
+    }
+    match cell_spec.embedding {
+        CellEmbedding::Weighted => Ok(cells
+            .iter()
+            .map(|c| {
+                let mut v = vec![0f32; d];
+                let mut weight = 0f32;
+                for &(g, x) in &matrix.values[c.row] {
+                    if let Some(gv) = gene_vector[g as usize] {
+                        for ((a, b), m) in v.iter_mut().zip(gv).zip(&centre) {
+                            *a += x * (b - m);
+                        }
+                        weight += x;
+                    }
+                }
+                (weight > 0.0).then(|| unit(v))
+            })
+            .collect()),
+        CellEmbedding::Sentence => {
+            let encoder = vectors.encoder().ok_or_else(|| {
+                Error::InvalidArgument("no text encoder for cell sentences".into())
+            })?;
+            let sentences: Vec<Option<String>> = cells
+                .iter()
+                .map(|c| {
+                    let mut genes: Vec<(u32, f32)> = matrix.values[c.row]
+                        .iter()
+                        .filter(|(g, _)| approved[*g as usize].is_some())
+                        .copied()
+                        .collect();
+                    genes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    let words: Vec<&str> = genes
+                        .iter()
+                        .take(cell_spec.top_genes)
+                        .filter_map(|(g, _)| approved[*g as usize].as_deref())
+                        .collect();
+                    (!words.is_empty()).then(|| words.join(" "))
+                })
+                .collect();
+            let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+            let embedded = encoder.embed(&texts)?;
+            let mut next = 0;
+            Ok(sentences
+                .iter()
+                .map(|s| {
+                    s.as_ref().map(|_| {
+                        next += 1;
+                        embedded.row(next - 1).to_vec()
+                    })
+                })
+                .collect())
+        }
+    }
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+fn classify(
+    cell_spec: &CellTypeSpec,
+    spec: &TaskSpec,
+    train_x: &Array2<f64>,
+    train_y: &[usize],
+    test_x: &Array2<f64>,
+) -> Result<Vec<usize>> {
+    match cell_spec.classifier {
+        CellClassifier::Logistic => {
+            let scaler = Standardizer::fit(train_x);
+            let data = Dataset::new(scaler.transform(train_x), Array1::from(train_y.to_vec()));
+            let model = MultiLogisticRegression::default()
+                .alpha(spec.probe.alpha)
+                .max_iterations(spec.probe.max_iterations)
+                .fit(&data)
+                .map_err(|e| Error::InvalidArgument(format!("logistic regression failed: {e}")))?;
+            Ok(model.predict(&scaler.transform(test_x)).to_vec())
+        }
+        CellClassifier::Knn => {
+            let classes = train_y.iter().max().map(|m| m + 1).unwrap_or(0);
+            Ok(test_x
+                .rows()
+                .into_iter()
+                .map(|q| {
+                    let mut sims: Vec<(f64, usize)> = train_x
+                        .rows()
+                        .into_iter()
+                        .zip(train_y)
+                        .map(|(r, &y)| (r.dot(&q), y))
+                        .collect();
+                    let k = cell_spec.k.min(sims.len());
+                    sims.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.0.total_cmp(&a.0));
+                    let mut votes = vec![0f64; classes];
+                    for (s, y) in &sims[..k] {
+                        votes[*y] += s.max(0.0) + 1e-9;
+                    }
+                    votes
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+                        .map(|(i, _)| i)
+                        .unwrap_or(0)
+                })
+                .collect())
+        }
+    }
+}

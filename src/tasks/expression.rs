@@ -1,0 +1,169 @@
+//! Expression matrices as single-cell users have them: 10x-style MatrixMarket (genes ×
+//! cells, gzip allowed, with gene and barcode files) or a dense CSV/TSV (cells × genes,
+//! first column the cell id). Values are kept sparse, per cell.
+
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// Cells × genes, sparse by cell.
+#[derive(Debug, Clone)]
+pub struct ExpressionMatrix {
+    /// Gene names (columns).
+    pub genes: Vec<String>,
+    /// Cell ids (rows).
+    pub cells: Vec<String>,
+    /// Per cell, (gene index, value) for non-zero values.
+    pub values: Vec<Vec<(u32, f32)>>,
+}
+
+impl ExpressionMatrix {
+    /// Reads a MatrixMarket coordinate file of genes × cells with its gene names (first
+    /// column of `genes`) and cell ids (first column of `cells`).
+    pub fn read_matrix_market(matrix: &Path, genes: &Path, cells: &Path) -> Result<Self> {
+        let first_column = |p: &Path| -> Result<Vec<String>> {
+            Ok(crate::fsutil::read_utf8_lines(p)?
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
+                .collect())
+        };
+        let gene_names = first_column(genes)?;
+        let cell_ids = first_column(cells)?;
+        let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
+        let mut lines = reader.lines().enumerate();
+        let parse = |line: usize, message: String| Error::Parse {
+            path: matrix.to_path_buf(),
+            line,
+            message,
+        };
+        let mut size: Option<(usize, usize)> = None;
+        let mut values: Vec<Vec<(u32, f32)>> = vec![Vec::new(); cell_ids.len()];
+        for (i, line) in lines.by_ref() {
+            let line = line.map_err(|e| Error::io(matrix, e))?;
+            if i == 0 && !line.starts_with("%%MatrixMarket matrix coordinate") {
+                return Err(parse(1, "not a MatrixMarket coordinate file".into()));
+            }
+            if line.starts_with('%') || line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if size.is_none() {
+                let rows: usize = fields
+                    .first()
+                    .and_then(|f| f.parse().ok())
+                    .ok_or_else(|| parse(i + 1, "bad size line".into()))?;
+                let cols: usize = fields
+                    .get(1)
+                    .and_then(|f| f.parse().ok())
+                    .ok_or_else(|| parse(i + 1, "bad size line".into()))?;
+                if rows != gene_names.len() || cols != cell_ids.len() {
+                    return Err(parse(
+                        i + 1,
+                        format!(
+                            "the matrix is {rows} × {cols} but there are {} genes and {} cells",
+                            gene_names.len(),
+                            cell_ids.len()
+                        ),
+                    ));
+                }
+                size = Some((rows, cols));
+                continue;
+            }
+            let (Some(r), Some(c), Some(v)) = (
+                fields.first().and_then(|f| f.parse::<usize>().ok()),
+                fields.get(1).and_then(|f| f.parse::<usize>().ok()),
+                fields.get(2).and_then(|f| f.parse::<f32>().ok()),
+            ) else {
+                return Err(parse(
+                    i + 1,
+                    format!("expected 'row col value', found '{line}'"),
+                ));
+            };
+            let (rows, cols) = size.unwrap_or((0, 0));
+            if r == 0 || c == 0 || r > rows || c > cols {
+                return Err(parse(
+                    i + 1,
+                    format!("entry ({r}, {c}) is outside {rows} × {cols}"),
+                ));
+            }
+            values[c - 1].push(((r - 1) as u32, v));
+        }
+        if size.is_none() {
+            return Err(Error::bad_file(
+                matrix,
+                "the file ends before its size line",
+            ));
+        }
+        Ok(ExpressionMatrix {
+            genes: gene_names,
+            cells: cell_ids,
+            values,
+        })
+    }
+
+    /// Reads a dense table of cells × genes: a header of gene names after the first
+    /// (cell id) column, then one row per cell. Commas or tabs.
+    pub fn read_dense(path: &Path) -> Result<Self> {
+        let reader = BufReader::new(crate::fsutil::open_maybe_gz(path)?);
+        let mut lines = reader.lines();
+        let header = lines
+            .next()
+            .ok_or_else(|| Error::bad_file(path, "the file is empty"))?
+            .map_err(|e| Error::io(path, e))?;
+        let sep = if header.contains('\t') { '\t' } else { ',' };
+        let genes: Vec<String> = header
+            .split(sep)
+            .skip(1)
+            .map(|g| g.trim().to_string())
+            .collect();
+        let mut cells = Vec::new();
+        let mut values = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let line = line.map_err(|e| Error::io(path, e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut fields = line.split(sep);
+            cells.push(fields.next().unwrap_or("").trim().to_string());
+            let mut row = Vec::new();
+            let mut n = 0;
+            for (g, f) in fields.enumerate() {
+                let v: f32 = f.trim().parse().map_err(|_| Error::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 2,
+                    message: format!("'{f}' in column {} is not a number", g + 2),
+                })?;
+                if v != 0.0 {
+                    row.push((g as u32, v));
+                }
+                n += 1;
+            }
+            if n != genes.len() {
+                return Err(Error::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 2,
+                    message: format!("{n} values for {} genes", genes.len()),
+                });
+            }
+            values.push(row);
+        }
+        Ok(ExpressionMatrix {
+            genes,
+            cells,
+            values,
+        })
+    }
+
+    /// Library-size normalisation to 10,000 then log1p, per cell (for raw counts).
+    pub fn log_normalize(&mut self) {
+        for row in &mut self.values {
+            let total: f32 = row.iter().map(|(_, v)| v).sum();
+            if total > 0.0 {
+                for (_, v) in row.iter_mut() {
+                    *v = (*v * 1e4 / total).ln_1p();
+                }
+            }
+        }
+    }
+}
