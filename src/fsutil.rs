@@ -22,6 +22,14 @@ where
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
     write(tmp.as_file_mut())?;
+    // Temporary files are created private (0600); outputs are ordinary files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
     tmp.as_file_mut()
         .flush()
         .and_then(|_| tmp.as_file().sync_all())

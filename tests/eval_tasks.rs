@@ -235,3 +235,30 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
     .to_string();
     assert!(err.contains("none of the matrix's 2 genes"), "{err}");
 }
+
+#[test]
+fn perturbation_signatures_are_predicted_better_than_the_floor() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let tasks: Vec<TaskSpec> = ["replogle_k562_cv.toml", "replogle_k562_to_rpe1.toml"]
+        .iter()
+        .map(|n| TaskSpec::read(&quick_task(tmp.path(), n)).unwrap())
+        .collect();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    let report = evaluate(&tasks, vec![(vectors, "full store".into())], &catalog).unwrap();
+    for task in &report.tasks {
+        let (real, floor) = (&task.scores[0], &task.scores[1]);
+        assert_eq!(real.items_total, 585, "{}", task.id);
+        assert!(real.items_covered > 400 && real.items_covered == floor.items_covered);
+        assert!(
+            real.value > floor.value + 0.05,
+            "{}: {:.3} vs random {:.3}",
+            task.id,
+            real.value,
+            floor.value
+        );
+        let prior = real.get("signature-frequency prior").unwrap();
+        assert!(prior > 0.1 && prior < 0.4, "{prior}");
+    }
+}

@@ -9,6 +9,7 @@ mod cell_tasks;
 mod expression;
 mod gene_tasks;
 mod metrics;
+mod perturbation_tasks;
 mod probe;
 mod report;
 mod spec;
@@ -21,7 +22,7 @@ pub use probe::{logistic_scores, Standardizer};
 pub use report::{EvalReport, StoreInfo, TaskResult};
 pub use spec::{
     CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, GeneClassSpec, GenePairSpec,
-    PairSplit, ProbeSpec, TaskSpec,
+    PairSplit, PerturbationSpec, ProbeSpec, TaskSpec,
 };
 pub use vectors::{GeneVectors, SymbolMapper};
 
@@ -58,6 +59,8 @@ pub fn evaluate(
             gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)?
         } else if let Some(c) = &task.cell_types {
             cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)?
+        } else if let Some(p) = &task.perturbations {
+            perturbation_tasks::run_perturbations(task, p, &refs, &mut mapper)?
         } else {
             Vec::new()
         };

@@ -56,11 +56,13 @@ impl EvalReport {
         crate::fsutil::atomic_write_bytes(&dir.join("report.md"), self.markdown().as_bytes())?;
         let mut svgs = Vec::new();
         for task in &self.tasks {
+            if task.scores.iter().all(|x| x.roc.is_empty()) {
+                svgs.push(String::new());
+                continue;
+            }
             let svg = roc_svg(task);
-            crate::fsutil::atomic_write_bytes(
-                &dir.join(format!("roc_{}.svg", task.id)),
-                svg.as_bytes(),
-            )?;
+            let path = dir.join(format!("roc_{}.svg", task.id));
+            crate::fsutil::atomic_write_bytes(&path, svg.as_bytes())?;
             svgs.push(svg);
         }
         crate::fsutil::atomic_write_bytes(&dir.join("report.html"), self.html(&svgs).as_bytes())?;

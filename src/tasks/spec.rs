@@ -18,6 +18,8 @@ pub struct TaskSpec {
     pub gene_classes: Option<GeneClassSpec>,
     /// Cell typing from cell embeddings built from gene vectors.
     pub cell_types: Option<CellTypeSpec>,
+    /// Predicting a genetic perturbation's response signature from its target gene.
+    pub perturbations: Option<PerturbationSpec>,
     /// The probe's settings.
     #[serde(default)]
     pub probe: ProbeSpec,
@@ -171,6 +173,26 @@ fn default_k() -> usize {
     10
 }
 
+/// A perturbation-response task: GMT files whose sets are named by the perturbed gene
+/// and hold its response signature.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerturbationSpec {
+    /// Signatures to learn from (and to cross-validate on when `test` is absent).
+    pub train: PathBuf,
+    /// Signatures to predict, for example from another cell line.
+    pub test: Option<PathBuf>,
+    /// Folds over perturbations when there is no `test` file.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Training perturbations whose signatures vote for a held-out one.
+    #[serde(default = "default_k")]
+    pub neighbors: usize,
+    /// Seed for the folds and the bootstrap.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
 /// Logistic-regression probe settings (features are standardised first).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,11 +239,12 @@ impl TaskSpec {
         spec.base = crate::fsutil::parent_dir(path);
         let kinds = spec.gene_pairs.is_some() as u8
             + spec.gene_classes.is_some() as u8
-            + spec.cell_types.is_some() as u8;
+            + spec.cell_types.is_some() as u8
+            + spec.perturbations.is_some() as u8;
         if kinds != 1 {
             return Err(Error::bad_file(
                 path,
-                "a task needs exactly one of the tables [gene_pairs], [gene_classes] or [cell_types]",
+                "a task needs exactly one of the tables [gene_pairs], [gene_classes], [cell_types] or [perturbations]",
             ));
         }
         if let Some(c) = &spec.cell_types {
