@@ -206,6 +206,15 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
         assert_eq!(labels.len(), 10);
         assert_eq!(counts.iter().flatten().sum::<usize>(), 700);
     }
+    let map = scores[0].map.as_ref().expect("a PCA map of the cells");
+    assert_eq!(
+        (map.points.len(), map.labels.len(), map.classes.len()),
+        (700, 700, 10)
+    );
+    assert!(
+        scores[1].map.is_none(),
+        "one map per task, for the first store"
+    );
 
     // Gene names the store cannot know (Ensembl ids) are an error, not a silent zero.
     let csv = tmp.path().join("expr.csv");

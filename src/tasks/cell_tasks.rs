@@ -176,6 +176,18 @@ pub fn run_cell_types(
             ],
             roc: Vec::new(),
             confusion: Some((class_names.clone(), confusion)),
+            map: out.is_empty().then(|| {
+                let rows: Vec<&[f32]> = covered
+                    .iter()
+                    .filter_map(|(i, _)| embedded[*i].as_deref())
+                    .collect();
+                super::pca::ItemMap {
+                    points: super::pca::pca_2d(&rows),
+                    labels: labels.clone(),
+                    classes: class_names.clone(),
+                    items: "cells".into(),
+                }
+            }),
         });
     }
     Ok(out)

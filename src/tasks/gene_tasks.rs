@@ -37,6 +37,8 @@ pub struct TaskScore {
     pub roc: Vec<(f64, f64)>,
     /// Class names and counts (rows: truth, columns: prediction), for multi-class tasks.
     pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
+    /// A 2-D PCA map of the items coloured by class (first store only).
+    pub map: Option<super::pca::ItemMap>,
 }
 
 impl TaskScore {
@@ -321,6 +323,18 @@ pub fn run_gene_classes(
         score.items_total = total;
         score.items_covered = covered.len();
         score.train_items = train_items;
+        if out.is_empty() {
+            let rows: Vec<&[f32]> = covered.iter().filter_map(|(s, _)| vectors.get(s)).collect();
+            score.map = Some(super::pca::ItemMap {
+                points: super::pca::pca_2d(&rows),
+                labels: covered.iter().map(|(_, l)| *l as usize).collect(),
+                classes: vec![
+                    class_spec.negative_name.clone(),
+                    class_spec.positive_name.clone(),
+                ],
+                items: "genes".into(),
+            });
+        }
         out.push(score);
     }
     Ok(out)
@@ -417,6 +431,7 @@ fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> 
         ],
         roc,
         confusion: None,
+        map: None,
     })
 }
 

@@ -9,6 +9,7 @@ mod cell_tasks;
 mod expression;
 mod gene_tasks;
 mod metrics;
+mod pca;
 mod perturbation_tasks;
 mod probe;
 mod report;
@@ -18,6 +19,7 @@ mod vectors;
 pub use expression::ExpressionMatrix;
 pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
 pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
+pub use pca::{pca_2d, ItemMap};
 pub use probe::{logistic_scores, Standardizer};
 pub use report::{EvalReport, StoreInfo, TaskResult};
 pub use spec::{

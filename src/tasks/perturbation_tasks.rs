@@ -162,6 +162,7 @@ pub fn run_perturbations(
             other_metrics: vec![("signature-frequency prior".into(), mean(&prior_precision))],
             roc: Vec::new(),
             confusion: None,
+            map: None,
         });
     }
     Ok(out)

@@ -65,7 +65,34 @@ impl EvalReport {
             crate::fsutil::atomic_write_bytes(&path, svg.as_bytes())?;
             svgs.push(svg);
         }
-        crate::fsutil::atomic_write_bytes(&dir.join("report.html"), self.html(&svgs).as_bytes())?;
+        let mut maps = Vec::new();
+        for task in &self.tasks {
+            let map = task
+                .scores
+                .iter()
+                .find_map(|x| x.map.as_ref().map(|m| (x, m)));
+            let svg = match map {
+                Some((score, map)) => {
+                    let svg = map_svg(&task.id, &score.store, map);
+                    crate::fsutil::atomic_write_bytes(
+                        &dir.join(format!("map_{}.svg", task.id)),
+                        svg.as_bytes(),
+                    )?;
+                    svg
+                }
+                None => String::new(),
+            };
+            maps.push(svg);
+        }
+        let figures: Vec<String> = svgs
+            .iter()
+            .zip(&maps)
+            .map(|(a, b)| format!("{a}{b}"))
+            .collect();
+        crate::fsutil::atomic_write_bytes(
+            &dir.join("report.html"),
+            self.html(&figures).as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -136,6 +163,9 @@ impl EvalReport {
             }
             if task.scores.iter().any(|x| !x.roc.is_empty()) {
                 let _ = writeln!(s, "\n![ROC curves](roc_{}.svg)", task.id);
+            }
+            if task.scores.iter().any(|x| x.map.is_some()) {
+                let _ = writeln!(s, "\n![PCA map](map_{}.svg)", task.id);
             }
             if let Some(x) = task.scores.first() {
                 if let Some((labels, counts)) = &x.confusion {
@@ -239,7 +269,7 @@ fn esc(text: &str) -> String {
 
 /// ROC curves of every store on one task, with the chance diagonal.
 fn roc_svg(task: &TaskResult) -> String {
-    let (w, h, m) = (440.0, 400.0, 50.0);
+    let (w, h, m) = (680.0, 400.0, 50.0);
     let side = 300.0;
     let x = |v: f64| m + v * side;
     let y = |v: f64| m + (1.0 - v) * side;
@@ -276,3 +306,60 @@ fn roc_svg(task: &TaskResult) -> String {
     s.push_str("</svg>");
     s
 }
+
+/// A PCA scatter of one store's items, coloured by class.
+fn map_svg(task: &str, store: &str, map: &super::pca::ItemMap) -> String {
+    let (side, m) = (320.0f32, 40.0f32);
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for (x, y) in &map.points {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    let sx = |x: f32| m + (x - x0) / (x1 - x0).max(1e-9) * side;
+    let sy = |y: f32| m + (1.0 - (y - y0) / (y1 - y0).max(1e-9)) * side;
+    let legend_w = 200.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\
+         <rect x=\"{m}\" y=\"{m}\" width=\"{side}\" height=\"{side}\" fill=\"none\" stroke=\"#333\"/>\
+         <text x=\"{m}\" y=\"25\" font-size=\"13\">{}: {} of {} on PC1/PC2</text>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">PC1</text>",
+        side + 2.0 * m + legend_w,
+        side + 2.0 * m,
+        esc(task),
+        esc(&map.items),
+        esc(store),
+        m + side / 2.0,
+        m + side + 20.0
+    );
+    for ((x, y), l) in map.points.iter().zip(&map.labels) {
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{}\" fill-opacity=\"0.7\"/>",
+            sx(*x),
+            sy(*y),
+            PALETTE[l % PALETTE.len()]
+        );
+    }
+    for (i, c) in map.classes.iter().enumerate() {
+        let y = m + 10.0 + 15.0 * i as f32;
+        let _ = write!(
+            s,
+            "<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            m + side + 15.0,
+            y,
+            PALETTE[i % PALETTE.len()],
+            m + side + 25.0,
+            y + 4.0,
+            esc(c)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+const PALETTE: &[&str] = &[
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
+];
