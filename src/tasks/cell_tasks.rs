@@ -216,22 +216,8 @@ fn read_labels(
     matrix: &ExpressionMatrix,
 ) -> Result<(Vec<LabelledCell>, Vec<String>)> {
     let path = spec.data_path(&cell_spec.metadata);
-    let mut csv = csv::Reader::from_reader(crate::fsutil::open_maybe_gz(&path)?);
-    let headers = csv
-        .headers()
-        .map_err(|e| Error::bad_file(&path, format!("unreadable CSV header: {e}")))?
-        .clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            Error::bad_file(
-                &path,
-                format!(
-                    "no column '{name}' (columns: {})",
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
-    };
+    let mut table = super::csv_table::CsvTable::open(&path)?;
+    let column = |name: &str| table.column(name);
     let id_col = column(&cell_spec.cell_column)?;
     let label_col = column(&cell_spec.label_column)?;
     let split_col = match &cell_spec.split_column {
@@ -245,7 +231,7 @@ fn read_labels(
         .map(|(i, c)| (c.as_str(), i))
         .collect();
     let mut raw = Vec::new();
-    for (i, record) in csv.records().enumerate() {
+    for (i, record) in table.reader.records().enumerate() {
         let record = record.map_err(|e| Error::Parse {
             path: path.clone(),
             line: i + 2,

@@ -225,29 +225,14 @@ pub fn run_gene_classes(
     mapper: &mut SymbolMapper,
 ) -> Result<Vec<TaskScore>> {
     let path = spec.data_path(&class_spec.labels);
-    let reader = crate::fsutil::open_maybe_gz(&path)?;
-    let mut csv = csv::Reader::from_reader(reader);
-    let headers = csv
-        .headers()
-        .map_err(|e| Error::bad_file(&path, format!("unreadable CSV header: {e}")))?
-        .clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            Error::bad_file(
-                &path,
-                format!(
-                    "no column '{name}' (columns: {})",
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
-    };
+    let mut table = super::csv_table::CsvTable::open(&path)?;
+    let column = |name: &str| table.column(name);
     let symbol_col = column(&class_spec.symbol_column)?;
     let label_col = column(&class_spec.label_column)?;
     let mut genes: Vec<(String, bool)> = Vec::new();
     let mut total = 0;
     let mut seen = HashSet::new();
-    for (i, record) in csv.records().enumerate() {
+    for (i, record) in table.reader.records().enumerate() {
         let record = record.map_err(|e| Error::Parse {
             path: path.clone(),
             line: i + 2,

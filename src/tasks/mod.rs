@@ -6,6 +6,7 @@
 //! store lacks are counted in the report's coverage, not dropped silently.
 
 mod cell_tasks;
+mod csv_table;
 mod expression;
 mod gene_tasks;
 mod metrics;

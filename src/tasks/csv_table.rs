@@ -1,0 +1,42 @@
+//! CSV label and metadata files of the tasks: opened (gzip allowed) with their header,
+//! and columns found by name with an error that lists the columns there are.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// A CSV file opened at its first record.
+pub struct CsvTable {
+    /// The records still to read.
+    pub reader: csv::Reader<Box<dyn Read>>,
+    headers: Vec<String>,
+    path: std::path::PathBuf,
+}
+
+impl CsvTable {
+    /// Opens a CSV file and reads its header.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut reader = csv::Reader::from_reader(crate::fsutil::open_maybe_gz(path)?);
+        let headers = reader
+            .headers()
+            .map_err(|e| Error::bad_file(path, format!("unreadable CSV header: {e}")))?
+            .iter()
+            .map(String::from)
+            .collect();
+        Ok(CsvTable {
+            reader,
+            headers,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The index of a named column.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.headers.iter().position(|h| h == name).ok_or_else(|| {
+            Error::bad_file(
+                &self.path,
+                format!("no column '{name}' (columns: {})", self.headers.join(", ")),
+            )
+        })
+    }
+}
