@@ -271,3 +271,27 @@ fn perturbation_signatures_are_predicted_better_than_the_floor() {
         assert!(prior > 0.1 && prior < 0.4, "{prior}");
     }
 }
+
+#[test]
+fn interferon_response_is_predicted_from_gene_vectors() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = TaskSpec::read(&quick_task(tmp.path(), "kang_ifnb_response.toml")).unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
+    let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
+    assert_eq!(real.metric, "mean Pearson r");
+    assert_eq!(
+        real.get("cell types"),
+        Some(10.0),
+        "types with >= 30 cells in both conditions"
+    );
+    assert!(real.items_covered > 4000 && real.items_covered < real.items_total);
+    assert!(
+        real.value > floor.value + 0.1,
+        "{:.3} vs random {:.3}",
+        real.value,
+        floor.value
+    );
+}

@@ -14,6 +14,7 @@ mod pca;
 mod perturbation_tasks;
 mod probe;
 mod report;
+mod response_tasks;
 mod spec;
 mod vectors;
 
@@ -24,8 +25,8 @@ pub use pca::{pca_2d, ItemMap};
 pub use probe::{logistic_scores, Standardizer};
 pub use report::{EvalReport, StoreInfo, TaskResult};
 pub use spec::{
-    CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, GeneClassSpec, GenePairSpec,
-    PairSplit, PerturbationSpec, ProbeSpec, TaskSpec,
+    CellClassifier, CellEmbedding, CellTypeSpec, ExpressionResponseSpec, ExpressionValues,
+    GeneClassSpec, GenePairSpec, PairSplit, PerturbationSpec, ProbeSpec, TaskSpec,
 };
 pub use vectors::{GeneVectors, SymbolMapper};
 
@@ -64,6 +65,8 @@ pub fn evaluate(
             cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)?
         } else if let Some(p) = &task.perturbations {
             perturbation_tasks::run_perturbations(task, p, &refs, &mut mapper)?
+        } else if let Some(r) = &task.expression_response {
+            response_tasks::run_expression_response(task, r, &refs, &mut mapper)?
         } else {
             Vec::new()
         };

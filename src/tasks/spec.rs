@@ -20,6 +20,8 @@ pub struct TaskSpec {
     pub cell_types: Option<CellTypeSpec>,
     /// Predicting a genetic perturbation's response signature from its target gene.
     pub perturbations: Option<PerturbationSpec>,
+    /// Predicting each gene's expression response to a stimulus from its vector.
+    pub expression_response: Option<ExpressionResponseSpec>,
     /// The probe's settings.
     #[serde(default)]
     pub probe: ProbeSpec,
@@ -193,6 +195,38 @@ pub struct PerturbationSpec {
     pub seed: u64,
 }
 
+/// A stimulus-response task on pseudo-bulk expression: genes × columns named
+/// `<cell type>|<condition>`; the response of a gene in a cell type is treated minus
+/// control. Ridge regression from the gene vector, cross-validated over genes.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpressionResponseSpec {
+    /// The pseudo-bulk table (TSV, first column the gene).
+    pub table: PathBuf,
+    /// Cells behind each column (TSV: `<cell type>|<condition>`, count), to drop
+    /// cell types with too few cells.
+    pub sizes: Option<PathBuf>,
+    /// The control condition's name.
+    pub control: String,
+    /// The treated condition's name.
+    pub treated: String,
+    /// Cell types need at least this many cells in both conditions.
+    #[serde(default)]
+    pub min_cells: usize,
+    /// Genes need at least this mean expression in some column.
+    #[serde(default)]
+    pub min_expression: f64,
+    /// Folds over genes.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Ridge penalty on the standardised gene vectors.
+    #[serde(default = "default_alpha")]
+    pub ridge: f64,
+    /// Seed for folds and the bootstrap.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
 /// Logistic-regression probe settings (features are standardised first).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,11 +274,12 @@ impl TaskSpec {
         let kinds = spec.gene_pairs.is_some() as u8
             + spec.gene_classes.is_some() as u8
             + spec.cell_types.is_some() as u8
-            + spec.perturbations.is_some() as u8;
+            + spec.perturbations.is_some() as u8
+            + spec.expression_response.is_some() as u8;
         if kinds != 1 {
             return Err(Error::bad_file(
                 path,
-                "a task needs exactly one of the tables [gene_pairs], [gene_classes], [cell_types] or [perturbations]",
+                "a task needs exactly one of the tables [gene_pairs], [gene_classes], [cell_types], [perturbations] or [expression_response]",
             ));
         }
         if let Some(c) = &spec.cell_types {
