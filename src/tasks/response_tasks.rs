@@ -235,8 +235,12 @@ pub fn run_expression_response(
 /// Ridge weights (with intercept as the last row) for every target column; the
 /// penalty leaves the intercept alone.
 fn ridge(x: &Array2<f64>, y: &Array2<f64>, alpha: f64) -> Result<Array2<f64>> {
-    let x_mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(x.ncols()));
-    let y_mean = y.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(y.ncols()));
+    let x_mean = x
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(x.ncols()));
+    let y_mean = y
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(y.ncols()));
     let xc = x - &x_mean;
     let yc = y - &y_mean;
     let mut a = xc.t().dot(&xc);
