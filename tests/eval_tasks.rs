@@ -295,3 +295,25 @@ fn interferon_response_is_predicted_from_gene_vectors() {
         floor.value
     );
 }
+
+#[test]
+fn gene_families_are_told_apart() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = TaskSpec::read(&quick_task(tmp.path(), "hgnc_gene_families.toml")).unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
+    let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
+    assert_eq!(real.metric, "macro-F1");
+    assert_eq!(real.confusion.as_ref().unwrap().0.len(), 12);
+    assert!(real.items_covered > 1500, "{}", real.items_covered);
+    assert!(
+        real.value > floor.value + 0.3,
+        "{:.3} vs random {:.3}",
+        real.value,
+        floor.value
+    );
+    let auc = real.get("one-vs-rest ROC-AUC").unwrap();
+    assert!(auc > 0.8 && (floor.get("one-vs-rest ROC-AUC").unwrap() - 0.5).abs() < 0.1);
+}

@@ -1,4 +1,4 @@
-//! CSV label and metadata files of the tasks: opened (gzip allowed) with their header,
+//! CSV/TSV label and metadata files of the tasks: opened (gzip allowed) with their header,
 //! and columns found by name with an error that lists the columns there are.
 
 use crate::error::{Error, Result};
@@ -14,9 +14,12 @@ pub struct CsvTable {
 }
 
 impl CsvTable {
-    /// Opens a CSV file and reads its header.
+    /// Opens a CSV file (tab-separated when its name says `.tsv`) and reads its header.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut reader = csv::Reader::from_reader(crate::fsutil::open_maybe_gz(path)?);
+        let tab = path.to_string_lossy().contains(".tsv");
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(if tab { b'\t' } else { b',' })
+            .from_reader(crate::fsutil::open_maybe_gz(path)?);
         let headers = reader
             .headers()
             .map_err(|e| Error::bad_file(path, format!("unreadable CSV header: {e}")))?

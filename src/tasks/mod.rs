@@ -8,6 +8,7 @@
 mod cell_tasks;
 mod csv_table;
 mod expression;
+mod family_tasks;
 mod gene_tasks;
 mod metrics;
 mod pca;
@@ -61,6 +62,8 @@ pub fn evaluate(
             gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)?
         } else if let Some(c) = &task.gene_classes {
             gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)?
+        } else if let Some(f) = &task.gene_families {
+            family_tasks::run_gene_families(task, f, &refs, &mut mapper)?
         } else if let Some(c) = &task.cell_types {
             cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)?
         } else if let Some(p) = &task.perturbations {

@@ -16,6 +16,8 @@ pub struct TaskSpec {
     pub gene_pairs: Option<GenePairSpec>,
     /// Gene classification into two classes.
     pub gene_classes: Option<GeneClassSpec>,
+    /// Gene classification into several named classes.
+    pub gene_families: Option<GeneFamilySpec>,
     /// Cell typing from cell embeddings built from gene vectors.
     pub cell_types: Option<CellTypeSpec>,
     /// Predicting a genetic perturbation's response signature from its target gene.
@@ -85,6 +87,27 @@ pub struct GeneClassSpec {
     #[serde(default = "default_folds")]
     pub folds: usize,
     /// Seed for the folds.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+/// A multi-class gene task: genes labelled by a class column, restricted to the listed
+/// classes; a gene in more than one of them is left out. Stratified k-fold CV.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneFamilySpec {
+    /// CSV or TSV (by extension, gzip allowed).
+    pub labels: PathBuf,
+    /// Column holding gene symbols.
+    pub symbol_column: String,
+    /// Column holding the class.
+    pub class_column: String,
+    /// The classes to tell apart.
+    pub classes: Vec<String>,
+    /// Number of folds.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Seed for the folds and the bootstrap.
     #[serde(default = "default_seed")]
     pub seed: u64,
 }
@@ -273,13 +296,14 @@ impl TaskSpec {
         spec.base = crate::fsutil::parent_dir(path);
         let kinds = spec.gene_pairs.is_some() as u8
             + spec.gene_classes.is_some() as u8
+            + spec.gene_families.is_some() as u8
             + spec.cell_types.is_some() as u8
             + spec.perturbations.is_some() as u8
             + spec.expression_response.is_some() as u8;
         if kinds != 1 {
             return Err(Error::bad_file(
                 path,
-                "a task needs exactly one of the tables [gene_pairs], [gene_classes], [cell_types], [perturbations] or [expression_response]",
+                "a task needs exactly one of the tables [gene_pairs], [gene_classes], [gene_families], [cell_types], [perturbations] or [expression_response]",
             ));
         }
         if let Some(c) = &spec.cell_types {
@@ -298,6 +322,14 @@ impl TaskSpec {
                 return Err(Error::bad_file(
                     path,
                     "a .mtx matrix needs genes and cells files",
+                ));
+            }
+        }
+        if let Some(f) = &spec.gene_families {
+            if f.classes.len() < 2 || f.folds < 2 {
+                return Err(Error::bad_file(
+                    path,
+                    "a gene-family task needs at least 2 classes and 2 folds",
                 ));
             }
         }
