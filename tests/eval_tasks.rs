@@ -317,3 +317,55 @@ fn gene_families_are_told_apart() {
     let auc = real.get("one-vs-rest ROC-AUC").unwrap();
     assert!(auc > 0.8 && (floor.get("one-vs-rest ROC-AUC").unwrap() - 0.5).abs() < 0.1);
 }
+
+#[test]
+fn the_eval_command_writes_a_report_and_names_bad_task_files() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = quick_task(tmp.path(), "replogle_k562_cv.toml");
+    let out = tmp.path().join("report");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .arg("eval")
+        .arg("--store")
+        .arg(store.path())
+        .arg("--tasks")
+        .arg(&task)
+        .arg("--report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("replogle_k562_cv") && stdout.contains("random"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["tasks"][0]["scores"].as_array().unwrap().len(), 2);
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "id = \"x\"\ntitle = \"x\"\n[perturbations]\ntrain = \"nowhere.gmt\"\nneighbours = 5\n",
+    )
+    .unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .args(["eval", "--tasks"])
+        .arg(&bad)
+        .arg("--report")
+        .arg(tmp.path().join("r2"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("neighbours"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("r2").exists());
+}

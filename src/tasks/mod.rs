@@ -56,8 +56,9 @@ pub fn evaluate(
     let mut mapper = SymbolMapper::new(catalog);
     let mut cell_cache = cell_tasks::CellEmbeddingCache::new();
     let mut results = Vec::new();
+    let bar = crate::progress::items_bar(tasks.len() as u64, "evaluating", "tasks");
     for task in tasks {
-        let bar = crate::progress::items_bar(1, &format!("task {}", task.id), "tasks");
+        bar.set_message(format!("task {}", task.id));
         let scores = if let Some(p) = &task.gene_pairs {
             gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)?
         } else if let Some(c) = &task.gene_classes {
@@ -73,13 +74,14 @@ pub fn evaluate(
         } else {
             Vec::new()
         };
-        bar.finish_and_clear();
+        bar.inc(1);
         results.push(TaskResult {
             id: task.id.clone(),
             title: task.title.clone(),
             scores,
         });
     }
+    bar.finish_and_clear();
     Ok(EvalReport {
         bftembed_version: env!("CARGO_PKG_VERSION").to_string(),
         created_unix: crate::fsutil::unix_now(),
