@@ -3,11 +3,11 @@
 //! genes (GenePT-s); then multinomial logistic regression or kNN.
 
 use super::expression::ExpressionMatrix;
-use super::gene_tasks::{percentile_interval, stratified_folds_by, task_error, TaskScore};
-use super::metrics::{accuracy, macro_f1};
+use super::gene_tasks::{stratified_folds_by, task_error, TaskScore};
 use super::probe::Standardizer;
+use super::resample::class_scores;
 use super::spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, TaskSpec};
-use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
@@ -144,22 +144,12 @@ pub fn run_cell_types(
             truth.extend(test.iter().map(|&i| labels[i]));
             predicted.extend(guesses);
         }
-        let f1 = macro_f1(&truth, &predicted)?;
-        let mut state = cell_spec.seed ^ 0xce11;
-        let mut resampled: Vec<f64> = (0..200)
-            .filter_map(|_| {
-                let idx: Vec<usize> = (0..truth.len())
-                    .map(|_| (next_u64(&mut state) % truth.len() as u64) as usize)
-                    .collect();
-                let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
-                let p: Vec<usize> = idx.iter().map(|&i| predicted[i]).collect();
-                macro_f1(&t, &p).ok()
-            })
-            .collect();
-        let mut confusion = vec![vec![0usize; class_names.len()]; class_names.len()];
-        for (&t, &p) in truth.iter().zip(&predicted) {
-            confusion[t][p] += 1;
-        }
+        let scores = class_scores(
+            &truth,
+            &predicted,
+            class_names.len(),
+            cell_spec.seed ^ 0xce11,
+        )?;
         out.push(TaskScore {
             store: vectors.name.clone(),
             items_total: cells.len(),
@@ -167,15 +157,15 @@ pub fn run_cell_types(
             train_items,
             test_items: truth.len(),
             metric: "macro-F1".into(),
-            value: f1,
-            interval: percentile_interval(&mut resampled),
+            value: scores.macro_f1,
+            interval: scores.interval,
             interval_method: "bootstrap of test cells, 200 resamples".into(),
             other_metrics: vec![
-                ("accuracy".into(), accuracy(&truth, &predicted)?),
+                ("accuracy".into(), scores.accuracy),
                 ("genes known".into(), known as f64),
             ],
             roc: Vec::new(),
-            confusion: Some((class_names.clone(), confusion)),
+            confusion: Some((class_names.clone(), scores.confusion)),
             map: out.is_empty().then(|| {
                 let rows: Vec<&[f32]> = covered
                     .iter()

@@ -3,11 +3,12 @@
 //! macro-F1, accuracy and one-vs-rest ROC-AUC averaged over classes.
 
 use super::csv_table::CsvTable;
-use super::gene_tasks::{percentile_interval, stratified_folds_by, task_error, TaskScore};
-use super::metrics::{accuracy, macro_f1, roc_auc};
+use super::gene_tasks::{stratified_folds_by, task_error, TaskScore};
+use super::metrics::roc_auc;
 use super::probe::Standardizer;
+use super::resample::class_scores;
 use super::spec::{GeneFamilySpec, TaskSpec};
-use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
@@ -136,21 +137,7 @@ pub fn run_gene_families(
             aucs.iter().sum::<f64>() / aucs.len().max(1) as f64
         };
         let all: Vec<usize> = (0..truth.len()).collect();
-        let mut state = f.seed ^ 0xfa11;
-        let mut resampled: Vec<f64> = (0..200)
-            .filter_map(|_| {
-                let idx: Vec<usize> = (0..truth.len())
-                    .map(|_| (next_u64(&mut state) % truth.len() as u64) as usize)
-                    .collect();
-                let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
-                let p: Vec<usize> = idx.iter().map(|&i| predicted[i]).collect();
-                macro_f1(&t, &p).ok()
-            })
-            .collect();
-        let mut confusion = vec![vec![0usize; k]; k];
-        for (&t, &p) in truth.iter().zip(&predicted) {
-            confusion[t][p] += 1;
-        }
+        let scores = class_scores(&truth, &predicted, k, f.seed ^ 0xfa11)?;
         out.push(TaskScore {
             store: vectors.name.clone(),
             items_total: total,
@@ -158,15 +145,15 @@ pub fn run_gene_families(
             train_items,
             test_items: truth.len(),
             metric: "macro-F1".into(),
-            value: macro_f1(&truth, &predicted)?,
-            interval: percentile_interval(&mut resampled),
+            value: scores.macro_f1,
+            interval: scores.interval,
             interval_method: "bootstrap of genes, 200 resamples".into(),
             other_metrics: vec![
-                ("accuracy".into(), accuracy(&truth, &predicted)?),
+                ("accuracy".into(), scores.accuracy),
                 ("one-vs-rest ROC-AUC".into(), ovr_auc(&all)),
             ],
             roc: Vec::new(),
-            confusion: Some((f.classes.clone(), confusion)),
+            confusion: Some((f.classes.clone(), scores.confusion)),
             map: out.is_empty().then(|| {
                 let points: Vec<&[f32]> =
                     covered.iter().filter_map(|(g, _)| vectors.get(g)).collect();

@@ -3,8 +3,9 @@
 
 use super::metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 use super::probe::logistic_scores;
+use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{GeneClassSpec, GenePairSpec, PairSplit, TaskSpec};
-use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::collections::HashSet;
@@ -128,15 +129,6 @@ fn pair_features(pairs: &[&Pair], vectors: &GeneVectors) -> (Array2<f64>, Vec<bo
         }
     }
     (x, rows.iter().map(|r| r.2).collect())
-}
-
-/// Seeded Fisher-Yates shuffle.
-pub(crate) fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    for i in (1..items.len()).rev() {
-        let j = (next_u64(&mut state) % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
 
 /// Runs a gene-pair task for every set of vectors.
@@ -380,19 +372,11 @@ pub(crate) fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Er
 fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> {
     let predicted: Vec<bool> = scores.iter().map(|&s| s >= 0.5).collect();
     let auc = roc_auc(truth, scores)?;
-    let mut state = seed ^ 0x5eed;
-    let mut resampled = Vec::new();
-    for _ in 0..200 {
-        let idx: Vec<usize> = (0..truth.len())
-            .map(|_| (next_u64(&mut state) % truth.len() as u64) as usize)
-            .collect();
+    let interval = bootstrap_interval(truth.len(), seed ^ 0x5eed, |idx| {
         let t: Vec<bool> = idx.iter().map(|&i| truth[i]).collect();
         let s: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
-        if let Ok(a) = roc_auc(&t, &s) {
-            resampled.push(a);
-        }
-    }
-    let interval = percentile_interval(&mut resampled);
+        roc_auc(&t, &s).ok()
+    });
     let curve = roc_curve(truth, scores)?;
     let step = curve.len().div_ceil(200).max(1);
     let mut roc: Vec<(f64, f64)> = curve.iter().step_by(step).copied().collect();
@@ -418,14 +402,4 @@ fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> 
         confusion: None,
         map: None,
     })
-}
-
-/// The 2.5% and 97.5% points of sorted-in-place resampled values.
-pub(crate) fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    values.sort_by(f64::total_cmp);
-    let pick = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    (pick(0.025), pick(0.975))
 }

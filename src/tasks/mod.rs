@@ -15,6 +15,7 @@ mod pca;
 mod perturbation_tasks;
 mod probe;
 mod report;
+mod resample;
 mod response_tasks;
 mod spec;
 mod vectors;

@@ -3,9 +3,10 @@
 //! by similarity, for the genes of a held-out perturbation's signature. Scored by
 //! precision at n, the size of the true signature, against the truth held out.
 
-use super::gene_tasks::{percentile_interval, shuffle, task_error, TaskScore};
+use super::gene_tasks::{task_error, TaskScore};
+use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{PerturbationSpec, TaskSpec};
-use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -139,16 +140,9 @@ pub fn run_perturbations(
             ));
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let mut state = p.seed ^ 0x9e2b;
-        let mut resampled: Vec<f64> = (0..200)
-            .map(|_| {
-                let n = precision.len();
-                (0..n)
-                    .map(|_| precision[(next_u64(&mut state) % n as u64) as usize])
-                    .sum::<f64>()
-                    / n as f64
-            })
-            .collect();
+        let interval = bootstrap_interval(precision.len(), p.seed ^ 0x9e2b, |idx| {
+            Some(idx.iter().map(|&i| precision[i]).sum::<f64>() / idx.len() as f64)
+        });
         out.push(TaskScore {
             store: vectors.name.clone(),
             items_total: total,
@@ -157,7 +151,7 @@ pub fn run_perturbations(
             test_items: precision.len(),
             metric: "precision@n (n = signature size)".into(),
             value: mean(&precision),
-            interval: percentile_interval(&mut resampled),
+            interval,
             interval_method: "bootstrap of perturbations, 200 resamples".into(),
             other_metrics: vec![("signature-frequency prior".into(), mean(&prior_precision))],
             roc: Vec::new(),

@@ -4,10 +4,11 @@
 //! correlation of predicted and measured change over held-out genes, averaged over
 //! cell types.
 
-use super::gene_tasks::{percentile_interval, shuffle, task_error, TaskScore};
+use super::gene_tasks::{task_error, TaskScore};
 use super::probe::Standardizer;
+use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{ExpressionResponseSpec, TaskSpec};
-use super::vectors::{next_u64, GeneVectors, SymbolMapper};
+use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2, Axis};
 use std::collections::HashMap;
@@ -198,15 +199,7 @@ pub fn run_expression_response(
         };
         let all: Vec<usize> = (0..covered.len()).collect();
         let value = mean_r(&all);
-        let mut state = r.seed ^ 0x7e5;
-        let mut resampled: Vec<f64> = (0..200)
-            .map(|_| {
-                let idx: Vec<usize> = (0..all.len())
-                    .map(|_| (next_u64(&mut state) % all.len() as u64) as usize)
-                    .collect();
-                mean_r(&idx)
-            })
-            .collect();
+        let interval = bootstrap_interval(all.len(), r.seed ^ 0x7e5, |idx| Some(mean_r(idx)));
         let mut other = vec![("cell types".to_string(), table.cell_types.len() as f64)];
         for (t, name) in table.cell_types.iter().enumerate() {
             let a: Vec<f64> = all.iter().map(|&i| predicted[(i, t)]).collect();
@@ -221,7 +214,7 @@ pub fn run_expression_response(
             test_items: covered.len(),
             metric: "mean Pearson r".into(),
             value,
-            interval: percentile_interval(&mut resampled),
+            interval,
             interval_method: "bootstrap of genes, 200 resamples".into(),
             other_metrics: other,
             roc: Vec::new(),
