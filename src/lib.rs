@@ -5,7 +5,8 @@
 //! - [`profile`]: one descriptive text per gene (NCBI RefSeq summaries, or a model's own);
 //! - [`embed`]: a sentence encoder turns texts into unit vectors;
 //! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search;
-//! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report.
+//! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report;
+//! - [`train`]: the fine-tuning objectives (SFT, DFT, BFT, BFT-v3).
 //!
 //! Shared pieces: [`llm`] (llama-family causal LMs for generation and training), [`models`] (fetching and caching pretrained weights), [`genes`]
 //! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
@@ -41,6 +42,7 @@ pub mod progress;
 pub mod serve;
 pub mod store;
 pub mod tasks;
+pub mod train;
 pub mod tsv;
 
 pub use error::{Error, Result};

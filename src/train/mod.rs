@@ -1,0 +1,12 @@
+//! The train stage: post-training a causal LM on biomedical text with Balanced
+//! Fine-Tuning, and SFT and DFT as baselines under one shared setup.
+//!
+//! So far: the objectives ([`loss`]), pure functions of logits, labels and a response
+//! mask, checked on hand-computed cases and against finite differences.
+
+pub mod loss;
+
+pub use loss::{
+    objective_loss, objective_weights, token_cross_entropy, weighted_loss, Objective,
+    ObjectiveWeights,
+};
