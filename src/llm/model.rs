@@ -67,6 +67,11 @@ impl LlamaModel {
         })
     }
 
+    /// Gives back the configuration and weights (to build a trainable copy).
+    pub fn into_parts(self) -> (LlamaConfig, LlamaWeights) {
+        (self.config, self.weights)
+    }
+
     /// The model's dimensions.
     pub fn config(&self) -> &LlamaConfig {
         &self.config

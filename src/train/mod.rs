@@ -2,9 +2,14 @@
 //! Fine-Tuning, and SFT and DFT as baselines under one shared setup.
 //!
 //! So far: the objectives ([`loss`]), pure functions of logits, labels and a response
-//! mask, checked on hand-computed cases and against finite differences.
+//! mask, checked on hand-computed cases and against finite differences; and a llama
+//! decoder with trainable weights ([`TrainableLlama`]) written only with
+//! differentiable ops.
 
 pub mod loss;
+mod model;
+
+pub use model::TrainableLlama;
 
 pub use loss::{
     objective_loss, objective_weights, token_cross_entropy, weighted_loss, Objective,
