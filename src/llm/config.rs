@@ -51,6 +51,29 @@ impl LlamaConfig {
         self.hidden_size / self.num_heads
     }
 
+    /// RoPE cosine and sine tables, (max_positions, head_dim / 2): angle
+    /// position · theta^(-2i/d) for pair i.
+    pub fn rope_tables(
+        &self,
+        device: &candle_core::Device,
+    ) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
+        use candle_core::{DType, Tensor};
+        let half = self.head_dim() / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| {
+                1.0 / self
+                    .rope_theta
+                    .powf(2.0 * i as f64 / self.head_dim() as f64) as f32
+            })
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+        let positions = Tensor::arange(0u32, self.max_positions as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((self.max_positions, 1))?;
+        let angles = positions.matmul(&inv_freq)?;
+        Ok((angles.cos()?, angles.sin()?))
+    }
+
     /// Reads the `llama.*` metadata of a GGUF file; `path` labels errors.
     pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Self> {
         let corrupt = |message: String| Error::ModelCorrupt {

@@ -9,7 +9,7 @@
 use super::config::{LlamaConfig, RopeLayout};
 use super::weights::{BlockWeights, LlamaWeights};
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 
 /// KV cache growth step, in positions.
@@ -45,22 +45,10 @@ impl SequenceCache {
 impl LlamaModel {
     /// Wraps loaded weights.
     pub fn new(config: LlamaConfig, weights: LlamaWeights, device: &Device) -> Result<Self> {
-        let half = config.head_dim() / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_theta
-                    .powf(2.0 * i as f64 / config.head_dim() as f64) as f32
-            })
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
-        let positions = Tensor::arange(0u32, config.max_positions as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((config.max_positions, 1))?;
-        let angles = positions.matmul(&inv_freq)?;
+        let (cos, sin) = config.rope_tables(device)?;
         Ok(LlamaModel {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            cos,
+            sin,
             config,
             weights,
             device: device.clone(),

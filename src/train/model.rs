@@ -77,26 +77,14 @@ impl TrainableLlama {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let half = config.head_dim() / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_theta
-                    .powf(2.0 * i as f64 / config.head_dim() as f64) as f32
-            })
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
-        let positions = Tensor::arange(0u32, config.max_positions as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((config.max_positions, 1))?;
-        let angles = positions.matmul(&inv_freq)?;
+        let (cos, sin) = config.rope_tables(device)?;
         Ok(TrainableLlama {
             embedding: Var::from_tensor(&weights.embedding)?,
             final_norm: Var::from_tensor(&weights.final_norm)?,
             lm_head,
             blocks,
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            cos,
+            sin,
             config,
         })
     }
