@@ -207,11 +207,10 @@ fn read_labels(
 ) -> Result<(Vec<LabelledCell>, Vec<String>)> {
     let path = spec.data_path(&cell_spec.metadata);
     let mut table = super::csv_table::CsvTable::open(&path)?;
-    let column = |name: &str| table.column(name);
-    let id_col = column(&cell_spec.cell_column)?;
-    let label_col = column(&cell_spec.label_column)?;
+    let id_col = table.column(&cell_spec.cell_column)?;
+    let label_col = table.column(&cell_spec.label_column)?;
     let split_col = match &cell_spec.split_column {
-        Some(c) => Some(column(c)?),
+        Some(c) => Some(table.column(c)?),
         None => None,
     };
     let row_of: HashMap<&str, usize> = matrix
@@ -221,12 +220,8 @@ fn read_labels(
         .map(|(i, c)| (c.as_str(), i))
         .collect();
     let mut raw = Vec::new();
-    for (i, record) in table.reader.records().enumerate() {
-        let record = record.map_err(|e| Error::Parse {
-            path: path.clone(),
-            line: i + 2,
-            message: e.to_string(),
-        })?;
+    for record in table.records() {
+        let record = record?;
         let id = record.get(id_col).unwrap_or("");
         let Some(&row) = row_of.get(id) else {
             continue;

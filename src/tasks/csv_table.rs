@@ -7,8 +7,7 @@ use std::path::Path;
 
 /// A CSV file opened at its first record.
 pub struct CsvTable {
-    /// The records still to read.
-    pub reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<Box<dyn Read>>,
     headers: Vec<String>,
     path: std::path::PathBuf,
 }
@@ -30,6 +29,18 @@ impl CsvTable {
             reader,
             headers,
             path: path.to_path_buf(),
+        })
+    }
+
+    /// The remaining records; a malformed one is an error naming the file and its line.
+    pub fn records(&mut self) -> impl Iterator<Item = Result<csv::StringRecord>> + '_ {
+        let path = self.path.clone();
+        self.reader.records().enumerate().map(move |(i, r)| {
+            r.map_err(|e| Error::Parse {
+                path: path.clone(),
+                line: i + 2,
+                message: e.to_string(),
+            })
         })
     }
 

@@ -33,12 +33,8 @@ pub fn run_gene_families(
         .map(|(i, c)| (c.as_str(), i))
         .collect();
     let mut classes_of: HashMap<String, HashSet<usize>> = HashMap::new();
-    for (i, record) in table.reader.records().enumerate() {
-        let record = record.map_err(|e| Error::Parse {
-            path: path.clone(),
-            line: i + 2,
-            message: e.to_string(),
-        })?;
+    for record in table.records() {
+        let record = record?;
         let class = record.get(class_col).unwrap_or("").trim();
         let Some(&c) = wanted.get(class) else {
             continue;

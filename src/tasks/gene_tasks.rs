@@ -218,18 +218,13 @@ pub fn run_gene_classes(
 ) -> Result<Vec<TaskScore>> {
     let path = spec.data_path(&class_spec.labels);
     let mut table = super::csv_table::CsvTable::open(&path)?;
-    let column = |name: &str| table.column(name);
-    let symbol_col = column(&class_spec.symbol_column)?;
-    let label_col = column(&class_spec.label_column)?;
+    let symbol_col = table.column(&class_spec.symbol_column)?;
+    let label_col = table.column(&class_spec.label_column)?;
     let mut genes: Vec<(String, bool)> = Vec::new();
     let mut total = 0;
     let mut seen = HashSet::new();
-    for (i, record) in table.reader.records().enumerate() {
-        let record = record.map_err(|e| Error::Parse {
-            path: path.clone(),
-            line: i + 2,
-            message: e.to_string(),
-        })?;
+    for record in table.records() {
+        let record = record?;
         let symbol = record.get(symbol_col).unwrap_or("").trim();
         let label = record.get(label_col).unwrap_or("").trim() == class_spec.positive_value;
         total += 1;
