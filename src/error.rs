@@ -15,6 +15,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A training run whose loss or gradient stopped being finite.
+    #[error("training diverged at step {step}: {what}; the last checkpoint is kept")]
+    Diverged {
+        /// The step that failed.
+        step: usize,
+        /// What went non-finite.
+        what: String,
+    },
+
     /// A malformed line or record in an input file.
     #[error("{}:{line}: {message}", path.display())]
     Parse {

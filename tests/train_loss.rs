@@ -201,3 +201,46 @@ fn a_batch_without_response_tokens_is_an_error() {
         assert!(err.contains("no response tokens"), "{err}");
     }
 }
+
+#[test]
+fn the_fused_cpu_cross_entropy_equals_the_composed_one_with_its_gradient() {
+    // A vocabulary wide enough for the parallel row loop, with large logits.
+    let (rows, vocab) = (6usize, 3000usize);
+    let values: Vec<f32> = (0..rows * vocab)
+        .map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 40.0 - 12.0)
+        .collect();
+    let labels: Vec<u32> = (0..rows).map(|i| (i * 977 % vocab) as u32).collect();
+    let upstream: Vec<f32> = (0..rows).map(|i| 0.5 + i as f32).collect();
+    let labels = Tensor::from_vec(labels, (1, rows), &Device::Cpu).unwrap();
+    let upstream = Tensor::from_vec(upstream, (1, rows), &Device::Cpu).unwrap();
+    let mut results = Vec::new();
+    for fused in [true, false] {
+        let w = Var::from_vec(values.clone(), (1, rows, vocab), &Device::Cpu).unwrap();
+        let ce = if fused {
+            token_cross_entropy(w.as_tensor(), &labels).unwrap()
+        } else {
+            bftembed::train::composed_cross_entropy(w.as_tensor(), &labels).unwrap()
+        };
+        let grads = (&ce * &upstream)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grad = grads
+            .get(&w)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        results.push((ce.flatten_all().unwrap().to_vec1::<f32>().unwrap(), grad));
+    }
+    let (fused, composed) = (&results[0], &results[1]);
+    for (a, b) in fused.0.iter().zip(&composed.0) {
+        assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "CE {a} vs {b}");
+    }
+    for (a, b) in fused.1.iter().zip(&composed.1) {
+        assert!((a - b).abs() < 1e-5, "gradient {a} vs {b}");
+    }
+}

@@ -17,7 +17,9 @@ fn check(dir: &ModelDir) {
     let ids = lm.encode(&prompt).unwrap();
     let reference = lm.model.prefill(&ids, &mut lm.model.new_cache()).unwrap();
     let (config, weights) = lm.model.into_parts();
-    let model = TrainableLlama::from_weights(config, weights, &Device::Cpu).unwrap();
+    let model =
+        TrainableLlama::from_weights(config, weights, &Device::Cpu, candle_core::DType::F32)
+            .unwrap();
     let input = Tensor::new(ids.as_slice(), &Device::Cpu)
         .unwrap()
         .unsqueeze(0)
@@ -83,6 +85,33 @@ fn check(dir: &ModelDir) {
         "{}: no gradient for {missing:?}",
         dir.id
     );
+
+    // Training the last two blocks: backward reaches exactly the trained variables.
+    let mut model = model;
+    model.set_trained_blocks(Some(2)).unwrap();
+    let trained: Vec<String> = model
+        .trained_variables()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let layers = model.config().num_layers;
+    assert_eq!(trained.len(), 1 + 9 * 2, "{trained:?}");
+    assert!(trained.iter().all(|n| n == "model.norm.weight"
+        || n.starts_with(&format!("model.layers.{}.", layers - 1))
+        || n.starts_with(&format!("model.layers.{}.", layers - 2))));
+    let logits = model.forward(&input).unwrap();
+    let inputs = logits.narrow(1, 0, t - 1).unwrap();
+    let grads = objective_loss(Objective::Sft, &inputs, &labels, &mask)
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, var) in model.variables() {
+        assert_eq!(
+            grads.get(var.as_tensor()).is_some(),
+            trained.contains(&name),
+            "{name}"
+        );
+    }
 }
 
 #[test]

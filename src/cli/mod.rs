@@ -1,5 +1,6 @@
 //! Argument definitions and dispatch for the `bftembed` binary.
 
+mod diagnose;
 mod embed;
 mod eval;
 mod lookup;
@@ -7,6 +8,7 @@ mod models;
 mod profile;
 mod quickstart;
 mod serve;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -47,6 +49,20 @@ enum Command {
     /// Serve the local models over OpenAI-compatible HTTP (/v1/chat/completions,
     /// /v1/embeddings, /v1/models).
     Serve(serve::ServeArgs),
+    /// Fine-tune a causal LM with SFT, DFT, BFT or BFT-v3 as train/NAME.toml describes;
+    /// checkpoints are Hugging Face folders `bftembed profile --model` loads.
+    Train(train::TrainArgs),
+    /// Write the training split: genes the tasks score are kept out, a share of the rest
+    /// (and of the GO terms) held out.
+    TrainSplit(train::TrainSplitArgs),
+    /// Compare finished training runs: held-out loss table and one loss plot.
+    TrainReport(train::TrainReportArgs),
+    /// Score a run's checkpoint (or, with --base, its base model) on held-out gene
+    /// summaries and GO definitions separately.
+    TrainEval(train::TrainEvalArgs),
+    /// The uncertainty-structure diagnostic: per-window low-confidence runs of a model on
+    /// RefSeq gene summaries against general text.
+    Diagnose(diagnose::DiagnoseArgs),
 }
 
 /// Runs one parsed command line.
@@ -61,6 +77,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quickstart(args) => quickstart::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::run(args),
+        Command::TrainSplit(args) => train::split(args),
+        Command::TrainReport(args) => train::report(args),
+        Command::TrainEval(args) => train::eval(args),
+        Command::Diagnose(args) => diagnose::run(args),
     }
 }
 

@@ -40,7 +40,7 @@ impl CausalLm {
         let (config, tokenizer, chat, mut stop_ids, source) = if is_gguf {
             load_gguf_parts(&dir.weights, precision)?
         } else {
-            load_hf_parts(dir)?
+            load_hf_parts(dir, precision)?
         };
         for marker in END_OF_TURN_MARKERS {
             if let Some(id) = tokenizer.token_to_id(marker) {
@@ -58,6 +58,15 @@ impl CausalLm {
             id: dir.id.clone(),
             weights_sha256: dir.weights_sha256.clone(),
         })
+    }
+
+    /// The token that closes an assistant turn: the chat format's end-of-turn marker
+    /// when the vocabulary has one, else the first stop token.
+    pub fn end_of_turn(&self) -> Option<u32> {
+        END_OF_TURN_MARKERS
+            .iter()
+            .find_map(|m| self.tokenizer.token_to_id(m))
+            .or_else(|| self.stop_ids.first().copied())
     }
 
     /// Token ids of a text (special tokens in the text are recognised).
@@ -103,7 +112,7 @@ fn load_gguf_parts(path: &Path, precision: GgufPrecision) -> Result<Parts> {
     Ok((config, tokenizer, chat, stop_ids, source))
 }
 
-fn load_hf_parts(dir: &ModelDir) -> Result<Parts> {
+fn load_hf_parts(dir: &ModelDir, precision: GgufPrecision) -> Result<Parts> {
     let config = LlamaConfig::from_hf_json(&dir.file("config.json")?)?;
     let tokenizer_path = dir.file("tokenizer.json")?;
     let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
@@ -156,7 +165,7 @@ fn load_hf_parts(dir: &ModelDir) -> Result<Parts> {
         tokenizer,
         chat,
         stop_ids,
-        WeightSource::Safetensors { paths },
+        WeightSource::Safetensors { paths, precision },
     ))
 }
 

@@ -32,6 +32,18 @@ pub struct HfModelParts<'a> {
 /// Writes a Hugging Face folder at `out` through a staging folder and a rename, so a
 /// reader never sees half a model. An existing folder at `out` is replaced.
 pub fn write_hf_folder(parts: &HfModelParts, out: &Path) -> Result<()> {
+    write_hf_folder_with(parts, out, |_| Ok(()))
+}
+
+/// Like [`write_hf_folder`], with `extra` adding files to the staging folder before it
+/// is renamed into place (a trainer's optimizer state, say). An existing folder is moved
+/// aside first and removed last, so at every moment one complete folder exists:
+/// `out`, or its sibling named by [`previous_folder`].
+pub fn write_hf_folder_with(
+    parts: &HfModelParts,
+    out: &Path,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let parent = crate::fsutil::parent_dir(out);
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let staging = tempfile::Builder::new()
@@ -40,6 +52,11 @@ pub fn write_hf_folder(parts: &HfModelParts, out: &Path) -> Result<()> {
         .map_err(|e| Error::io(&parent, e))?;
     let dir = staging.path();
     let id_of = |t: &Option<String>| t.as_ref().and_then(|t| parts.tokenizer.token_to_id(t));
+    if parts.config.rope_layout != RopeLayout::Halves {
+        return Err(Error::InvalidArgument(
+            "Hugging Face weights must be in the halves RoPE layout".into(),
+        ));
+    }
     let config_json = parts
         .config
         .to_hf_json(id_of(&parts.bos_token), id_of(&parts.eos_token));
@@ -64,12 +81,31 @@ pub fn write_hf_folder(parts: &HfModelParts, out: &Path) -> Result<()> {
         .map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
     let weights_path = dir.join("model.safetensors");
     candle_core::safetensors::save(&parts.tensors, &weights_path)?;
+    extra(dir)?;
+    make_readable(dir)?;
+    let previous = previous_folder(out);
+    if previous.exists() {
+        std::fs::remove_dir_all(&previous).map_err(|e| Error::io(&previous, e))?;
+    }
     if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
+        std::fs::rename(out, &previous).map_err(|e| Error::io(out, e))?;
     }
     let kept = staging.keep();
     std::fs::rename(&kept, out).map_err(|e| Error::io(out, e))?;
+    if previous.exists() {
+        std::fs::remove_dir_all(&previous).map_err(|e| Error::io(&previous, e))?;
+    }
     Ok(())
+}
+
+/// Where [`write_hf_folder_with`] keeps the replaced folder until the new one is in
+/// place: a reader that finds no `out` (a crash between the two renames) finds it here.
+pub fn previous_folder(out: &Path) -> std::path::PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::fsutil::parent_dir(out).join(format!(".{name}.previous"))
 }
 
 /// Converts a GGUF llama file into a Hugging Face folder with f32 weights: the
@@ -125,13 +161,44 @@ pub fn gguf_to_hf_folder(gguf: &Path, out: &Path) -> Result<()> {
 
 /// Undoes llama.cpp's query/key row permutation: within each head, rows ordered
 /// (pair, 2) become (2, pair), so RoPE over halves gives what interleaved RoPE gave.
-fn interleaved_to_halves(w: &Tensor, heads: usize) -> Result<Tensor> {
+pub fn interleaved_to_halves(w: &Tensor, heads: usize) -> Result<Tensor> {
     let (rows, cols) = w.dims2()?;
     let d = rows / heads;
     Ok(w.reshape((heads, d / 2, 2, cols))?
         .transpose(1, 2)?
         .contiguous()?
         .reshape((rows, cols))?)
+}
+
+/// The inverse of [`interleaved_to_halves`]: Hugging Face rows (2, pair) per head back
+/// to llama.cpp's (pair, 2).
+pub fn halves_to_interleaved(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let (rows, cols) = w.dims2()?;
+    let d = rows / heads;
+    Ok(w.reshape((heads, 2, d / 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, cols))?)
+}
+
+/// Staged files can be created private (tempdir 0700, some writers 0600); a model
+/// folder is an ordinary output, readable like any other.
+fn make_readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if path.is_dir() {
+            for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+                make_readable(&entry.map_err(|e| Error::io(path, e))?.path())?;
+            }
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -17,7 +17,10 @@ mod weights;
 pub use causal_lm::CausalLm;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{LlamaConfig, RopeLayout};
-pub use export::{gguf_to_hf_folder, write_hf_folder, HfModelParts};
+pub use export::{
+    gguf_to_hf_folder, halves_to_interleaved, interleaved_to_halves, previous_folder,
+    write_hf_folder, write_hf_folder_with, HfModelParts,
+};
 pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
 pub use model::{LlamaModel, SequenceCache};
 pub use q8_kernel::Q8Matrix;

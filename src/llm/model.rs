@@ -88,7 +88,20 @@ impl LlamaModel {
         }
         self.check_room(cache.len + tokens.len())?;
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let logits = self.forward(&input, &mut [cache], true)?;
+        let logits = self.forward(&input, &mut [cache], true, false)?;
+        Ok(logits.squeeze(0)?)
+    }
+
+    /// Teacher-forced logits at every position of `tokens` from an empty context,
+    /// shape (tokens, vocab): row i scores token i + 1.
+    pub fn logits_at_every_position(&self, tokens: &[u32]) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to feed".into()));
+        }
+        self.check_room(tokens.len())?;
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let mut cache = self.new_cache();
+        let logits = self.forward(&input, &mut [&mut cache], true, true)?;
         Ok(logits.squeeze(0)?)
     }
 
@@ -106,7 +119,7 @@ impl LlamaModel {
             self.check_room(c.len + 1)?;
         }
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(1)?;
-        self.forward(&input, caches, false)
+        self.forward(&input, caches, false, false)
     }
 
     fn check_room(&self, needed: usize) -> Result<()> {
@@ -120,12 +133,14 @@ impl LlamaModel {
     }
 
     /// input: (rows, seq) token ids; every row has its own cache. Returns the logits
-    /// of each row's last position, (rows, vocab).
+    /// of each row's last position, (rows, vocab), or with `every_position` of all
+    /// positions, (rows, seq, vocab).
     fn forward(
         &self,
         input: &Tensor,
         caches: &mut [&mut SequenceCache],
         causal: bool,
+        every_position: bool,
     ) -> Result<Tensor> {
         let (rows, seq) = input.dims2()?;
         let mut x = self
@@ -146,7 +161,11 @@ impl LlamaModel {
         for c in caches.iter_mut() {
             c.len += seq;
         }
-        let last = x.narrow(1, seq - 1, 1)?.squeeze(1)?;
+        let last = if every_position {
+            x
+        } else {
+            x.narrow(1, seq - 1, 1)?.squeeze(1)?
+        };
         let last = candle_nn::ops::rms_norm(
             &last.contiguous()?,
             &self.weights.final_norm,

@@ -8,7 +8,8 @@ use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// How the matrices of a GGUF file are held in memory.
+/// How the matrices of a model are held in memory (a GGUF file's, or a Hugging Face
+/// folder's, for which `Q8` requantises f32 weights for the int8 kernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GgufPrecision {
     /// Requantised to 8-bit blocks of 32 once at load: run by bftembed's int8 kernel
@@ -161,6 +162,9 @@ pub enum WeightSource {
     Safetensors {
         /// The weight files.
         paths: Vec<PathBuf>,
+        /// How matrices are held: [`GgufPrecision::Q8`] requantises them for the int8
+        /// kernel where the CPU has one; otherwise they stay as read (f32).
+        precision: GgufPrecision,
     },
 }
 
@@ -262,6 +266,7 @@ enum Loader<'a> {
     Safetensors {
         paths: &'a [PathBuf],
         tensors: candle_nn::VarBuilder<'static>,
+        precision: GgufPrecision,
         device: Device,
     },
 }
@@ -280,7 +285,7 @@ impl<'a> Loader<'a> {
                 precision: *precision,
                 device: device.clone(),
             },
-            WeightSource::Safetensors { paths } => {
+            WeightSource::Safetensors { paths, precision } => {
                 // SAFETY: the files are memory-mapped read-only; bftembed never writes a
                 // weights file in place (exports go through a staging folder and rename).
                 let tensors = unsafe {
@@ -293,6 +298,7 @@ impl<'a> Loader<'a> {
                 Loader::Safetensors {
                     paths,
                     tensors,
+                    precision: *precision,
                     device: device.clone(),
                 }
             }
@@ -369,6 +375,21 @@ impl<'a> Loader<'a> {
     fn matrix(&self, raw: RawWeight) -> Result<Linear> {
         let candle = |m: QMatMul| Ok(Linear::Candle(m));
         match (raw, self) {
+            (
+                RawWeight::Dense(t),
+                Loader::Safetensors {
+                    precision: GgufPrecision::Q8,
+                    device,
+                    ..
+                },
+            ) if device.is_cpu() && super::q8_kernel::supported() => {
+                let (n, k) = t.dims2()?;
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                match Q8Matrix::from_f32(&values, n, k) {
+                    Some(m) => Ok(Linear::Q8(m)),
+                    None => candle(QMatMul::Tensor(t)),
+                }
+            }
             (RawWeight::Dense(t), _) => candle(QMatMul::Tensor(t)),
             (
                 RawWeight::Blocks(q),

@@ -53,13 +53,13 @@ impl TaskScore {
 }
 
 /// A labelled gene pair (approved symbols).
-struct Pair {
-    a: String,
-    b: String,
+pub(super) struct Pair {
+    pub(super) a: String,
+    pub(super) b: String,
     label: bool,
 }
 
-fn read_pairs(
+pub(super) fn read_pairs(
     spec: &TaskSpec,
     pairs: &Path,
     labels: &Path,

@@ -10,6 +10,7 @@ mod csv_table;
 mod expression;
 mod family_tasks;
 mod gene_tasks;
+mod item_genes;
 mod metrics;
 mod pca;
 mod perturbation_tasks;
@@ -22,6 +23,7 @@ mod vectors;
 
 pub use expression::ExpressionMatrix;
 pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
+pub use item_genes::labelled_genes;
 pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 pub use pca::{pca_2d, ItemMap};
 pub use probe::{logistic_scores, Standardizer};

@@ -12,12 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// One perturbation: the knocked-down gene and the genes that responded.
-struct Signature {
-    target: String,
+pub(super) struct Signature {
+    pub(super) target: String,
     genes: Vec<String>,
 }
 
-fn read_gmt(path: &Path, mapper: &mut SymbolMapper) -> Result<(Vec<Signature>, usize)> {
+pub(super) fn read_gmt(path: &Path, mapper: &mut SymbolMapper) -> Result<(Vec<Signature>, usize)> {
     let lines = crate::fsutil::read_utf8_lines(path)?;
     let mut out = Vec::new();
     let mut total = 0;

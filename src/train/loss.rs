@@ -70,6 +70,17 @@ pub struct ObjectiveWeights {
 /// Per-token cross-entropy, (batch, seq), from logits (batch, seq, vocab) and labels
 /// (batch, seq) u32. Differentiable (log-softmax, gather).
 pub fn token_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    if logits.device().is_cpu() {
+        let (b, t, v) = logits.dims3()?;
+        let flat = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
+        let ce = super::fused_ce::cpu_cross_entropy(&flat, &labels.flatten_all()?)?;
+        return Ok(ce.reshape((b, t))?);
+    }
+    composed_cross_entropy(logits, labels)
+}
+
+/// [`token_cross_entropy`] from candle's differentiable ops, for any device.
+pub fn composed_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
     let picked = log_probs
         .gather(&labels.unsqueeze(D::Minus1)?, D::Minus1)?

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::llm::{Linear, LlamaConfig, LlamaWeights, RopeLayout};
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Tensor, Var, D};
+use std::collections::HashMap;
 
 /// One decoder block's variables.
 struct TrainableBlock {
@@ -34,15 +35,9 @@ pub struct TrainableLlama {
     blocks: Vec<TrainableBlock>,
     cos: Tensor,
     sin: Tensor,
-}
-
-fn dense(linear: Linear, what: &str) -> Result<Var> {
-    match linear {
-        Linear::Candle(QMatMul::Tensor(t)) => Ok(Var::from_tensor(&t.to_dtype(DType::F32)?)?),
-        _ => Err(Error::InvalidArgument(format!(
-            "{what} is quantized; load the model with GgufPrecision::F32 to train it"
-        ))),
-    }
+    /// Blocks before this index (and the embedding, when > 0) are frozen.
+    first_trained_block: usize,
+    dtype: DType,
 }
 
 impl TrainableLlama {
@@ -52,7 +47,17 @@ impl TrainableLlama {
         config: LlamaConfig,
         weights: LlamaWeights,
         device: &Device,
+        dtype: DType,
     ) -> Result<Self> {
+        let var = |t: &Tensor| -> Result<Var> { Ok(Var::from_tensor(&t.to_dtype(dtype)?)?) };
+        let dense = |linear: Linear, what: &str| -> Result<Var> {
+            match linear {
+                Linear::Candle(QMatMul::Tensor(t)) => var(&t),
+                _ => Err(Error::InvalidArgument(format!(
+                    "{what} is quantized; load the model with GgufPrecision::F32 to train it"
+                ))),
+            }
+        };
         let lm_head = if config.tie_embeddings {
             None
         } else {
@@ -65,12 +70,12 @@ impl TrainableLlama {
             .map(|(i, b)| {
                 let name = |w: &str| format!("block {i} {w}");
                 Ok(TrainableBlock {
-                    attn_norm: Var::from_tensor(&b.attn_norm)?,
+                    attn_norm: var(&b.attn_norm)?,
                     query: dense(b.query, &name("query"))?,
                     key: dense(b.key, &name("key"))?,
                     value: dense(b.value, &name("value"))?,
                     attn_out: dense(b.attn_out, &name("attention output"))?,
-                    mlp_norm: Var::from_tensor(&b.mlp_norm)?,
+                    mlp_norm: var(&b.mlp_norm)?,
                     gate: dense(b.gate, &name("gate"))?,
                     up: dense(b.up, &name("up"))?,
                     down: dense(b.down, &name("down"))?,
@@ -79,14 +84,150 @@ impl TrainableLlama {
             .collect::<Result<Vec<_>>>()?;
         let (cos, sin) = config.rope_tables(device)?;
         Ok(TrainableLlama {
-            embedding: Var::from_tensor(&weights.embedding)?,
-            final_norm: Var::from_tensor(&weights.final_norm)?,
+            embedding: var(&weights.embedding)?,
+            final_norm: var(&weights.final_norm)?,
+            lm_head,
+            blocks,
+            cos: cos.to_dtype(dtype)?,
+            sin: sin.to_dtype(dtype)?,
+            config,
+            first_trained_block: 0,
+            dtype,
+        })
+    }
+
+    /// A randomly initialised model (normal(0, 0.02) matrices, unit norms) from a seed,
+    /// for tests and from-scratch experiments.
+    pub fn random(config: LlamaConfig, seed: u64, device: &Device) -> Result<Self> {
+        let mut rng = super::rng::SplitMix64::new(seed);
+        let mut matrix = |rows: usize, cols: usize| -> Result<Var> {
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| 0.02 * rng.normal() as f32)
+                .collect();
+            Ok(Var::from_tensor(&Tensor::from_vec(
+                values,
+                (rows, cols),
+                device,
+            )?)?)
+        };
+        let ones = |n: usize| -> Result<Var> { Ok(Var::ones(n, DType::F32, device)?) };
+        let c = &config;
+        let (h, kv, ffn) = (
+            c.hidden_size,
+            c.num_kv_heads * c.head_dim(),
+            c.intermediate_size,
+        );
+        let embedding = matrix(c.vocab_size, h)?;
+        let lm_head = if c.tie_embeddings {
+            None
+        } else {
+            Some(matrix(c.vocab_size, h)?)
+        };
+        let mut blocks = Vec::with_capacity(c.num_layers);
+        for _ in 0..c.num_layers {
+            blocks.push(TrainableBlock {
+                attn_norm: ones(h)?,
+                query: matrix(h, h)?,
+                key: matrix(kv, h)?,
+                value: matrix(kv, h)?,
+                attn_out: matrix(h, h)?,
+                mlp_norm: ones(h)?,
+                gate: matrix(ffn, h)?,
+                up: matrix(ffn, h)?,
+                down: matrix(h, ffn)?,
+            });
+        }
+        let (cos, sin) = config.rope_tables(device)?;
+        Ok(TrainableLlama {
+            embedding,
+            final_norm: ones(h)?,
             lm_head,
             blocks,
             cos,
             sin,
             config,
+            first_trained_block: 0,
+            dtype: DType::F32,
         })
+    }
+
+    /// Trains only the last `n` blocks and the final norm (and a separate output
+    /// projection, if any); `None` trains every weight.
+    pub fn set_trained_blocks(&mut self, last: Option<usize>) -> Result<()> {
+        let layers = self.blocks.len();
+        self.first_trained_block = match last {
+            None => 0,
+            Some(n) if n >= 1 && n <= layers => layers - n,
+            Some(n) => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot train the last {n} of {layers} blocks"
+                )))
+            }
+        };
+        Ok(())
+    }
+
+    /// The variables the optimizer updates, with Hugging Face-style names.
+    pub fn trained_variables(&self) -> Vec<(String, Var)> {
+        let frozen_prefix: Vec<String> = (0..self.first_trained_block)
+            .map(|i| format!("model.layers.{i}."))
+            .collect();
+        self.variables()
+            .into_iter()
+            .filter(|(name, _)| {
+                let frozen_embedding =
+                    self.first_trained_block > 0 && name == "model.embed_tokens.weight";
+                !frozen_embedding && !frozen_prefix.iter().any(|p| name.starts_with(p.as_str()))
+            })
+            .map(|(name, var)| (name, var.clone()))
+            .collect()
+    }
+
+    /// Every weight as f32 under its Hugging Face name, in Hugging Face's RoPE layout
+    /// (query and key rows re-ordered when the weights came from a GGUF file): what a
+    /// checkpoint stores.
+    pub fn hf_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let c = &self.config;
+        let mut out = HashMap::new();
+        for (name, var) in self.variables() {
+            let mut t = var
+                .as_tensor()
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?;
+            if c.rope_layout == RopeLayout::Interleaved {
+                if name.ends_with("q_proj.weight") {
+                    t = crate::llm::interleaved_to_halves(&t, c.num_heads)?;
+                } else if name.ends_with("k_proj.weight") {
+                    t = crate::llm::interleaved_to_halves(&t, c.num_kv_heads)?;
+                }
+            }
+            out.insert(name, t);
+        }
+        Ok(out)
+    }
+
+    /// Replaces every weight with the tensor of the same name (Hugging Face layout, as
+    /// [`TrainableLlama::hf_tensors`] gives them); used to resume from a checkpoint.
+    pub fn load_hf_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let c = self.config.clone();
+        for (name, var) in self.variables() {
+            let t = tensors.get(&name).ok_or_else(|| {
+                Error::InvalidArgument(format!("the checkpoint has no tensor '{name}'"))
+            })?;
+            let mut t = t
+                .to_device(var.as_tensor().device())?
+                .to_dtype(self.dtype)?;
+            if c.rope_layout == RopeLayout::Interleaved {
+                if name.ends_with("q_proj.weight") {
+                    t = crate::llm::halves_to_interleaved(&t, c.num_heads)?;
+                } else if name.ends_with("k_proj.weight") {
+                    t = crate::llm::halves_to_interleaved(&t, c.num_kv_heads)?;
+                }
+            }
+            var.set(&t)
+                .map_err(|e| Error::InvalidArgument(format!("checkpoint tensor '{name}': {e}")))?;
+        }
+        Ok(())
     }
 
     /// Every trainable variable with a Hugging Face-style name.
@@ -131,31 +272,48 @@ impl TrainableLlama {
                 c.max_positions
             )));
         }
-        let mut x = self
-            .embedding
-            .as_tensor()
+        // Frozen weights enter detached, so backward never runs through them.
+        let weight = |v: &Var, frozen: bool| {
+            if frozen {
+                v.as_tensor().detach()
+            } else {
+                v.as_tensor().clone()
+            }
+        };
+        let mut x = weight(&self.embedding, self.first_trained_block > 0)
             .index_select(&input.flatten_all()?, 0)?
             .reshape((b, t, c.hidden_size))?;
-        let mask = causal_mask(t, input.device())?;
-        for block in &self.blocks {
-            let h = rms_norm(&x, block.attn_norm.as_tensor(), c.rms_norm_eps)?;
-            x = (&x + self.attention(&h, block, &mask)?)?;
-            let h = rms_norm(&x, block.mlp_norm.as_tensor(), c.rms_norm_eps)?;
-            let gate = silu(&linear(&h, &block.gate)?)?;
-            let up = linear(&h, &block.up)?;
-            x = (&x + linear(&(gate * up)?, &block.down)?)?;
+        let mask = causal_mask(t, input.device())?.to_dtype(self.dtype)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let w = |v: &Var| weight(v, i < self.first_trained_block);
+            let h = rms_norm(&x, &w(&block.attn_norm), c.rms_norm_eps)?;
+            x = (&x + self.attention(&h, block, &w, &mask)?)?;
+            let h = rms_norm(&x, &w(&block.mlp_norm), c.rms_norm_eps)?;
+            let gate = silu(&linear(&h, &w(&block.gate))?)?;
+            let up = linear(&h, &w(&block.up))?;
+            x = (&x + linear(&(gate * up)?, &w(&block.down))?)?;
         }
         let x = rms_norm(&x, self.final_norm.as_tensor(), c.rms_norm_eps)?;
-        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        linear(&x, head)
+        // A tied head is the (possibly frozen) embedding.
+        let head = match &self.lm_head {
+            Some(h) => h.as_tensor().clone(),
+            None => weight(&self.embedding, self.first_trained_block > 0),
+        };
+        Ok(linear(&x, &head)?.to_dtype(DType::F32)?)
     }
 
-    fn attention(&self, h: &Tensor, block: &TrainableBlock, mask: &Tensor) -> Result<Tensor> {
+    fn attention(
+        &self,
+        h: &Tensor,
+        block: &TrainableBlock,
+        w: &dyn Fn(&Var) -> Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
         let c = &self.config;
         let (b, t, hidden) = h.dims3()?;
         let d = c.head_dim();
-        let heads = |w: &Var, n: usize| -> Result<Tensor> {
-            Ok(linear(h, w)?
+        let heads = |v: &Var, n: usize| -> Result<Tensor> {
+            Ok(linear(h, &w(v))?
                 .reshape((b, t, n, d))?
                 .transpose(1, 2)?
                 .contiguous()?)
@@ -177,7 +335,7 @@ impl TrainableLlama {
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, hidden))?;
-        linear(&out, &block.attn_out)
+        linear(&out, &w(&block.attn_out))
     }
 
     /// RoPE from differentiable ops, in the layout of the weights.
@@ -210,8 +368,8 @@ impl TrainableLlama {
     }
 }
 
-fn linear(x: &Tensor, w: &Var) -> Result<Tensor> {
-    Ok(x.broadcast_matmul(&w.as_tensor().t()?)?)
+fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(x.broadcast_matmul(&w.t()?)?)
 }
 
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {

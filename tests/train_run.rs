@@ -1,0 +1,478 @@
+//! The trainer end to end: a tiny randomly initialised llama learns real gene summaries
+//! under every objective; a resumed run (in process, and after SIGKILL through the CLI)
+//! repeats the uninterrupted loss curve exactly; a non-finite step leaves the last
+//! checkpoint intact; bad configs fail before any work; and `train/smoke.toml` on the
+//! real SmolLM2 writes a checkpoint that `bftembed profile --model` generates with.
+
+mod common;
+
+use bftembed::genes::GeneCatalog;
+use bftembed::llm::{
+    write_hf_folder, CausalLm, GgufPrecision, HfModelParts, LlamaConfig, RopeLayout,
+};
+use bftembed::profile::{PromptTemplate, RefseqSummaries};
+use bftembed::train::data::{gene_pairs, ExampleEncoder, TokenizedExample};
+use bftembed::train::{
+    write_checkpoint, AdamWSettings, ModelFiles, Objective, SavedCheckpoint, Schedule, TrainConfig,
+    TrainableLlama, Trainer, TrainerSettings, TrainerState,
+};
+use candle_core::{Device, Tensor};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn bftembed() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bftembed"))
+}
+
+/// SmolLM2's tokenizer and chat template (the tiny models share its vocabulary).
+fn smollm() -> &'static CausalLm {
+    static LM: OnceLock<CausalLm> = OnceLock::new();
+    LM.get_or_init(|| {
+        bftembed::alloc_tuning::tune_allocator_for_tensors();
+        CausalLm::load(
+            &common::generator_model(),
+            &Device::Cpu,
+            GgufPrecision::AsStored,
+        )
+        .expect("load SmolLM2")
+    })
+}
+
+fn tiny_config(layout: RopeLayout) -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: smollm().tokenizer.get_vocab_size(true),
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        max_positions: 256,
+        tie_embeddings: true,
+        rope_layout: layout,
+    }
+}
+
+/// Real gene-summary pairs, tokenized as training sees them.
+fn examples(n: usize, max_tokens: usize) -> Vec<TokenizedExample> {
+    let lm = smollm();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let pairs = gene_pairs(
+        &RefseqSummaries::embedded().unwrap(),
+        &catalog,
+        &PromptTemplate::default_gene().unwrap(),
+    );
+    let encoder = ExampleEncoder::new(
+        &lm.tokenizer,
+        &lm.chat,
+        lm.end_of_turn().unwrap(),
+        max_tokens,
+    );
+    pairs
+        .iter()
+        .take(n)
+        .map(|p| encoder.encode(p).unwrap())
+        .collect()
+}
+
+fn settings(objective: Objective, grad_accum: usize) -> TrainerSettings {
+    TrainerSettings {
+        objective,
+        schedule: Schedule {
+            peak: 3e-3,
+            floor: 3e-4,
+            warmup: 5,
+            total: 50,
+        },
+        adamw: AdamWSettings::default(),
+        clip_norm: 1.0,
+        batch_size: 4,
+        grad_accum,
+        seed: 5,
+    }
+}
+
+fn files() -> ModelFiles<'static> {
+    let lm = smollm();
+    ModelFiles {
+        tokenizer: &lm.tokenizer,
+        chat: &lm.chat,
+        eos_token: Some("<|im_end|>".into()),
+    }
+}
+
+fn state(step: usize) -> TrainerState {
+    TrainerState {
+        step,
+        base_heldout: None,
+        tokens: 0,
+        objective: "bft".into(),
+        base_model: "tiny".into(),
+        base_sha256: "-".into(),
+        seed: 5,
+    }
+}
+
+#[test]
+fn a_tiny_llama_learns_under_every_objective() {
+    let data = examples(16, 48);
+    for objective in [
+        Objective::Sft,
+        Objective::Dft,
+        Objective::bft(),
+        Objective::bft_v3(),
+    ] {
+        let model =
+            TrainableLlama::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(model, settings(objective, 1), &Device::Cpu).unwrap();
+        let ce: Vec<f64> = (0..50)
+            .map(|_| trainer.step(&data).unwrap().cross_entropy)
+            .collect();
+        let first = ce[..5].iter().sum::<f64>() / 5.0;
+        let last = ce[45..].iter().sum::<f64>() / 5.0;
+        assert!(
+            last < first - 1.0,
+            "{objective:?}: cross-entropy {first:.3} -> {last:.3}"
+        );
+        let heldout = trainer.heldout(&data[..4]).unwrap();
+        assert!(heldout.token_accuracy > 0.0 && heldout.cross_entropy.is_finite());
+    }
+}
+
+#[test]
+fn resuming_from_a_checkpoint_repeats_the_uninterrupted_curve() {
+    let data = examples(12, 64);
+    let dir = tempfile::tempdir().unwrap();
+    // Interleaved layout: the checkpoint is written in Hugging Face order and read back.
+    let config = tiny_config(RopeLayout::Interleaved);
+    let objective = Objective::bft();
+    let fresh = || {
+        let model = TrainableLlama::random(config.clone(), 3, &Device::Cpu).unwrap();
+        Trainer::new(model, settings(objective, 2), &Device::Cpu).unwrap()
+    };
+    let mut straight = fresh();
+    let whole: Vec<f64> = (0..12)
+        .map(|_| straight.step(&data).unwrap().loss)
+        .collect();
+
+    let mut first = fresh();
+    for _ in 0..6 {
+        first.step(&data).unwrap();
+    }
+    let ckpt = dir.path().join("checkpoint");
+    write_checkpoint(&ckpt, first.model(), first.optimizer(), &state(6), &files()).unwrap();
+    drop(first);
+
+    // A different random start, then the checkpoint: nothing of the start may survive.
+    let model = TrainableLlama::random(config.clone(), 99, &Device::Cpu).unwrap();
+    let mut resumed = Trainer::new(model, settings(objective, 2), &Device::Cpu).unwrap();
+    let saved = SavedCheckpoint::find(&ckpt).unwrap().expect("a checkpoint");
+    assert_eq!(saved.state.step, 6);
+    let (m, o) = resumed.parts_mut();
+    saved.restore(m, o).unwrap();
+    assert_eq!(resumed.steps_done(), 6);
+    let rest: Vec<f64> = (0..6).map(|_| resumed.step(&data).unwrap().loss).collect();
+    assert_eq!(rest, whole[6..].to_vec());
+}
+
+#[test]
+fn a_non_finite_step_is_refused_and_the_checkpoint_kept() {
+    let data = examples(8, 48);
+    let dir = tempfile::tempdir().unwrap();
+    let model = TrainableLlama::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
+    let mut trainer = Trainer::new(model, settings(Objective::Sft, 1), &Device::Cpu).unwrap();
+    for _ in 0..3 {
+        trainer.step(&data).unwrap();
+    }
+    let ckpt = dir.path().join("checkpoint");
+    write_checkpoint(
+        &ckpt,
+        trainer.model(),
+        trainer.optimizer(),
+        &state(3),
+        &files(),
+    )
+    .unwrap();
+    // Poison one weight, as an overflow would.
+    let (name, var) = trainer.model().variables().into_iter().nth(3).unwrap();
+    let nan = Tensor::full(f32::NAN, var.as_tensor().dims(), &Device::Cpu).unwrap();
+    var.set(&nan).unwrap();
+    let err = trainer.step(&data).unwrap_err().to_string();
+    assert!(err.contains("diverged at step 4"), "{name}: {err}");
+    let saved = SavedCheckpoint::find(&ckpt).unwrap().unwrap();
+    assert_eq!(saved.state.step, 3);
+    let weights =
+        candle_core::safetensors::load(ckpt.join("model.safetensors"), &Device::Cpu).unwrap();
+    for (k, t) in weights {
+        let sum = t
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(sum.is_finite(), "{k} in the kept checkpoint is not finite");
+    }
+}
+
+/// A tiny random model as a Hugging Face folder, to train through the CLI in seconds.
+fn tiny_base(dir: &Path) -> PathBuf {
+    let lm = smollm();
+    let config = tiny_config(RopeLayout::Halves);
+    let model = TrainableLlama::random(config.clone(), 3, &Device::Cpu).unwrap();
+    let out = dir.join("tiny-base");
+    write_hf_folder(
+        &HfModelParts {
+            config: &config,
+            tensors: model.hf_tensors().unwrap(),
+            tokenizer: &lm.tokenizer,
+            chat: &lm.chat,
+            eos_token: Some("<|im_end|>".into()),
+            bos_token: None,
+        },
+        &out,
+    )
+    .unwrap();
+    out
+}
+
+fn tiny_run_config(dir: &Path, base: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"name = "{name}"
+base_model = "{base}"
+out = "{name}"
+
+[objective]
+kind = "bft-v3"
+window = 16
+
+[data]
+split = "{split}"
+max_tokens = 64
+max_train_pairs = 40
+heldout_pairs = 6
+
+[optimizer]
+learning_rate = 3e-3
+warmup_steps = 3
+
+[run]
+steps = 60
+batch_size = 2
+eval_every = 10
+checkpoint_every = 5
+"#,
+        base = base.display(),
+        split = repo("train/split.tsv.gz").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The columns that must repeat exactly (not the timing).
+fn curve(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("log.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            [&f[..6], &f[7..]].concat().join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_cli_run_resumes_to_the_same_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tiny_base(dir.path());
+    let straight = tiny_run_config(dir.path(), &base, "straight");
+    let status = bftembed()
+        .args(["train", "--config"])
+        .arg(&straight)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let killed = tiny_run_config(dir.path(), &base, "killed");
+    let out = dir.path().join("killed");
+    let mut child = bftembed()
+        .args(["train", "--config"])
+        .arg(&killed)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let rows = std::fs::read_to_string(out.join("log.csv"))
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rows >= 13 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got to step 13"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved = SavedCheckpoint::find(&out.join("checkpoint"))
+        .unwrap()
+        .expect("a checkpoint");
+    assert!(
+        saved.state.step >= 10 && saved.state.step < 60,
+        "{}",
+        saved.state.step
+    );
+
+    // Without --resume the folder is protected.
+    let refused = bftembed()
+        .args(["train", "--config"])
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    let status = bftembed()
+        .args(["train", "--resume", "--config"])
+        .arg(&killed)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(curve(&out), curve(&dir.path().join("straight")));
+    assert!(out.join("loss.png").is_file());
+}
+
+#[test]
+fn bad_configs_fail_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo("train/smoke.toml"))
+        .unwrap()
+        .replace(
+            "\"split.tsv.gz\"",
+            &format!("\"{}\"", repo("train/split.tsv.gz").display()),
+        )
+        .replace("\"../data/", &format!("\"{}/", repo("data").display()));
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, good.replace("batch_size = 2", "batch_sise = 2")).unwrap();
+    let message = TrainConfig::read(&typo).unwrap_err().to_string();
+    assert!(
+        message.contains("typo.toml") && message.contains("batch_sise"),
+        "{message}"
+    );
+    assert!(message.contains("line"), "{message}");
+
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        good.replace("go_terms_bp.tsv.gz", "go_terms_XX.tsv.gz"),
+    )
+    .unwrap();
+    let message = TrainConfig::read(&missing).unwrap_err().to_string();
+    assert!(
+        message.contains("data.go_terms") && message.contains("go_terms_XX"),
+        "{message}"
+    );
+
+    // A good config followed by a bad one: nothing runs, no output folder appears.
+    let ok = dir.path().join("ok.toml");
+    std::fs::write(&ok, good.replace("../runs/smoke", "ok-run")).unwrap();
+    let output = bftembed()
+        .args(["train", "--config"])
+        .arg(&ok)
+        .arg("--config")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("batch_sise"));
+    assert!(!dir.path().join("ok-run").exists());
+}
+
+#[test]
+fn smoke_config_trains_smollm2_and_its_checkpoint_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("smoke");
+    let status = bftembed()
+        .args(["train", "--config"])
+        .arg(repo("train/smoke.toml"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["steps"], 6);
+    let genes = dir.path().join("genes.txt");
+    std::fs::write(&genes, "TP53\nBRCA1\n").unwrap();
+    let table = dir.path().join("profiles.parquet");
+    let status = bftembed()
+        .args([
+            "profile",
+            "--source",
+            "model",
+            "--max-new-tokens",
+            "24",
+            "--genes",
+        ])
+        .arg(&genes)
+        .arg("--model")
+        .arg(out.join("checkpoint"))
+        .arg("--out")
+        .arg(&table)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let records = bftembed::profile::read_profiles(&table).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.text.split_whitespace().count() >= 5),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn diagnose_scores_gene_summaries_against_general_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diagnosis");
+    let status = bftembed()
+        .args(["diagnose", "--refseq", "8", "--window", "32", "--texts"])
+        .arg(repo("README.md"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("diagnosis.json")).unwrap())
+            .unwrap();
+    let corpora = report["corpora"].as_array().unwrap();
+    assert_eq!(corpora.len(), 2);
+    for c in corpora {
+        let shares: f64 = ["confident_share", "sparse_low_share", "dense_low_share"]
+            .iter()
+            .map(|k| c[k].as_f64().unwrap())
+            .sum();
+        assert!((shares - 1.0).abs() < 1e-9, "{c}");
+        assert!(c["windows"].as_u64().unwrap() >= c["texts"].as_u64().unwrap());
+        let p = c["mean_p"].as_f64().unwrap();
+        assert!(p > 0.0 && p < 1.0, "{c}");
+    }
+    assert_eq!(corpora[0]["texts"], 8);
+    assert!(out.join("longest_runs.png").is_file() && out.join("diagnosis.md").is_file());
+}
