@@ -71,8 +71,7 @@ pub fn token_probabilities(model: &LlamaModel, tokens: &[u32]) -> Result<Vec<f64
         .iter()
         .zip(&tokens[1..])
         .map(|(row, &next)| {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
+            let (max, sum) = super::fused_ce::log_sum_exp(row);
             ((row[next as usize] - max) as f64).exp() / sum
         })
         .collect())

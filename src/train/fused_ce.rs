@@ -35,8 +35,9 @@ fn u32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [u32]> {
     }
 }
 
-/// log-sum-exp of a row, in f64 for the sum.
-fn log_sum_exp(row: &[f32]) -> (f32, f64) {
+/// The maximum of a row and the sum of exp(x - max) over it (in f64): log-sum-exp is
+/// max + ln(sum).
+pub(super) fn log_sum_exp(row: &[f32]) -> (f32, f64) {
     let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
     (max, sum)

@@ -130,10 +130,10 @@ pub fn run(config: &TrainConfig, resume: bool) -> Result<RunSummary> {
     let started = Instant::now();
     let mut tokens_this_run = 0usize;
     let mut last_heldout: Option<HeldoutReport> = None;
-    for step in resumed_from..config.run.steps {
+    for _ in resumed_from..config.run.steps {
         let t0 = Instant::now();
         let report = trainer.step(&train)?;
-        let seen = step_tokens(&trainer, &train, step, config.run.grad_accum);
+        let seen = report.all_tokens;
         let seconds = t0.elapsed().as_secs_f64().max(1e-9);
         tokens_this_run += seen;
         state.step = report.step;
@@ -285,14 +285,6 @@ pub(super) fn instruction_pairs(
         }
     }
     Ok((train, heldout))
-}
-
-/// All tokens (prompt and answer) of a step's examples, for throughput.
-fn step_tokens(trainer: &Trainer, train: &[TokenizedExample], step: usize, accum: usize) -> usize {
-    (0..accum)
-        .flat_map(|m| trainer.batch_indices(train.len(), step, m))
-        .map(|i| train[i].tokens.len().saturating_sub(1))
-        .sum()
 }
 
 fn check_same_run(saved: &TrainerState, now: &TrainerState, dir: &Path) -> Result<()> {

@@ -3,12 +3,12 @@
 //! compared on (plain cross-entropy and token accuracy on held-out answers).
 
 use super::data::{Batch, TokenizedExample};
-use super::loss::{objective_loss, token_cross_entropy, Objective};
+use super::loss::{objective_weights, token_cross_entropy, weighted_loss, Objective};
 use super::model::TrainableLlama;
 use super::optim::{clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 use crate::error::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Var, D};
 
 /// How the trainer steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +44,8 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Answer tokens in the step.
     pub tokens: usize,
+    /// All tokens fed in the step (prompts and answers), for throughput.
+    pub all_tokens: usize,
 }
 
 /// Held-out score.
@@ -128,7 +130,7 @@ impl Trainer {
         let step = self.optimizer.steps();
         let vars: Vec<Var> = self.optimizer.variables().cloned().collect();
         let mut accumulated: Option<GradStore> = None;
-        let (mut loss_sum, mut ce_sum, mut tokens) = (0.0, 0.0, 0usize);
+        let (mut loss_sum, mut ce_sum, mut tokens, mut all_tokens) = (0.0, 0.0, 0usize, 0usize);
         for micro in 0..s.grad_accum {
             let examples: Vec<&TokenizedExample> = self
                 .batch_indices(train.len(), step, micro)
@@ -137,7 +139,10 @@ impl Trainer {
                 .collect();
             let batch = Batch::collate(&examples, &self.device)?;
             let logits = self.model.forward(&batch.input)?;
-            let loss = objective_loss(s.objective, &logits, &batch.labels, &batch.mask)?;
+            // One cross-entropy pass serves the objective and the plain CE reported.
+            let ce = token_cross_entropy(&logits, &batch.labels)?;
+            let weights = objective_weights(s.objective, &ce, &batch.mask)?;
+            let loss = weighted_loss(&ce, &batch.mask, &weights)?;
             let value = loss.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
                 return Err(Error::Diverged {
@@ -146,8 +151,13 @@ impl Trainer {
                 });
             }
             loss_sum += value;
-            ce_sum += masked_mean_ce(&logits, &batch)?;
+            let ce_total = (ce.detach() * &batch.mask)?.sum_all()?.to_scalar::<f32>()? as f64;
+            ce_sum += ce_total / batch.response_tokens.max(1) as f64;
             tokens += batch.response_tokens;
+            all_tokens += examples
+                .iter()
+                .map(|e| e.tokens.len().saturating_sub(1))
+                .sum::<usize>();
             let grads = (loss / s.grad_accum as f64)?.backward()?;
             accumulated = Some(match accumulated {
                 None => grads,
@@ -184,6 +194,7 @@ impl Trainer {
             cross_entropy: ce_sum / s.grad_accum as f64,
             grad_norm,
             tokens,
+            all_tokens,
         })
     }
 
@@ -231,12 +242,6 @@ pub fn heldout_score(
         token_accuracy: correct as f64 / tokens as f64,
         tokens,
     })
-}
-
-fn masked_mean_ce(logits: &Tensor, batch: &Batch) -> Result<f64> {
-    let ce = token_cross_entropy(&logits.detach(), &batch.labels)?;
-    let total = (ce * &batch.mask)?.sum_all()?.to_scalar::<f32>()? as f64;
-    Ok(total / batch.response_tokens.max(1) as f64)
 }
 
 /// The order of epoch `epoch`.
