@@ -140,6 +140,30 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// `a/b/../c` as `a/c`, without touching the file system (the output folder may not
+/// exist yet), so paths in messages and summaries read plainly.
+pub fn lexically_clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A stable 64-bit hash (FNV-1a) for seeds derived from names: unlike the std
+/// hasher, the same on every platform and release.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc_tuning;
+pub mod csv_table;
 pub mod device;
 pub mod embed;
 pub mod error;
@@ -37,10 +38,12 @@ pub mod genes;
 pub mod llm;
 pub mod models;
 pub mod parquet_io;
+pub mod plot;
 pub mod profile;
 pub mod progress;
 pub mod serve;
 pub mod store;
+pub mod study;
 pub mod tasks;
 pub mod train;
 pub mod tsv;

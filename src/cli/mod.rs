@@ -8,6 +8,7 @@ mod models;
 mod profile;
 mod quickstart;
 mod serve;
+mod study;
 mod train;
 
 use anyhow::Result;
@@ -63,6 +64,10 @@ enum Command {
     /// The uncertainty-structure diagnostic: per-window low-confidence runs of a model on
     /// RefSeq gene summaries against general text.
     Diagnose(diagnose::DiagnoseArgs),
+    /// The study: profiles from the base model and each fine-tuned checkpoint, a store
+    /// each beside the NCBI summaries, every task, paired tests, profile accuracy and
+    /// gene-set naming, in one report (train/study.toml).
+    Study(study::StudyArgs),
 }
 
 /// Runs one parsed command line.
@@ -82,6 +87,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainReport(args) => train::report(args),
         Command::TrainEval(args) => train::eval(args),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Study(args) => study::run(args),
     }
 }
 

@@ -5,7 +5,7 @@ use bftembed::device::parse_device;
 use bftembed::genes::{read_gene_list, GeneCatalog};
 use bftembed::models::{ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{
-    gene_subjects, read_cell_types, read_perturbations, write_profiles,
+    gene_subjects, read_cell_types, read_gene_sets, read_perturbations, write_profiles,
     write_profiles_with_metadata, AnswerBackend, GenerationSettings, Generator, LocalBackend,
     OpenAiBackend, OpenAiSettings, ProfileBuild, ProfileJob, PromptTemplate, RefseqSummaries,
     RefseqTextStyle, Subject, SubjectKind,
@@ -54,6 +54,10 @@ pub struct ProfileArgs {
     /// (default knockdown).
     #[arg(long, group = "subjects")]
     perturbations: Option<PathBuf>,
+    /// Gene sets to name (GMT: per line a name, a description, then the genes, tab
+    /// separated); the model names each set's main biological process.
+    #[arg(long, group = "subjects")]
+    gene_sets: Option<PathBuf>,
     /// Where the profile text comes from (default: refseq for genes, model otherwise).
     #[arg(long, value_enum)]
     source: Option<Source>,
@@ -112,12 +116,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         SubjectKind::CellType
     } else if args.perturbations.is_some() {
         SubjectKind::Perturbation
+    } else if args.gene_sets.is_some() {
+        SubjectKind::GeneSet
     } else {
         SubjectKind::Gene
     };
     if args.genes.is_none() && !args.all && kind == SubjectKind::Gene {
         bail!(
-            "say what to profile: --genes FILE, --all, --cell-types FILE or --perturbations FILE"
+            "say what to profile: --genes FILE, --all, --cell-types FILE, --perturbations FILE or --gene-sets FILE"
         );
     }
     let default_source = if kind == SubjectKind::Gene && args.backend == Backend::Local {
@@ -195,6 +201,10 @@ fn model_profiles(args: &ProfileArgs, catalog: &GeneCatalog, kind: SubjectKind) 
                 .as_ref()
                 .context("--perturbations is required")?;
             (read_perturbations(path, catalog)?, Vec::new())
+        }
+        SubjectKind::GeneSet => {
+            let path = args.gene_sets.as_ref().context("--gene-sets is required")?;
+            (read_gene_sets(path)?, Vec::new())
         }
     };
     let template = match &args.template {

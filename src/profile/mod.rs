@@ -19,12 +19,15 @@ pub use generator::{Completion, FinishReason, GenerationSettings, Generator};
 pub use model_job::{ProfileJob, GENERATION_METADATA_KEY};
 pub use openai_client::{OpenAiBackend, OpenAiSettings};
 pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
-pub use subjects::{gene_subjects, read_cell_types, read_perturbations, Subject, SubjectKind};
+pub use subjects::{
+    gene_set_subject, gene_subjects, read_cell_types, read_gene_sets, read_perturbations, Subject,
+    SubjectKind,
+};
 pub use table::{
     profile_columns, read_profile_metadata, read_profiles, write_profiles,
     write_profiles_with_metadata, ProfileRecord,
 };
 pub use template::{
-    PromptTemplate, DEFAULT_CELL_TYPE_TEMPLATE, DEFAULT_GENE_TEMPLATE,
+    PromptTemplate, DEFAULT_CELL_TYPE_TEMPLATE, DEFAULT_GENE_SET_TEMPLATE, DEFAULT_GENE_TEMPLATE,
     DEFAULT_PERTURBATION_TEMPLATE, GENE_FIELDS,
 };

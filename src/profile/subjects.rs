@@ -17,6 +17,8 @@ pub enum SubjectKind {
     CellType,
     /// A perturbation: `{target}`, `{name}`, `{perturbation}`.
     Perturbation,
+    /// A gene set to name: `{genes}` (comma-separated symbols), `{size}`.
+    GeneSet,
 }
 
 impl SubjectKind {
@@ -26,6 +28,7 @@ impl SubjectKind {
             SubjectKind::Gene => &["symbol", "name"],
             SubjectKind::CellType => &["cell_type", "markers"],
             SubjectKind::Perturbation => &["target", "name", "perturbation"],
+            SubjectKind::GeneSet => &["genes", "size"],
         }
     }
 
@@ -35,6 +38,7 @@ impl SubjectKind {
             SubjectKind::Gene => "gene",
             SubjectKind::CellType => "cell-type",
             SubjectKind::Perturbation => "perturbation",
+            SubjectKind::GeneSet => "gene-set",
         }
     }
 }
@@ -163,6 +167,54 @@ pub fn read_perturbations(path: &Path, catalog: &GeneCatalog) -> Result<Vec<Subj
     Ok(out)
 }
 
+/// A gene set to be named, keyed by `key`; `genes` are written comma-separated in
+/// the order given.
+pub fn gene_set_subject(key: &str, genes: &[String]) -> Subject {
+    Subject {
+        key: key.to_string(),
+        entrez_id: None,
+        fields: BTreeMap::from([
+            ("genes".to_string(), genes.join(", ")),
+            ("size".to_string(), genes.len().to_string()),
+        ]),
+    }
+}
+
+/// Reads gene sets from a GMT file (per line: name, description, then genes, tab
+/// separated). Set names must be unique; a set without genes is an error naming its line.
+pub fn read_gene_sets(path: &Path) -> Result<Vec<Subject>> {
+    let mut out: Vec<Subject> = Vec::new();
+    for (line, content) in content_lines(path)? {
+        let mut fields = content.split('\t');
+        let name = fields.next().unwrap_or("").trim();
+        let _description = fields.next();
+        let genes: Vec<String> = fields
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect();
+        if name.is_empty() || genes.is_empty() {
+            return Err(line_error(
+                path,
+                line,
+                "expected NAME<tab>DESCRIPTION<tab>GENE<tab>GENE...".into(),
+            ));
+        }
+        if out.iter().any(|s| s.key == name) {
+            return Err(line_error(
+                path,
+                line,
+                format!("set '{name}' is listed twice"),
+            ));
+        }
+        out.push(gene_set_subject(name, &genes));
+    }
+    if out.is_empty() {
+        return Err(Error::bad_file(path, "no gene sets in the file"));
+    }
+    Ok(out)
+}
+
 fn line_error(path: &Path, line: usize, message: String) -> Error {
     Error::Parse {
         path: path.to_path_buf(),
@@ -208,6 +260,18 @@ mod tests {
         let (_d, p) = write("B cell MS4A1\n");
         let e = read_cell_types(&p, &catalog).unwrap_err().to_string();
         assert!(e.contains("in.tsv:1"), "{e}");
+    }
+
+    #[test]
+    fn gene_sets_read_from_gmt_and_name_bad_lines() {
+        let (_d, p) = write("GO:1\tDNA repair\tBRCA1\tRAD51\nGO:2\tx\tTP53\n");
+        let sets = read_gene_sets(&p).unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0].fields["genes"], "BRCA1, RAD51");
+        assert_eq!(sets[0].fields["size"], "2");
+        let (_d, p) = write("GO:1\tDNA repair\tBRCA1\nGO:2\tonly a name\n");
+        let e = read_gene_sets(&p).unwrap_err().to_string();
+        assert!(e.contains("in.tsv:2"), "{e}");
     }
 
     #[test]

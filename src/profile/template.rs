@@ -13,6 +13,8 @@ pub const DEFAULT_GENE_TEMPLATE: &str = include_str!("../../profiles/gene.toml")
 pub const DEFAULT_CELL_TYPE_TEMPLATE: &str = include_str!("../../profiles/cell_type.toml");
 /// The perturbation template shipped in `profiles/perturbation.toml`.
 pub const DEFAULT_PERTURBATION_TEMPLATE: &str = include_str!("../../profiles/perturbation.toml");
+/// The shipped gene-set naming template.
+pub const DEFAULT_GENE_SET_TEMPLATE: &str = include_str!("../../profiles/gene_set.toml");
 
 /// Placeholders a gene template may use.
 pub const GENE_FIELDS: &[&str] = &["symbol", "name"];
@@ -74,6 +76,7 @@ impl PromptTemplate {
             SubjectKind::Perturbation => {
                 (DEFAULT_PERTURBATION_TEMPLATE, "profiles/perturbation.toml")
             }
+            SubjectKind::GeneSet => (DEFAULT_GENE_SET_TEMPLATE, "profiles/gene_set.toml"),
         };
         Self::parse(text, Path::new(name), kind.fields())
     }
@@ -143,6 +146,7 @@ mod tests {
             SubjectKind::Gene,
             SubjectKind::CellType,
             SubjectKind::Perturbation,
+            SubjectKind::GeneSet,
         ] {
             PromptTemplate::default_for(kind).unwrap();
         }

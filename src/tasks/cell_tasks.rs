@@ -4,6 +4,7 @@
 
 use super::expression::ExpressionMatrix;
 use super::gene_tasks::{stratified_folds_by, task_error, TaskScore};
+use super::outcomes::{ItemOutcomes, OutcomeKind};
 use super::probe::Standardizer;
 use super::resample::class_scores;
 use super::spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues, TaskSpec};
@@ -34,26 +35,7 @@ pub fn run_cell_types(
     cache: &mut CellEmbeddingCache,
 ) -> Result<Vec<TaskScore>> {
     let matrix_path = spec.data_path(&cell_spec.matrix);
-    let mut matrix = if matrix_path.to_string_lossy().contains(".mtx") {
-        let genes = spec.data_path(
-            cell_spec
-                .genes
-                .as_deref()
-                .unwrap_or(std::path::Path::new("")),
-        );
-        let cells = spec.data_path(
-            cell_spec
-                .cells
-                .as_deref()
-                .unwrap_or(std::path::Path::new("")),
-        );
-        ExpressionMatrix::read_matrix_market(&matrix_path, &genes, &cells)?
-    } else {
-        ExpressionMatrix::read_dense(&matrix_path)?
-    };
-    if cell_spec.values == ExpressionValues::Counts {
-        matrix.log_normalize();
-    }
+    let matrix = read_cell_matrix(spec, cell_spec)?;
     let approved: Vec<Option<String>> = matrix.genes.iter().map(|g| mapper.approved(g)).collect();
     let (cells, class_names) = read_labels(spec, cell_spec, &matrix)?;
     let mut out = Vec::new();
@@ -114,6 +96,7 @@ pub fn run_cell_types(
                 .map(|f| split_indices(&assignments, |a| a != f))
                 .collect(),
         };
+        let mut ids = Vec::new();
         let mut truth = Vec::new();
         let mut predicted = Vec::new();
         let mut train_items = 0;
@@ -141,6 +124,7 @@ pub fn run_cell_types(
             let guesses = classify(cell_spec, spec, &rows(train), &train_y, &rows(test))
                 .map_err(|e| task_error(spec, vectors, e))?;
             train_items = train_items.max(train.len());
+            ids.extend(test.iter().map(|&i| format!("row {}", covered[i].1.row)));
             truth.extend(test.iter().map(|&i| labels[i]));
             predicted.extend(guesses);
         }
@@ -178,6 +162,10 @@ pub fn run_cell_types(
                     items: "cells".into(),
                 }
             }),
+            outcomes: Some(ItemOutcomes {
+                ids,
+                kind: OutcomeKind::Classes { truth, predicted },
+            }),
         });
     }
     Ok(out)
@@ -206,7 +194,7 @@ fn read_labels(
     matrix: &ExpressionMatrix,
 ) -> Result<(Vec<LabelledCell>, Vec<String>)> {
     let path = spec.data_path(&cell_spec.metadata);
-    let mut table = super::csv_table::CsvTable::open(&path)?;
+    let mut table = crate::csv_table::CsvTable::open(&path)?;
     let id_col = table.column(&cell_spec.cell_column)?;
     let label_col = table.column(&cell_spec.label_column)?;
     let split_col = match &cell_spec.split_column {
@@ -262,6 +250,35 @@ fn read_labels(
         })
         .collect();
     Ok((cells, names))
+}
+
+/// The task's expression matrix, log-normalised when it holds counts.
+pub(super) fn read_cell_matrix(
+    spec: &TaskSpec,
+    cell_spec: &CellTypeSpec,
+) -> Result<ExpressionMatrix> {
+    let matrix_path = spec.data_path(&cell_spec.matrix);
+    let mut matrix = if matrix_path.to_string_lossy().contains(".mtx") {
+        let genes = spec.data_path(
+            cell_spec
+                .genes
+                .as_deref()
+                .unwrap_or(std::path::Path::new("")),
+        );
+        let cells = spec.data_path(
+            cell_spec
+                .cells
+                .as_deref()
+                .unwrap_or(std::path::Path::new("")),
+        );
+        ExpressionMatrix::read_matrix_market(&matrix_path, &genes, &cells)?
+    } else {
+        ExpressionMatrix::read_dense(&matrix_path)?
+    };
+    if cell_spec.values == ExpressionValues::Counts {
+        matrix.log_normalize();
+    }
+    Ok(matrix)
 }
 
 /// One unit vector per cell, or `None` for a cell with no gene the store knows.

@@ -2,13 +2,14 @@
 //! logistic regression on the gene vectors, stratified k-fold cross-validation;
 //! macro-F1, accuracy and one-vs-rest ROC-AUC averaged over classes.
 
-use super::csv_table::CsvTable;
 use super::gene_tasks::{stratified_folds_by, task_error, TaskScore};
 use super::metrics::roc_auc;
+use super::outcomes::{ItemOutcomes, OutcomeKind};
 use super::probe::Standardizer;
 use super::resample::class_scores;
 use super::spec::{GeneFamilySpec, TaskSpec};
 use super::vectors::{GeneVectors, SymbolMapper};
+use crate::csv_table::CsvTable;
 use crate::error::{Error, Result};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
@@ -81,6 +82,7 @@ pub fn run_gene_families(
             x
         };
         let k = f.classes.len();
+        let mut ids = Vec::new();
         let mut truth = Vec::new();
         let mut predicted = Vec::new();
         let mut probabilities: Vec<Vec<f64>> = Vec::new();
@@ -117,6 +119,7 @@ pub fn run_gene_families(
                     .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
                     .map(|(c, _)| c)
                     .unwrap_or(0);
+                ids.push(covered[i].0.clone());
                 truth.push(labels[i]);
                 predicted.push(best);
                 probabilities.push(full);
@@ -159,6 +162,10 @@ pub fn run_gene_families(
                     classes: f.classes.clone(),
                     items: "genes".into(),
                 }
+            }),
+            outcomes: Some(ItemOutcomes {
+                ids,
+                kind: OutcomeKind::Classes { truth, predicted },
             }),
         });
     }

@@ -2,6 +2,7 @@
 //! into scores on held-out items that the metrics and the report read.
 
 use super::metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
+use super::outcomes::{ItemOutcomes, OutcomeKind};
 use super::probe::logistic_scores;
 use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{GeneClassSpec, GenePairSpec, PairSplit, TaskSpec};
@@ -40,6 +41,10 @@ pub struct TaskScore {
     pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
     /// A 2-D PCA map of the items coloured by class (first store only).
     pub map: Option<super::pca::ItemMap>,
+    /// The per-item outcomes the main metric comes from (not written to report.json),
+    /// for paired comparisons between stores.
+    #[serde(skip)]
+    pub outcomes: Option<super::outcomes::ItemOutcomes>,
 }
 
 impl TaskScore {
@@ -56,7 +61,7 @@ impl TaskScore {
 pub(super) struct Pair {
     pub(super) a: String,
     pub(super) b: String,
-    label: bool,
+    pub(super) label: bool,
 }
 
 pub(super) fn read_pairs(
@@ -198,7 +203,11 @@ pub fn run_gene_pairs(
         let (test_x, test_y) = pair_features(&test_set, vectors);
         let scores = logistic_scores(&spec.probe, &train_x, &train_y, &test_x)
             .map_err(|e| task_error(spec, vectors, e))?;
-        let mut score = score_binary(&test_y, &scores, pairs_spec.seed)
+        let ids = test_set
+            .iter()
+            .map(|p| format!("{}|{}", p.a, p.b))
+            .collect();
+        let mut score = score_binary(ids, &test_y, &scores, pairs_spec.seed)
             .map_err(|e| task_error(spec, vectors, e))?;
         score.store = vectors.name.clone();
         score.items_total = total;
@@ -217,7 +226,7 @@ pub fn run_gene_classes(
     mapper: &mut SymbolMapper,
 ) -> Result<Vec<TaskScore>> {
     let path = spec.data_path(&class_spec.labels);
-    let mut table = super::csv_table::CsvTable::open(&path)?;
+    let mut table = crate::csv_table::CsvTable::open(&path)?;
     let symbol_col = table.column(&class_spec.symbol_column)?;
     let label_col = table.column(&class_spec.label_column)?;
     let mut genes: Vec<(String, bool)> = Vec::new();
@@ -258,6 +267,7 @@ pub fn run_gene_classes(
             }
             x
         };
+        let mut all_ids = Vec::new();
         let mut all_truth = Vec::new();
         let mut all_scores = Vec::new();
         let mut fold_aucs = Vec::new();
@@ -282,10 +292,11 @@ pub fn run_gene_classes(
                     .map_err(|e| task_error(spec, vectors, e))?;
             fold_aucs.push(roc_auc(&test_y, &scores).map_err(|e| task_error(spec, vectors, e))?);
             train_items = train_items.max(train.len());
+            all_ids.extend(test.iter().map(|g| g.0.clone()));
             all_truth.extend(test_y);
             all_scores.extend(scores);
         }
-        let mut score = score_binary(&all_truth, &all_scores, class_spec.seed)
+        let mut score = score_binary(all_ids, &all_truth, &all_scores, class_spec.seed)
             .map_err(|e| task_error(spec, vectors, e))?;
         let lo = fold_aucs.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = fold_aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -364,7 +375,7 @@ pub(crate) fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Er
 }
 
 /// Metrics of binary scores, with a bootstrap interval for ROC-AUC.
-fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> {
+fn score_binary(ids: Vec<String>, truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> {
     let predicted: Vec<bool> = scores.iter().map(|&s| s >= 0.5).collect();
     let auc = roc_auc(truth, scores)?;
     let interval = bootstrap_interval(truth.len(), seed ^ 0x5eed, |idx| {
@@ -396,5 +407,12 @@ fn score_binary(truth: &[bool], scores: &[f64], seed: u64) -> Result<TaskScore> 
         roc,
         confusion: None,
         map: None,
+        outcomes: Some(ItemOutcomes {
+            ids,
+            kind: OutcomeKind::Binary {
+                truth: truth.to_vec(),
+                scores: scores.to_vec(),
+            },
+        }),
     })
 }

@@ -5,11 +5,13 @@
 //! Cell-typing and expression-response tasks use nearly the whole transcriptome as
 //! features or items; they name no genes here, since no training set could avoid them.
 
-use super::csv_table::CsvTable;
+use super::cell_tasks::read_cell_matrix;
 use super::gene_tasks::read_pairs;
 use super::perturbation_tasks::read_gmt;
+use super::response_tasks::read_response;
 use super::spec::TaskSpec;
 use super::vectors::SymbolMapper;
+use crate::csv_table::CsvTable;
 use crate::error::Result;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,6 +56,43 @@ pub fn labelled_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTre
                 genes.insert(signature.target);
             }
         }
+    }
+    Ok(genes)
+}
+
+/// A task's labelled gene pairs as (gene, gene, interacts), training file first and
+/// test file second; `None` for tasks that score no pairs.
+pub type LabelledPairs = (Vec<(String, String, bool)>, Vec<(String, String, bool)>);
+
+/// The labelled pairs of a gene-pair task (approved symbols), so that a caller drawing
+/// genes can keep whole pairs of both classes.
+pub fn labelled_pairs(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<Option<LabelledPairs>> {
+    let Some(p) = &spec.gene_pairs else {
+        return Ok(None);
+    };
+    let mut read = |pairs, labels| -> Result<Vec<(String, String, bool)>> {
+        Ok(read_pairs(spec, pairs, labels, mapper)?
+            .0
+            .into_iter()
+            .map(|pair| (pair.a, pair.b, pair.label))
+            .collect())
+    };
+    let train = read(&p.train_pairs, &p.train_labels)?;
+    let test = read(&p.test_pairs, &p.test_labels)?;
+    Ok(Some((train, test)))
+}
+
+/// Approved symbols of the genes a cell-level or expression-response task reads: the
+/// expression matrix's genes (GenePT-w features) or the genes whose response is
+/// predicted; empty for other tasks.
+pub fn expression_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTreeSet<String>> {
+    let mut genes = BTreeSet::new();
+    if let Some(c) = &spec.cell_types {
+        let matrix = read_cell_matrix(spec, c)?;
+        genes.extend(matrix.genes.iter().filter_map(|g| mapper.approved(g)));
+    }
+    if let Some(r) = &spec.expression_response {
+        genes.extend(read_response(spec, r, mapper)?.genes);
     }
     Ok(genes)
 }

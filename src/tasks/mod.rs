@@ -6,12 +6,12 @@
 //! store lacks are counted in the report's coverage, not dropped silently.
 
 mod cell_tasks;
-mod csv_table;
 mod expression;
 mod family_tasks;
 mod gene_tasks;
 mod item_genes;
 mod metrics;
+mod outcomes;
 mod pca;
 mod perturbation_tasks;
 mod probe;
@@ -23,8 +23,9 @@ mod vectors;
 
 pub use expression::ExpressionMatrix;
 pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
-pub use item_genes::labelled_genes;
+pub use item_genes::{expression_genes, labelled_genes, labelled_pairs, LabelledPairs};
 pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
+pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::{pca_2d, ItemMap};
 pub use probe::{logistic_scores, Standardizer};
 pub use report::{EvalReport, StoreInfo, TaskResult};

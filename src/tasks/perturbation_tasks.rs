@@ -4,6 +4,7 @@
 //! precision at n, the size of the true signature, against the truth held out.
 
 use super::gene_tasks::{task_error, TaskScore};
+use super::outcomes::{unique_ids, ItemOutcomes, OutcomeKind};
 use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{PerturbationSpec, TaskSpec};
 use super::vectors::{GeneVectors, SymbolMapper};
@@ -87,6 +88,7 @@ pub fn run_perturbations(
             }
         };
         let mut precision = Vec::new();
+        let mut query_ids = Vec::new();
         let mut prior_precision = Vec::new();
         let mut train_items = 0;
         for (pool, queries) in &rounds {
@@ -129,6 +131,7 @@ pub fn run_perturbations(
                 }
                 let truth: HashSet<&str> = q.genes.iter().map(String::as_str).collect();
                 precision.push(precision_at(&votes, &truth));
+                query_ids.push(q.target.clone());
                 prior_precision.push(precision_at(&frequency, &truth));
             }
         }
@@ -157,6 +160,10 @@ pub fn run_perturbations(
             roc: Vec::new(),
             confusion: None,
             map: None,
+            outcomes: Some(ItemOutcomes {
+                ids: unique_ids(query_ids),
+                kind: OutcomeKind::Mean { values: precision },
+            }),
         });
     }
     Ok(out)

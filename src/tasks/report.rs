@@ -96,19 +96,10 @@ impl EvalReport {
         Ok(())
     }
 
-    /// The report as Markdown.
-    pub fn markdown(&self) -> String {
+    /// One row per task, one column per store: the main metric with its interval, and
+    /// with `show_items` the number of test items in brackets.
+    pub fn summary_table(&self, show_items: bool) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# bftembed evaluation\n");
-        let _ = writeln!(s, "bftembed {}. Stores:\n", self.bftembed_version);
-        for store in &self.stores {
-            let _ = writeln!(
-                s,
-                "- **{}**: {} ({} genes)",
-                store.name, store.origin, store.genes
-            );
-        }
-        let _ = writeln!(s, "\n## Summary\n");
         let _ = write!(s, "| task | metric |");
         for store in &self.stores {
             let _ = write!(s, " {} |", store.name);
@@ -126,9 +117,13 @@ impl EvalReport {
                     Some(x) => {
                         let _ = write!(
                             s,
-                            " {:.3} [{:.3}, {:.3}] |",
+                            " {:.3} [{:.3}, {:.3}]",
                             x.value, x.interval.0, x.interval.1
                         );
+                        if show_items {
+                            let _ = write!(s, " ({})", x.test_items);
+                        }
+                        let _ = write!(s, " |");
                     }
                     None => {
                         let _ = write!(s, " – |");
@@ -137,6 +132,23 @@ impl EvalReport {
             }
             let _ = writeln!(s);
         }
+        s
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# bftembed evaluation\n");
+        let _ = writeln!(s, "bftembed {}. Stores:\n", self.bftembed_version);
+        for store in &self.stores {
+            let _ = writeln!(
+                s,
+                "- **{}**: {} ({} genes)",
+                store.name, store.origin, store.genes
+            );
+        }
+        let _ = writeln!(s, "\n## Summary\n");
+        s.push_str(&self.summary_table(false));
         for task in &self.tasks {
             let _ = writeln!(s, "\n## {}: {}\n", task.id, task.title);
             let _ = writeln!(

@@ -5,6 +5,7 @@
 //! cell types.
 
 use super::gene_tasks::{task_error, TaskScore};
+use super::outcomes::{ItemOutcomes, OutcomeKind};
 use super::probe::Standardizer;
 use super::resample::{bootstrap_interval, shuffle};
 use super::spec::{ExpressionResponseSpec, TaskSpec};
@@ -14,15 +15,15 @@ use ndarray::{Array1, Array2, Axis};
 use std::collections::HashMap;
 
 /// Genes with their response per cell type.
-struct ResponseTable {
-    genes: Vec<String>,
+pub(super) struct ResponseTable {
+    pub(super) genes: Vec<String>,
     cell_types: Vec<String>,
     /// genes × cell types.
     response: Array2<f64>,
     total_genes: usize,
 }
 
-fn read_response(
+pub(super) fn read_response(
     spec: &TaskSpec,
     r: &ExpressionResponseSpec,
     mapper: &mut SymbolMapper,
@@ -220,6 +221,13 @@ pub fn run_expression_response(
             roc: Vec::new(),
             confusion: None,
             map: None,
+            outcomes: Some(ItemOutcomes {
+                ids: covered.iter().map(|&g| table.genes[g].clone()).collect(),
+                kind: OutcomeKind::Columns {
+                    truth: y.rows().into_iter().map(|r| r.to_vec()).collect(),
+                    predicted: predicted.rows().into_iter().map(|r| r.to_vec()).collect(),
+                },
+            }),
         });
     }
     Ok(out)

@@ -56,7 +56,7 @@ impl GeneVectors {
         let mut data = Vec::with_capacity(symbols.len() * other.dim);
         for (i, symbol) in symbols.iter().enumerate() {
             rows.insert((*symbol).clone(), i);
-            let mut state = seed ^ fnv1a(symbol.as_bytes());
+            let mut state = seed ^ crate::fsutil::fnv1a(symbol.as_bytes());
             let v: Vec<f32> = (0..other.dim)
                 .map(|_| gaussian(&mut state) as f32)
                 .collect();
@@ -123,12 +123,6 @@ impl<'a> SymbolMapper<'a> {
         self.cache.insert(symbol.to_string(), hit.clone());
         hit
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// A standard normal draw (Box-Muller) from a splitmix64 stream.

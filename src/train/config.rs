@@ -269,7 +269,7 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config: TrainConfig =
             toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
-        config.base = lexically_clean(
+        config.base = crate::fsutil::lexically_clean(
             &std::path::absolute(crate::fsutil::parent_dir(path))
                 .map_err(|e| Error::io(path, e))?,
         );
@@ -283,7 +283,7 @@ impl TrainConfig {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            lexically_clean(&self.base.join(p))
+            crate::fsutil::lexically_clean(&self.base.join(p))
         }
     }
 
@@ -334,20 +334,4 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-/// `a/b/../c` as `a/c`, without touching the file system (the output folder may not
-/// exist yet), so paths in messages and summaries read plainly.
-fn lexically_clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir if out.file_name().is_some() => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }

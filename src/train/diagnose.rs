@@ -211,12 +211,7 @@ pub fn write_diagnosis(
 }
 
 fn plot_histograms(corpora: &[CorpusSummary], out: &Path) -> Result<()> {
-    super::log::register_font();
-    let err = |e: String| Error::InvalidArgument(format!("plot {}: {e}", out.display()));
-    let staging = crate::fsutil::parent_dir(out).join(".longest_runs.partial.png");
-    {
-        let root = BitMapBackend::new(&staging, (800, 450)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    crate::plot::render_png(out, (800, 450), |root| {
         let bins = corpora
             .iter()
             .map(|c| c.longest_run_histogram.len())
@@ -239,13 +234,13 @@ fn plot_histograms(corpora: &[CorpusSummary], out: &Path) -> Result<()> {
             .fold(0.0, f64::max)
             .max(0.01)
             * 1.1;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption("longest low-confidence run per window", ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(52)
             .build_cartesian_2d(-0.5f64..(bins as f64 - 0.5), 0f64..top)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(format!(
@@ -254,7 +249,7 @@ fn plot_histograms(corpora: &[CorpusSummary], out: &Path) -> Result<()> {
             ))
             .y_desc("share of windows")
             .draw()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let width = 0.8 / corpora.len().max(1) as f64;
         for (i, (c, values)) in corpora.iter().zip(&shares).enumerate() {
             let colour = super::log::COLOURS[i % super::log::COLOURS.len()];
@@ -264,7 +259,7 @@ fn plot_histograms(corpora: &[CorpusSummary], out: &Path) -> Result<()> {
                     let x = r as f64 + offset;
                     Rectangle::new([(x, 0.0), (x + width, v)], colour.filled())
                 }))
-                .map_err(|e| err(e.to_string()))?
+                .map_err(|e| e.to_string())?
                 .label(c.name.clone())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
@@ -276,10 +271,9 @@ fn plot_histograms(corpora: &[CorpusSummary], out: &Path) -> Result<()> {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| err(e.to_string()))?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    std::fs::rename(&staging, out).map_err(|e| Error::io(out, e))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

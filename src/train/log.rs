@@ -171,17 +171,7 @@ pub(super) const COLOURS: [RGBColor; 6] = [
 /// Draws training cross-entropy (averaged over blocks of steps) and held-out
 /// cross-entropy against step for each run, side by side, into a PNG.
 pub fn plot_runs(runs: &[(String, Vec<LogRow>)], out: &Path) -> Result<()> {
-    register_font();
-    let plot_error = |e: String| Error::InvalidArgument(format!("plot {}: {e}", out.display()));
-    let staging = crate::fsutil::parent_dir(out).join(format!(
-        ".{}.partial.png",
-        out.file_stem()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    {
-        let root = BitMapBackend::new(&staging, (1200, 450)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
+    crate::plot::render_png(out, (1200, 450), |root| {
         let panels = root.split_evenly((1, 2));
         let steps = runs
             .iter()
@@ -224,18 +214,18 @@ pub fn plot_runs(runs: &[(String, Vec<LogRow>)], out: &Path) -> Result<()> {
                 .x_label_area_size(36)
                 .y_label_area_size(52)
                 .build_cartesian_2d(0f64..steps, (lo - pad)..(hi + pad))
-                .map_err(|e| plot_error(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             chart
                 .configure_mesh()
                 .x_desc("optimizer step")
                 .y_desc("nats per answer token")
                 .draw()
-                .map_err(|e| plot_error(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             for (i, (name, points)) in data.into_iter().enumerate() {
                 let colour = COLOURS[i % COLOURS.len()];
                 chart
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                    .map_err(|e| plot_error(e.to_string()))?
+                    .map_err(|e| e.to_string())?
                     .label(name)
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
@@ -243,7 +233,7 @@ pub fn plot_runs(runs: &[(String, Vec<LogRow>)], out: &Path) -> Result<()> {
                 if heldout {
                     chart
                         .draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
-                        .map_err(|e| plot_error(e.to_string()))?;
+                        .map_err(|e| e.to_string())?;
                 }
             }
             chart
@@ -251,24 +241,10 @@ pub fn plot_runs(runs: &[(String, Vec<LogRow>)], out: &Path) -> Result<()> {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()
-                .map_err(|e| plot_error(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
         }
-        root.present().map_err(|e| plot_error(e.to_string()))?;
-    }
-    std::fs::rename(&staging, out).map_err(|e| Error::io(out, e))
-}
-
-/// Plot text needs a font that every machine has: DejaVu Sans, compiled in.
-pub(super) fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Registration fails only for an unparsable font, which a compiled-in one is not.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
+        Ok(())
+    })
 }
 
 #[cfg(test)]

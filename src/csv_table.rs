@@ -1,4 +1,4 @@
-//! CSV/TSV label and metadata files of the tasks: opened (gzip allowed) with their header,
+//! CSV/TSV tables (task labels, cell metadata, gene-set and annotation files): opened (gzip allowed) with their header,
 //! and columns found by name with an error that lists the columns there are.
 
 use crate::error::{Error, Result};

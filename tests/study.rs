@@ -1,0 +1,198 @@
+//! The study's `--quick` run, end to end on real models and data: the base SmolLM2 and
+//! a checkpoint the smoke config trains write profiles of the quick genes; the report
+//! must be complete and consistent (every store scored on every task, no study gene
+//! missing, a paired test for every comparison), whoever wins. A second run reuses every
+//! cached stage and reproduces the scores. Bad study files fail before any work.
+
+use bftembed::study::{run_study, StudyConfig, StudyModel, StudyOptions, NCBI_STORE, RANDOM_STORE};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn bftembed() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bftembed"))
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn quick_study_is_complete_consistent_and_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = dir.path().join("smoke");
+    let status = bftembed()
+        .args(["train", "--config"])
+        .arg(repo("train/smoke.toml"))
+        .arg("--out")
+        .arg(&smoke)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the smoke checkpoint trains");
+
+    // The shipped study file, with the smoke checkpoint standing in for the four
+    // fine-tuned ones (which take an hour to train) and the output in a temp folder.
+    let mut config = StudyConfig::read(&repo("train/study.toml")).unwrap();
+    config.out = dir.path().join("study");
+    config.models = vec![
+        StudyModel {
+            name: "base".into(),
+            model: Some("smollm2-135m-instruct".into()),
+            folder: None,
+        },
+        StudyModel {
+            name: "smoke".into(),
+            model: None,
+            folder: Some(smoke.join("checkpoint")),
+        },
+    ];
+    config.comparison.focus = "smoke".into();
+    let options = StudyOptions {
+        quick: true,
+        commit: Some("test".into()),
+    };
+    let report = run_study(&config, &options).unwrap();
+    let out = dir.path().join("study").join("quick");
+
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let genes = report.genes.genes.len();
+    assert!(genes >= 50, "{genes} study genes");
+    let stores = ["base", "smoke", NCBI_STORE, RANDOM_STORE];
+    assert_eq!(report.eval.tasks.len(), config.quick.tasks.len());
+    for task in &report.eval.tasks {
+        for store in stores {
+            let score = task
+                .scores
+                .iter()
+                .find(|s| s.store == store)
+                .unwrap_or_else(|| panic!("{} not scored on {store}", task.id));
+            assert!(score.value.is_finite(), "{} on {store}", task.id);
+            assert!(score.test_items > 0, "{} on {store}", task.id);
+        }
+        // Every store holds the same genes, so each task scores the same items.
+        let items: Vec<usize> = task.scores.iter().map(|s| s.test_items).collect();
+        assert!(
+            items.windows(2).all(|w| w[0] == w[1]),
+            "{}: {items:?}",
+            task.id
+        );
+        for other in ["base", NCBI_STORE, RANDOM_STORE] {
+            let row = report
+                .paired
+                .iter()
+                .find(|r| r.section == "task" && r.item == task.id && r.other == other)
+                .unwrap_or_else(|| panic!("no paired test of {} against {other}", task.id));
+            let result = row.result.as_ref().expect("comparable");
+            assert_eq!(result.items, task.scores[0].test_items);
+        }
+    }
+    for c in &report.coverage {
+        assert!(c.missing.is_empty(), "{} lacks {:?}", c.store, c.missing);
+    }
+    assert_eq!(report.accuracy.len(), 3, "base, smoke and the summaries");
+    for a in &report.accuracy {
+        assert_eq!(a.genes, genes, "{}", a.model);
+    }
+    let reference = report
+        .accuracy
+        .iter()
+        .find(|a| a.model == NCBI_STORE)
+        .unwrap();
+    assert!((reference.cosine_own - 1.0).abs() < 1e-4);
+    assert_eq!(report.gene_sets, 3 * config.quick.gene_sets_per_source);
+    for n in &report.naming {
+        let all = n.by_source.iter().find(|s| s.source == "all").unwrap();
+        assert_eq!(all.sets, report.gene_sets, "{}", n.model);
+        assert!(all.cosine.is_finite());
+    }
+    for file in [
+        "study.md",
+        "study.json",
+        "paired.png",
+        "genes.txt",
+        "eval/report.md",
+        "profiles/base.parquet",
+        "profiles/smoke.parquet",
+        "profiles/ncbi.parquet",
+        "gene_sets/smoke.parquet",
+        "stores/smoke/manifest.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} written");
+    }
+    let records = bftembed::profile::read_profiles(&out.join("profiles/smoke.parquet")).unwrap();
+    assert_eq!(records.len(), genes);
+    let md = std::fs::read_to_string(out.join("study.md")).unwrap();
+    assert!(md.contains("commit test") && md.contains("## Paired tests"));
+
+    // A second run redoes nothing expensive and gives the same numbers.
+    let profiles_written = modified(&out.join("profiles/smoke.parquet"));
+    let store_written = modified(&out.join("stores/smoke/manifest.json"));
+    let again = run_study(&config, &options).unwrap();
+    assert_eq!(
+        modified(&out.join("profiles/smoke.parquet")),
+        profiles_written
+    );
+    assert_eq!(
+        modified(&out.join("stores/smoke/manifest.json")),
+        store_written
+    );
+    for (a, b) in report.eval.tasks.iter().zip(&again.eval.tasks) {
+        for (x, y) in a.scores.iter().zip(&b.scores) {
+            assert_eq!(x.value, y.value, "{} on {}", a.id, x.store);
+        }
+    }
+}
+
+#[test]
+fn bad_study_files_fail_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo("train/study.toml")).unwrap();
+    let write = |name: &str, text: String| {
+        let path = repo("train").join(name);
+        // Written beside the shipped file so relative paths resolve; removed at once.
+        std::fs::write(&path, text).unwrap();
+        let result = StudyConfig::read(&path);
+        std::fs::remove_file(&path).unwrap();
+        result
+    };
+    let e = write(
+        ".test-typo-study.toml",
+        good.replace("per_task = 120", "per_tsk = 120"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("per_tsk") && e.contains("line"), "{e}");
+    let e = write(
+        ".test-focus-study.toml",
+        good.replace("focus = \"bft\"", "focus = \"bft2\""),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("bft2"), "{e}");
+    let e = write(
+        ".test-task-study.toml",
+        good.replace("../tasks/ggi_original.toml", "../tasks/ggi_orignal.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("ggi_orignal.toml"), "{e}");
+
+    // A model folder that does not exist is named when the study reaches it.
+    let mut config = StudyConfig::read(&repo("train/study.toml")).unwrap();
+    config.out = dir.path().join("study");
+    config.models[0].model = None;
+    config.models[0].folder = Some(dir.path().join("no-such-checkpoint"));
+    let e = run_study(
+        &config,
+        &StudyOptions {
+            quick: true,
+            commit: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no-such-checkpoint"), "{e}");
+}
