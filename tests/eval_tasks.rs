@@ -130,6 +130,23 @@ fn bad_task_input_gives_clear_errors() {
         "{err}"
     );
 
+    // Cell-task settings that cannot work together are refused when the file is read.
+    for (body, expected) in [
+        (
+            "matrix = \"m.csv\"\nvalues = \"counts\"\nlabel_column = \"t\"\nembedding = \"weighted\"\nclassifier = \"knn\"\n",
+            "need a metadata CSV",
+        ),
+        (
+            "matrix = \"m.h5ad\"\nvalues = \"counts\"\nlabel_column = \"t\"\nembedding = \"weighted\"\ndisjoint_genes = true\nclassifier = \"knn\"\n",
+            "disjoint_genes needs a train/test split",
+        ),
+    ] {
+        let file = tmp.path().join("cells.toml");
+        std::fs::write(&file, format!("id = \"c\"\ntitle = \"t\"\n[cell_types]\n{body}")).unwrap();
+        let err = TaskSpec::read(&file).unwrap_err().to_string();
+        assert!(err.contains("cells.toml") && err.contains(expected), "{err}");
+    }
+
     let bad_column = tmp.path().join("bad_column.toml");
     std::fs::write(
         &bad_column,
@@ -243,6 +260,54 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("none of the matrix's 2 genes"), "{err}");
+}
+
+#[test]
+fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let task = TaskSpec::read(&quick_task(
+        tmp.path(),
+        "kang_celltype_w_disjoint_genes.toml",
+    ))
+    .unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
+    let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
+    assert_eq!((real.train_items, real.test_items), (1_310, 1_490));
+    assert!(
+        floor.value < 0.1,
+        "random halves are unrelated: {:.3}",
+        floor.value
+    );
+    assert!(
+        real.value > floor.value + 0.15 && real.interval.0 > floor.interval.1,
+        "refseq {:.3} {:?} vs random {:.3} {:?}",
+        real.value,
+        real.interval,
+        floor.value,
+        floor.interval
+    );
+
+    // Labels and split straight from an .h5ad's obs (a missing label is skipped).
+    let h5ad_task = tmp.path().join("h5ad.toml");
+    std::fs::write(
+        &h5ad_task,
+        format!(
+            "id = \"h5ad\"\ntitle = \"t\"\n[cell_types]\nmatrix = \"{}\"\nh5ad_matrix = \"layers/csc\"\nvalues = \"log_normalized\"\nlabel_column = \"bulk_labels\"\nsplit_column = \"donor\"\ntrain_value = \"A\"\ntest_value = \"B\"\nembedding = \"weighted\"\nclassifier = \"knn\"\nk = 3\n",
+            repo("tests/fixtures/pbmc68k_subset_anndata.h5ad").display()
+        ),
+    )
+    .unwrap();
+    let report = evaluate(
+        &[TaskSpec::read(&h5ad_task).unwrap()],
+        vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
+        &catalog,
+    )
+    .unwrap();
+    let s = &report.tasks[0].scores[0];
+    assert_eq!((s.items_total, s.train_items, s.test_items), (59, 29, 30));
 }
 
 #[test]

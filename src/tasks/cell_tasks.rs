@@ -59,14 +59,20 @@ pub fn run_cell_types(
         }
         // Tasks that differ only in the classifier share the (costly) cell embeddings.
         let key = format!(
-            "{}|{}|{:?}|{:?}|{:?}|{}|{}|{}",
+            "{}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
             matrix_path.display(),
-            spec.data_path(&cell_spec.metadata).display(),
+            cell_spec.h5ad_matrix,
+            cell_spec
+                .metadata
+                .as_ref()
+                .map(|m| spec.data_path(m).display().to_string())
+                .unwrap_or_default(),
             cell_spec.split_column,
             cell_spec.train_value,
             cell_spec.embedding,
             cell_spec.top_genes,
             cell_spec.center_gene_vectors,
+            cell_spec.disjoint_genes,
             vectors.name
         );
         if !cache.contains_key(&key) {
@@ -193,33 +199,30 @@ fn read_labels(
     cell_spec: &CellTypeSpec,
     matrix: &ExpressionMatrix,
 ) -> Result<(Vec<LabelledCell>, Vec<String>)> {
-    let path = spec.data_path(&cell_spec.metadata);
-    let mut table = crate::csv_table::CsvTable::open(&path)?;
-    let id_col = table.column(&cell_spec.cell_column)?;
-    let label_col = table.column(&cell_spec.label_column)?;
-    let split_col = match &cell_spec.split_column {
-        Some(c) => Some(table.column(c)?),
-        None => None,
-    };
     let row_of: HashMap<&str, usize> = matrix
         .cells
         .iter()
         .enumerate()
         .map(|(i, c)| (c.as_str(), i))
         .collect();
+    let (path, records) = cell_records(spec, cell_spec)?;
     let mut raw = Vec::new();
-    for record in table.records() {
-        let record = record?;
-        let id = record.get(id_col).unwrap_or("");
-        let Some(&row) = row_of.get(id) else {
+    for (id, label, split) in records {
+        let Some(&row) = row_of.get(id.as_str()) else {
             continue;
         };
-        let label = record.get(label_col).unwrap_or("").to_string();
-        let train = split_col.map(|c| record.get(c).unwrap_or(""));
-        let train = match (train, &cell_spec.train_value, &cell_spec.test_value) {
+        let Some(label) = label else {
+            continue;
+        };
+        let train = match (
+            split.as_deref(),
+            &cell_spec.train_value,
+            &cell_spec.test_value,
+        ) {
             (Some(v), Some(tr), _) if v == tr => Some(true),
             (Some(v), _, Some(te)) if v == te => Some(false),
             (Some(_), _, _) => continue,
+            (None, _, _) if cell_spec.split_column.is_some() => continue,
             (None, _, _) => None,
         };
         raw.push((row, label, train));
@@ -227,10 +230,7 @@ fn read_labels(
     if raw.is_empty() {
         return Err(Error::bad_file(
             &path,
-            format!(
-                "no cell id in column '{}' matches the matrix's cells",
-                cell_spec.cell_column
-            ),
+            "no labelled cell matches the matrix's cells",
         ));
     }
     let mut names: Vec<String> = raw.iter().map(|(_, l, _)| l.clone()).collect();
@@ -252,13 +252,58 @@ fn read_labels(
     Ok((cells, names))
 }
 
+/// (cell id, label, split value) per cell, from the metadata CSV or the `.h5ad`'s own
+/// `obs` table, with the file they came from.
+type CellRecord = (String, Option<String>, Option<String>);
+
+fn cell_records(
+    spec: &TaskSpec,
+    cell_spec: &CellTypeSpec,
+) -> Result<(std::path::PathBuf, Vec<CellRecord>)> {
+    let (Some(metadata), Some(cell_column)) = (&cell_spec.metadata, &cell_spec.cell_column) else {
+        let path = spec.data_path(&cell_spec.matrix);
+        let file = super::anndata::H5ad::open(&path)?;
+        let ids = file.obs_names()?;
+        let labels = file.obs_column(&cell_spec.label_column)?;
+        let splits = match &cell_spec.split_column {
+            Some(c) => file.obs_column(c)?,
+            None => vec![None; ids.len()],
+        };
+        let records = ids
+            .into_iter()
+            .zip(labels)
+            .zip(splits)
+            .map(|((id, label), split)| (id, label, split))
+            .collect();
+        return Ok((path, records));
+    };
+    let path = spec.data_path(metadata);
+    let mut table = crate::csv_table::CsvTable::open(&path)?;
+    let id_col = table.column(cell_column)?;
+    let label_col = table.column(&cell_spec.label_column)?;
+    let split_col = match &cell_spec.split_column {
+        Some(c) => Some(table.column(c)?),
+        None => None,
+    };
+    let mut records = Vec::new();
+    for record in table.records() {
+        let record = record?;
+        let field = |c: usize| record.get(c).unwrap_or("").to_string();
+        records.push((field(id_col), Some(field(label_col)), split_col.map(field)));
+    }
+    Ok((path, records))
+}
+
 /// The task's expression matrix, log-normalised when it holds counts.
 pub(super) fn read_cell_matrix(
     spec: &TaskSpec,
     cell_spec: &CellTypeSpec,
 ) -> Result<ExpressionMatrix> {
     let matrix_path = spec.data_path(&cell_spec.matrix);
-    let mut matrix = if matrix_path.to_string_lossy().contains(".mtx") {
+    let mut matrix = if matrix_path.to_string_lossy().ends_with(".h5ad") {
+        super::anndata::H5ad::open(&matrix_path)?
+            .matrix(cell_spec.h5ad_matrix.as_deref().unwrap_or("X"))?
+    } else if matrix_path.to_string_lossy().contains(".mtx") {
         let genes = spec.data_path(
             cell_spec
                 .genes
@@ -290,6 +335,22 @@ fn embed_cells(
     vectors: &GeneVectors,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let d = vectors.dim();
+    // With disjoint genes, training cells see only half 0 and test cells only half 1.
+    let half: Vec<u64> = approved
+        .iter()
+        .map(|g| {
+            // A high bit: FNV-1a's lowest bit is only the parity of the bytes.
+            g.as_ref().map_or(2, |g| {
+                crate::fsutil::fnv1a(format!("{}:{g}", cell_spec.seed).as_bytes()) >> 40 & 1
+            })
+        })
+        .collect();
+    let uses = |cell: &LabelledCell, gene: u32| -> bool {
+        match (cell_spec.disjoint_genes, cell.train) {
+            (true, Some(train)) => half[gene as usize] == u64::from(!train),
+            _ => true,
+        }
+    };
     let gene_vector: Vec<Option<&[f32]>> = approved
         .iter()
         .map(|g| g.as_ref().and_then(|g| vectors.get(g)))
@@ -309,7 +370,7 @@ fn embed_cells(
             .map(|c| {
                 let mut v = vec![0f32; d];
                 let mut weight = 0f32;
-                for &(g, x) in &matrix.values[c.row] {
+                for &(g, x) in matrix.values[c.row].iter().filter(|(g, _)| uses(c, *g)) {
                     if let Some(gv) = gene_vector[g as usize] {
                         for ((a, b), m) in v.iter_mut().zip(gv).zip(&centre) {
                             *a += x * (b - m);
@@ -329,7 +390,7 @@ fn embed_cells(
                 .map(|c| {
                     let mut genes: Vec<(u32, f32)> = matrix.values[c.row]
                         .iter()
-                        .filter(|(g, _)| approved[*g as usize].is_some())
+                        .filter(|(g, _)| approved[*g as usize].is_some() && uses(c, *g))
                         .copied()
                         .collect();
                     genes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

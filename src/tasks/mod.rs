@@ -5,6 +5,7 @@
 //! Gene symbols in task files are mapped to approved HGNC symbols, and the genes a
 //! store lacks are counted in the report's coverage, not dropped silently.
 
+mod anndata;
 mod cell_tasks;
 mod expression;
 mod family_tasks;
@@ -21,6 +22,7 @@ mod response_tasks;
 mod spec;
 mod vectors;
 
+pub use anndata::H5ad;
 pub use expression::ExpressionMatrix;
 pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
 pub use item_genes::{expression_genes, labelled_genes, labelled_pairs, LabelledPairs};

@@ -146,19 +146,22 @@ pub enum CellClassifier {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellTypeSpec {
-    /// `.mtx`/`.mtx.gz` (genes × cells, with `genes` and `cells`) or a dense CSV/TSV of
-    /// cells × genes.
+    /// `.mtx`/`.mtx.gz` (genes × cells, with `genes` and `cells`), an AnnData `.h5ad`,
+    /// or a dense CSV/TSV of cells × genes.
     pub matrix: PathBuf,
+    /// Which matrix of an `.h5ad`: `X` (the default), `raw/X` or `layers/NAME`.
+    pub h5ad_matrix: Option<String>,
     /// Gene names, one per matrix row (MatrixMarket only).
     pub genes: Option<PathBuf>,
     /// Cell ids, one per matrix column (MatrixMarket only).
     pub cells: Option<PathBuf>,
     /// Counts or log-normalised values.
     pub values: ExpressionValues,
-    /// CSV with one row per cell.
-    pub metadata: PathBuf,
-    /// Metadata column with the cell id.
-    pub cell_column: String,
+    /// CSV with one row per cell; for an `.h5ad`, leave it out to use the file's own
+    /// `obs` table.
+    pub metadata: Option<PathBuf>,
+    /// Metadata column with the cell id (with `metadata`).
+    pub cell_column: Option<String>,
     /// Metadata column with the cell type.
     pub label_column: String,
     /// Metadata column that splits train from test (with `train_value`, `test_value`);
@@ -178,6 +181,12 @@ pub struct CellTypeSpec {
     /// keeps and which carries nothing about the cell.
     #[serde(default)]
     pub center_gene_vectors: bool,
+    /// Embed training cells from one half of the genes and test cells from the other
+    /// (halves by a seeded hash of the approved symbol; needs a train/test split). A
+    /// probe can then only carry over through what the vectors know about genes:
+    /// random vectors for the two halves are unrelated, so they score at chance.
+    #[serde(default)]
+    pub disjoint_genes: bool,
     /// Genes in a cell sentence.
     #[serde(default = "default_top_genes")]
     pub top_genes: usize,
@@ -315,6 +324,28 @@ impl TaskSpec {
                 return Err(Error::bad_file(
                     path,
                     "split_column, train_value and test_value go together",
+                ));
+            }
+            if c.disjoint_genes && split == 0 {
+                return Err(Error::bad_file(
+                    path,
+                    "disjoint_genes needs a train/test split (split_column, train_value, test_value)",
+                ));
+            }
+            let h5ad = c.matrix.to_string_lossy().ends_with(".h5ad");
+            if c.h5ad_matrix.is_some() && !h5ad {
+                return Err(Error::bad_file(path, "h5ad_matrix is for an .h5ad matrix"));
+            }
+            if c.metadata.is_none() && !h5ad {
+                return Err(Error::bad_file(
+                    path,
+                    "cell labels need a metadata CSV (only an .h5ad carries its own obs table)",
+                ));
+            }
+            if c.metadata.is_some() != c.cell_column.is_some() {
+                return Err(Error::bad_file(
+                    path,
+                    "metadata and cell_column go together (the CSV and its cell id column)",
                 ));
             }
             let mtx = c.matrix.to_string_lossy().contains(".mtx");
