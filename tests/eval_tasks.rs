@@ -308,6 +308,33 @@ fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
     .unwrap();
     let s = &report.tasks[0].scores[0];
     assert_eq!((s.items_total, s.train_items, s.test_items), (59, 29, 30));
+
+    // GenePT-s: the store's encoder reads the cell sentences; the floor reads the same
+    // sentences with the gene names permuted.
+    let sentence_task = tmp.path().join("h5ad_s.toml");
+    std::fs::write(
+        &sentence_task,
+        std::fs::read_to_string(&h5ad_task).unwrap().replace(
+            "embedding = \"weighted\"",
+            "embedding = \"sentence\"\ntop_genes = 20",
+        ),
+    )
+    .unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq")
+        .with_encoder(std::sync::Arc::new(common::embedder()));
+    let report = evaluate(
+        &[TaskSpec::read(&sentence_task).unwrap()],
+        vec![(vectors, "s".into())],
+        &catalog,
+    )
+    .unwrap();
+    let scores = &report.tasks[0].scores;
+    assert_eq!(scores.len(), 2, "the floor is scored on GenePT-s too");
+    assert_eq!(scores[1].store, "random");
+    for s in scores {
+        assert_eq!(s.test_items, 30);
+        assert!(s.value.is_finite());
+    }
 }
 
 #[test]
@@ -362,25 +389,39 @@ fn interferon_response_is_predicted_from_gene_vectors() {
 }
 
 #[test]
-fn gene_families_are_told_apart() {
+fn gene_families_and_go_process_classes_are_told_apart() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();
-    let task = TaskSpec::read(&quick_task(tmp.path(), "hgnc_gene_families.toml")).unwrap();
+    let tasks: Vec<TaskSpec> = ["hgnc_gene_families.toml", "go_process_classes.toml"]
+        .iter()
+        .map(|n| TaskSpec::read(&quick_task(tmp.path(), n)).unwrap())
+        .collect();
     let catalog = GeneCatalog::embedded().unwrap();
     let vectors = GeneVectors::from_store(&store, "refseq");
-    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
-    let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
-    assert_eq!(real.metric, "macro-F1");
-    assert_eq!(real.confusion.as_ref().unwrap().0.len(), 12);
-    assert!(real.items_covered > 1500, "{}", real.items_covered);
-    assert!(
-        real.value > floor.value + 0.3,
-        "{:.3} vs random {:.3}",
-        real.value,
-        floor.value
-    );
-    let auc = real.get("one-vs-rest ROC-AUC").unwrap();
-    assert!(auc > 0.8 && (floor.get("one-vs-rest ROC-AUC").unwrap() - 0.5).abs() < 0.1);
+    let report = evaluate(&tasks, vec![(vectors, "full store".into())], &catalog).unwrap();
+    for task in &report.tasks {
+        let (real, floor) = (&task.scores[0], &task.scores[1]);
+        assert_eq!(real.metric, "macro-F1");
+        assert_eq!(real.confusion.as_ref().unwrap().0.len(), 12);
+        assert!(real.items_covered > 1500, "{}", real.items_covered);
+        assert!(
+            real.value > floor.value + 0.3,
+            "{}: {:.3} vs random {:.3}",
+            task.id,
+            real.value,
+            floor.value
+        );
+        let auc = real.get("one-vs-rest ROC-AUC").unwrap();
+        assert!(auc > 0.8 && (floor.get("one-vs-rest ROC-AUC").unwrap() - 0.5).abs() < 0.1);
+    }
+    // GO classes are shown by name, not by id.
+    let go = &report.tasks[1].scores[0];
+    assert!(go
+        .confusion
+        .as_ref()
+        .unwrap()
+        .0
+        .contains(&"axon guidance".to_string()));
 }
 
 #[test]

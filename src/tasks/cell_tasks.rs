@@ -39,10 +39,23 @@ pub fn run_cell_types(
     let approved: Vec<Option<String>> = matrix.genes.iter().map(|g| mapper.approved(g)).collect();
     let (cells, class_names) = read_labels(spec, cell_spec, &matrix)?;
     let mut out = Vec::new();
+    // GenePT-s needs a text encoder. A store without one (the random floor) is scored on
+    // the same sentences with every gene name swapped for another by a fixed
+    // permutation, read by the first store's encoder: the text analogue of random gene
+    // vectors, which keeps which genes a cell expresses and drops what the names mean.
+    let sentence_encoder = stores.iter().find_map(|v| v.encoder());
+    let permuted = permuted_names(&approved, cell_spec.seed);
     for vectors in stores {
-        if cell_spec.embedding == CellEmbedding::Sentence && vectors.encoder().is_none() {
+        let sentences = cell_spec.embedding == CellEmbedding::Sentence;
+        let encoder = vectors.encoder().or(sentence_encoder);
+        if sentences && encoder.is_none() {
             continue;
         }
+        let words = if sentences && vectors.encoder().is_none() {
+            &permuted
+        } else {
+            &approved
+        };
         let known = approved
             .iter()
             .filter(|g| g.as_ref().and_then(|g| vectors.get(g)).is_some())
@@ -76,8 +89,10 @@ pub fn run_cell_types(
             vectors.name
         );
         if !cache.contains_key(&key) {
-            let embedded = embed_cells(cell_spec, &matrix, &approved, &cells, vectors)
-                .map_err(|e| task_error(spec, vectors, e))?;
+            let embedded = embed_cells(
+                cell_spec, &matrix, &approved, words, &cells, vectors, encoder,
+            )
+            .map_err(|e| task_error(spec, vectors, e))?;
             cache.insert(key.clone(), embedded);
         }
         let embedded = &cache[&key];
@@ -326,13 +341,31 @@ pub(super) fn read_cell_matrix(
     Ok(matrix)
 }
 
-/// One unit vector per cell, or `None` for a cell with no gene the store knows.
+/// Approved symbols moved to other genes by a seeded permutation (each name used once).
+fn permuted_names(approved: &[Option<String>], seed: u64) -> Vec<Option<String>> {
+    let named: Vec<usize> = (0..approved.len())
+        .filter(|&i| approved[i].is_some())
+        .collect();
+    let mut order = named.clone();
+    super::resample::shuffle(&mut order, seed ^ 0x5e17);
+    let mut out = vec![None; approved.len()];
+    for (&to, &from) in named.iter().zip(&order) {
+        out[to] = approved[from].clone();
+    }
+    out
+}
+
+/// One unit vector per cell (GenePT-w from `vectors`, or GenePT-s: the cell's top genes
+/// by expression, written as `words`, through `encoder`), `None` for a cell with no
+/// known gene.
 fn embed_cells(
     cell_spec: &CellTypeSpec,
     matrix: &ExpressionMatrix,
     approved: &[Option<String>],
+    words: &[Option<String>],
     cells: &[LabelledCell],
     vectors: &GeneVectors,
+    encoder: Option<&crate::embed::SentenceEmbedder>,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let d = vectors.dim();
     // With disjoint genes, training cells see only half 0 and test cells only half 1.
@@ -382,7 +415,7 @@ fn embed_cells(
             })
             .collect()),
         CellEmbedding::Sentence => {
-            let encoder = vectors.encoder().ok_or_else(|| {
+            let encoder = encoder.ok_or_else(|| {
                 Error::InvalidArgument("no text encoder for cell sentences".into())
             })?;
             let sentences: Vec<Option<String>> = cells
@@ -397,7 +430,7 @@ fn embed_cells(
                     let words: Vec<&str> = genes
                         .iter()
                         .take(cell_spec.top_genes)
-                        .filter_map(|(g, _)| approved[*g as usize].as_deref())
+                        .filter_map(|(g, _)| words[*g as usize].as_deref())
                         .collect();
                     (!words.is_empty()).then(|| words.join(" "))
                 })
@@ -471,5 +504,27 @@ fn classify(
                 })
                 .collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permuted_names;
+
+    #[test]
+    fn permuted_names_use_every_name_once_and_keep_unnamed_genes() {
+        let approved: Vec<Option<String>> = ["CD3E", "", "MS4A1", "LYZ", "NKG7", "", "GNLY"]
+            .iter()
+            .map(|s| (!s.is_empty()).then(|| s.to_string()))
+            .collect();
+        let permuted = permuted_names(&approved, 7);
+        assert_eq!(permuted, permuted_names(&approved, 7), "seeded");
+        assert_eq!((permuted[1].clone(), permuted[5].clone()), (None, None));
+        let mut before: Vec<_> = approved.iter().flatten().collect();
+        let mut after: Vec<_> = permuted.iter().flatten().collect();
+        before.sort();
+        after.sort();
+        assert_eq!(before, after);
+        assert_ne!(permuted, approved);
     }
 }

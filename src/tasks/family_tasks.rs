@@ -152,14 +152,14 @@ pub fn run_gene_families(
                 ("one-vs-rest ROC-AUC".into(), ovr_auc(&all)),
             ],
             roc: Vec::new(),
-            confusion: Some((f.classes.clone(), scores.confusion)),
+            confusion: Some((f.display_names(), scores.confusion)),
             map: out.is_empty().then(|| {
                 let points: Vec<&[f32]> =
                     covered.iter().filter_map(|(g, _)| vectors.get(g)).collect();
                 super::pca::ItemMap {
                     points: super::pca::pca_2d(&points),
                     labels: labels.clone(),
-                    classes: f.classes.clone(),
+                    classes: f.display_names(),
                     items: "genes".into(),
                 }
             }),

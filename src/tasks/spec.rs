@@ -104,6 +104,9 @@ pub struct GeneFamilySpec {
     pub class_column: String,
     /// The classes to tell apart.
     pub classes: Vec<String>,
+    /// Names shown in reports for `classes`, in the same order (for classes stored as
+    /// ids, such as GO terms).
+    pub class_names: Option<Vec<String>>,
     /// Number of folds.
     #[serde(default = "default_folds")]
     pub folds: usize,
@@ -296,6 +299,15 @@ fn default_iterations() -> u64 {
     100
 }
 
+impl GeneFamilySpec {
+    /// The classes as reports show them: `class_names` when given, else the values.
+    pub fn display_names(&self) -> Vec<String> {
+        self.class_names
+            .clone()
+            .unwrap_or_else(|| self.classes.clone())
+    }
+}
+
 impl TaskSpec {
     /// Reads and checks a task file.
     pub fn read(path: &Path) -> Result<Self> {
@@ -361,6 +373,15 @@ impl TaskSpec {
                 return Err(Error::bad_file(
                     path,
                     "a gene-family task needs at least 2 classes and 2 folds",
+                ));
+            }
+            if f.class_names
+                .as_ref()
+                .is_some_and(|n| n.len() != f.classes.len())
+            {
+                return Err(Error::bad_file(
+                    path,
+                    "class_names needs one name per entry of classes",
                 ));
             }
         }
