@@ -5,7 +5,7 @@
 mod common;
 
 use bftembed::genes::GeneCatalog;
-use bftembed::tasks::{evaluate, GeneVectors, TaskSpec};
+use bftembed::tasks::{evaluate, EvalReport, GeneVectors, TaskSpec};
 use std::path::{Path, PathBuf};
 
 fn repo(path: &str) -> PathBuf {
@@ -21,6 +21,19 @@ fn quick_task(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Shipped tasks (with the quick settings) on the full RefSeq store beside the floor.
+fn evaluate_shipped(names: &[&str]) -> EvalReport {
+    let store = common::full_gene_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let tasks: Vec<TaskSpec> = names
+        .iter()
+        .map(|n| TaskSpec::read(&quick_task(tmp.path(), n)).unwrap())
+        .collect();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let vectors = GeneVectors::from_store(&store, "refseq");
+    evaluate(&tasks, vec![(vectors, "full store".into())], &catalog).unwrap()
 }
 
 #[test]
@@ -339,15 +352,7 @@ fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
 
 #[test]
 fn perturbation_signatures_are_predicted_better_than_the_floor() {
-    let store = common::full_gene_store();
-    let tmp = tempfile::tempdir().unwrap();
-    let tasks: Vec<TaskSpec> = ["replogle_k562_cv.toml", "replogle_k562_to_rpe1.toml"]
-        .iter()
-        .map(|n| TaskSpec::read(&quick_task(tmp.path(), n)).unwrap())
-        .collect();
-    let catalog = GeneCatalog::embedded().unwrap();
-    let vectors = GeneVectors::from_store(&store, "refseq");
-    let report = evaluate(&tasks, vec![(vectors, "full store".into())], &catalog).unwrap();
+    let report = evaluate_shipped(&["replogle_k562_cv.toml", "replogle_k562_to_rpe1.toml"]);
     for task in &report.tasks {
         let (real, floor) = (&task.scores[0], &task.scores[1]);
         assert_eq!(real.items_total, 585, "{}", task.id);
@@ -366,12 +371,7 @@ fn perturbation_signatures_are_predicted_better_than_the_floor() {
 
 #[test]
 fn interferon_response_is_predicted_from_gene_vectors() {
-    let store = common::full_gene_store();
-    let tmp = tempfile::tempdir().unwrap();
-    let task = TaskSpec::read(&quick_task(tmp.path(), "kang_ifnb_response.toml")).unwrap();
-    let catalog = GeneCatalog::embedded().unwrap();
-    let vectors = GeneVectors::from_store(&store, "refseq");
-    let report = evaluate(&[task], vec![(vectors, "full store".into())], &catalog).unwrap();
+    let report = evaluate_shipped(&["kang_ifnb_response.toml"]);
     let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
     assert_eq!(real.metric, "mean Pearson r");
     assert_eq!(
@@ -390,15 +390,7 @@ fn interferon_response_is_predicted_from_gene_vectors() {
 
 #[test]
 fn gene_families_and_go_process_classes_are_told_apart() {
-    let store = common::full_gene_store();
-    let tmp = tempfile::tempdir().unwrap();
-    let tasks: Vec<TaskSpec> = ["hgnc_gene_families.toml", "go_process_classes.toml"]
-        .iter()
-        .map(|n| TaskSpec::read(&quick_task(tmp.path(), n)).unwrap())
-        .collect();
-    let catalog = GeneCatalog::embedded().unwrap();
-    let vectors = GeneVectors::from_store(&store, "refseq");
-    let report = evaluate(&tasks, vec![(vectors, "full store".into())], &catalog).unwrap();
+    let report = evaluate_shipped(&["hgnc_gene_families.toml", "go_process_classes.toml"]);
     for task in &report.tasks {
         let (real, floor) = (&task.scores[0], &task.scores[1]);
         assert_eq!(real.metric, "macro-F1");
