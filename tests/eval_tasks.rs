@@ -132,7 +132,7 @@ fn bad_task_input_gives_clear_errors() {
     let store = common::full_gene_store();
     let catalog = GeneCatalog::embedded().unwrap();
     let err = evaluate(
-        &[spec],
+        std::slice::from_ref(&spec),
         vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
         &catalog,
     )
@@ -142,6 +142,18 @@ fn bad_task_input_gives_clear_errors() {
         err.contains("task one_class on refseq: all 5 items are in one class"),
         "{err}"
     );
+    // evaluate_each scores the tasks that can be scored and returns the others' errors.
+    let dosage = TaskSpec::read(&quick_task(tmp.path(), "dosage_sensitive_tfs.toml")).unwrap();
+    let (report, failed) = bftembed::tasks::evaluate_each(
+        &[spec, dosage],
+        vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
+        &catalog,
+    )
+    .unwrap();
+    assert_eq!(report.tasks.len(), 1);
+    assert_eq!(report.tasks[0].id, "dosage_sensitive_tfs");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, "one_class");
 
     // Cell-task settings that cannot work together are refused when the file is read.
     for (body, expected) in [

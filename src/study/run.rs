@@ -20,7 +20,7 @@ use crate::profile::{
     RefseqTextStyle, SubjectKind,
 };
 use crate::store::GeneStore;
-use crate::tasks::{evaluate, paired_bootstrap, EvalReport, GeneVectors, SymbolMapper, TaskSpec};
+use crate::tasks::{evaluate_each, paired_bootstrap, GeneVectors, SymbolMapper, TaskSpec};
 use crate::train::split::DataSplit;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -200,23 +200,13 @@ pub fn run_study(config: &StudyConfig, options: &StudyOptions) -> Result<StudyRe
     };
     let vectors = gene_vectors();
     let coverage = coverage(&genes, &vectors);
-    // Task by task, so that a task the drawn genes cannot support (too few items of a
-    // class, say) is reported as a problem rather than losing the hours of profiles.
-    let mut problems = Vec::new();
-    let mut eval: Option<EvalReport> = None;
-    for task in &tasks {
-        match evaluate(std::slice::from_ref(task), gene_vectors(), &catalog) {
-            Ok(one) => match &mut eval {
-                Some(all) => all.tasks.extend(one.tasks),
-                None => eval = Some(one),
-            },
-            Err(e) => problems.push(format!("task {} could not be scored: {e}", task.id)),
-        }
-    }
-    let eval = match eval {
-        Some(e) => e,
-        None => evaluate(&[], gene_vectors(), &catalog)?,
-    };
+    // A task the drawn genes cannot support (too few items of a class, say) is reported
+    // as a problem rather than losing the hours of profiles.
+    let (eval, failed) = evaluate_each(&tasks, gene_vectors(), &catalog)?;
+    let mut problems: Vec<String> = failed
+        .into_iter()
+        .map(|(id, e)| format!("task {id} could not be scored: {e}"))
+        .collect();
     eval.write(&out.join("eval"))?;
 
     let focus = config.comparison.focus.as_str();

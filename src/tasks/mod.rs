@@ -44,12 +44,39 @@ use crate::genes::GeneCatalog;
 pub const RANDOM_FLOOR_SEED: u64 = 20_231_128;
 
 /// Runs every task on every set of vectors plus a random floor shaped like the first
-/// set, and returns the report.
+/// set, and returns the report; the first task that cannot be scored stops the run.
 pub fn evaluate(
     tasks: &[TaskSpec],
     stores: Vec<(GeneVectors, String)>,
     catalog: &GeneCatalog,
 ) -> Result<EvalReport> {
+    let (report, mut failed) = run_tasks(tasks, stores, catalog, false)?;
+    match failed.pop() {
+        Some((_, e)) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Like [`evaluate`], but a task that cannot be scored (too few items of a class among
+/// the genes given, say) is left out of the report and returned beside it with its
+/// error, and the other tasks still run.
+pub fn evaluate_each(
+    tasks: &[TaskSpec],
+    stores: Vec<(GeneVectors, String)>,
+    catalog: &GeneCatalog,
+) -> Result<(EvalReport, Vec<(String, crate::error::Error)>)> {
+    run_tasks(tasks, stores, catalog, true)
+}
+
+/// Runs tasks with one symbol mapper and one cell-embedding cache, so tasks that share a
+/// matrix embed its cells once; failures are collected when `keep_going`, otherwise the
+/// first one ends the run.
+fn run_tasks(
+    tasks: &[TaskSpec],
+    stores: Vec<(GeneVectors, String)>,
+    catalog: &GeneCatalog,
+    keep_going: bool,
+) -> Result<(EvalReport, Vec<(String, crate::error::Error)>)> {
     let mut all: Vec<(GeneVectors, String)> = stores;
     if let Some((first, _)) = all.first() {
         let floor = GeneVectors::random_like(first, RANDOM_FLOOR_SEED);
@@ -62,33 +89,42 @@ pub fn evaluate(
     let mut mapper = SymbolMapper::new(catalog);
     let mut cell_cache = cell_tasks::CellEmbeddingCache::new();
     let mut results = Vec::new();
+    let mut failed = Vec::new();
     let bar = crate::progress::items_bar(tasks.len() as u64, "evaluating", "tasks");
     for task in tasks {
         bar.set_message(format!("task {}", task.id));
         let scores = if let Some(p) = &task.gene_pairs {
-            gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)?
+            gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)
         } else if let Some(c) = &task.gene_classes {
-            gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)?
+            gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)
         } else if let Some(f) = &task.gene_families {
-            family_tasks::run_gene_families(task, f, &refs, &mut mapper)?
+            family_tasks::run_gene_families(task, f, &refs, &mut mapper)
         } else if let Some(c) = &task.cell_types {
-            cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)?
+            cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)
         } else if let Some(p) = &task.perturbations {
-            perturbation_tasks::run_perturbations(task, p, &refs, &mut mapper)?
+            perturbation_tasks::run_perturbations(task, p, &refs, &mut mapper)
         } else if let Some(r) = &task.expression_response {
-            response_tasks::run_expression_response(task, r, &refs, &mut mapper)?
+            response_tasks::run_expression_response(task, r, &refs, &mut mapper)
         } else {
-            Vec::new()
+            Ok(Vec::new())
         };
         bar.inc(1);
-        results.push(TaskResult {
-            id: task.id.clone(),
-            title: task.title.clone(),
-            scores,
-        });
+        match scores {
+            Ok(scores) => results.push(TaskResult {
+                id: task.id.clone(),
+                title: task.title.clone(),
+                scores,
+            }),
+            Err(e) => {
+                failed.push((task.id.clone(), e));
+                if !keep_going {
+                    break;
+                }
+            }
+        }
     }
     bar.finish_and_clear();
-    Ok(EvalReport {
+    let report = EvalReport {
         bftembed_version: env!("CARGO_PKG_VERSION").to_string(),
         created_unix: crate::fsutil::unix_now(),
         stores: all
@@ -100,5 +136,6 @@ pub fn evaluate(
             })
             .collect(),
         tasks: results,
-    })
+    };
+    Ok((report, failed))
 }
