@@ -57,6 +57,15 @@ fn the_shipped_h5ad_matches_its_csv_export() {
     let scaled = h5ad.matrix("X").unwrap();
     assert_eq!(scaled.genes, raw.genes);
     assert!(scaled.values[0].iter().any(|(_, v)| *v < 0.0));
+    // Dense rows are read in windows; values past the first window agree with h5py.
+    assert_eq!(scaled.values.iter().map(Vec::len).sum::<usize>(), 535_433);
+    let tail: f64 = scaled.values[600..]
+        .iter()
+        .flatten()
+        .map(|(_, v)| *v as f64)
+        .sum();
+    assert!((tail - 296.311).abs() < 1e-2, "{tail}");
+    assert_eq!(scaled.values[699].last(), Some(&(764, -0.49)));
 
     let labels = h5ad.obs_column("bulk_labels").unwrap();
     assert_eq!(labels.len(), 700);
@@ -125,6 +134,8 @@ fn broken_files_and_keys_are_named() {
         err.contains("no matrix 'layers/counts'") && err.contains("csc, dense"),
         "{err}"
     );
+    let err = h5ad.matrix("raw/X").err().unwrap().to_string();
+    assert!(err.contains("no matrix 'raw/X'"), "{err}");
     let err = h5ad.matrix("obsm/X_pca").err().unwrap().to_string();
     assert!(err.contains("use X, raw/X or layers/NAME"), "{err}");
     let err = h5ad.obs_column("cell_type").err().unwrap().to_string();

@@ -128,6 +128,10 @@ impl H5ad {
                 matrix: "raw.X".into(),
                 var: "raw.var".into(),
             },
+            "raw/X" => MatrixLocation {
+                matrix: "raw/X".into(),
+                var: "raw/var".into(),
+            },
             k if k.starts_with("layers/") => MatrixLocation {
                 matrix: k.into(),
                 var: "var".into(),
@@ -176,17 +180,23 @@ impl H5ad {
                     &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
                 ));
             }
-            let dense = dataset.read_f32().map_err(|e| self.error(key, e))?;
-            return Ok(dense
-                .chunks(genes.max(1))
-                .map(|row| {
+            // A window of rows at a time: a dense matrix is kept only as its non-zeros.
+            const ROWS: usize = 512;
+            let mut values = Vec::with_capacity(cells);
+            for start in (0..cells).step_by(ROWS) {
+                let count = ROWS.min(cells - start);
+                let window = dataset
+                    .read_f32_rows(start as u64, count as u64)
+                    .map_err(|e| self.error(key, e))?;
+                values.extend(window.chunks(genes.max(1)).map(|row| {
                     row.iter()
                         .enumerate()
                         .filter(|(_, v)| **v != 0.0)
                         .map(|(g, v)| (g as u32, *v))
-                        .collect()
-                })
-                .collect());
+                        .collect::<Vec<_>>()
+                }));
+            }
+            return Ok(values);
         }
         let format = self
             .attr_string(key, "encoding-type")
