@@ -329,21 +329,29 @@ fn map_svg(task: &str, store: &str, map: &super::pca::ItemMap) -> String {
         y0 = y0.min(*y);
         y1 = y1.max(*y);
     }
+    // A margin inside the frame, so the outermost points are not cut by it.
+    let (px, py) = (0.04 * (x1 - x0), 0.04 * (y1 - y0));
+    let (x0, x1, y0, y1) = (x0 - px, x1 + px, y0 - py, y1 + py);
     let sx = |x: f32| m + (x - x0) / (x1 - x0).max(1e-9) * side;
     let sy = |y: f32| m + (1.0 - (y - y0) / (y1 - y0).max(1e-9)) * side;
-    let legend_w = 200.0;
+    let legend_w = 240.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\
          <rect x=\"{m}\" y=\"{m}\" width=\"{side}\" height=\"{side}\" fill=\"none\" stroke=\"#333\"/>\
          <text x=\"{m}\" y=\"25\" font-size=\"13\">{}: {} of {} on PC1/PC2</text>\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">PC1</text>",
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">PC1</text>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 {} {})\">PC2</text>",
         side + 2.0 * m + legend_w,
         side + 2.0 * m,
         esc(task),
         esc(&map.items),
         esc(store),
         m + side / 2.0,
-        m + side + 20.0
+        m + side + 20.0,
+        m - 12.0,
+        m + side / 2.0,
+        m - 12.0,
+        m + side / 2.0
     );
     for ((x, y), l) in map.points.iter().zip(&map.labels) {
         let _ = write!(
