@@ -1,7 +1,8 @@
 //! AnnData `.h5ad` reading on real files: scanpy's pbmc68k_reduced as shipped (the older
 //! layout) agrees with its own CSV export, the same cells rewritten by anndata 0.12 (the
-//! current layout; dense, CSR and CSC) agree with it, obs columns decode, and broken
-//! files or keys give errors naming the file and what is wrong.
+//! current layout; dense, CSR and CSC; Ensembl ids in the var index and symbols in a
+//! column) agree with it, obs columns decode, and broken files or keys give errors
+//! naming the file and what is wrong.
 
 use bftembed::tasks::{ExpressionMatrix, H5ad};
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ fn entries(m: &ExpressionMatrix) -> HashMap<(String, String), f32> {
 #[test]
 fn the_shipped_h5ad_matches_its_csv_export() {
     let h5ad = H5ad::open(&shipped()).unwrap();
-    let raw = h5ad.matrix("raw/X").unwrap();
+    let raw = h5ad.matrix("raw/X", None).unwrap();
     let csv = ExpressionMatrix::read_dense(&repo(
         "data/scanpy_pbmc68k_reduced/pbmc68k_reduced_lognorm.csv.gz",
     ))
@@ -54,7 +55,7 @@ fn the_shipped_h5ad_matches_its_csv_export() {
     }
 
     // X holds the scaled values (dense, negative entries), a different matrix.
-    let scaled = h5ad.matrix("X").unwrap();
+    let scaled = h5ad.matrix("X", None).unwrap();
     assert_eq!(scaled.genes, raw.genes);
     assert!(scaled.values[0].iter().any(|(_, v)| *v < 0.0));
     // Dense rows are read in windows; values past the first window agree with h5py.
@@ -82,16 +83,25 @@ fn the_shipped_h5ad_matches_its_csv_export() {
 
 #[test]
 fn the_current_layout_reads_the_same_cells_in_every_storage() {
-    let shipped = entries(&H5ad::open(&shipped()).unwrap().matrix("raw/X").unwrap());
+    let shipped = entries(
+        &H5ad::open(&shipped())
+            .unwrap()
+            .matrix("raw/X", None)
+            .unwrap(),
+    );
     let h5ad = H5ad::open(&fixture()).unwrap();
-    let csr = h5ad.matrix("X").unwrap();
+    // Ensembl ids in the var index, symbols in feature_name (CELLxGENE's layout).
+    let by_id = h5ad.matrix("X", None).unwrap();
+    assert_eq!(by_id.genes[0], "ENSG00000188290");
+    let csr = h5ad.matrix("X", Some("feature_name")).unwrap();
     assert_eq!((csr.cells.len(), csr.genes.len()), (60, 765));
+    assert_eq!(csr.genes[0], "HES4");
     let csr_entries = entries(&csr);
     for (key, v) in &csr_entries {
         assert_eq!(shipped.get(key), Some(v), "{key:?}");
     }
     for layer in ["layers/dense", "layers/csc"] {
-        let other = h5ad.matrix(layer).unwrap();
+        let other = h5ad.matrix(layer, Some("feature_name")).unwrap();
         assert_eq!(other.cells, csr.cells, "{layer}");
         assert_eq!(entries(&other), csr_entries, "{layer}");
     }
@@ -124,20 +134,33 @@ fn broken_files_and_keys_are_named() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let err = match H5ad::open(&truncated) {
         Err(e) => e.to_string(),
-        Ok(h5ad) => h5ad.matrix("X").err().unwrap().to_string(),
+        Ok(h5ad) => h5ad.matrix("X", None).err().unwrap().to_string(),
     };
     assert!(err.contains("truncated.h5ad"), "{err}");
 
     let h5ad = H5ad::open(&fixture()).unwrap();
-    let err = h5ad.matrix("layers/counts").err().unwrap().to_string();
+    let err = h5ad
+        .matrix("layers/counts", None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("no matrix 'layers/counts'") && err.contains("csc, dense"),
         "{err}"
     );
-    let err = h5ad.matrix("raw/X").err().unwrap().to_string();
+    let err = h5ad.matrix("raw/X", None).err().unwrap().to_string();
     assert!(err.contains("no matrix 'raw/X'"), "{err}");
-    let err = h5ad.matrix("obsm/X_pca").err().unwrap().to_string();
+    let err = h5ad.matrix("obsm/X_pca", None).err().unwrap().to_string();
     assert!(err.contains("use X, raw/X or layers/NAME"), "{err}");
+    let err = h5ad
+        .matrix("X", Some("gene_symbols"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("var has no column 'gene_symbols' (it has: feature_name)"),
+        "{err}"
+    );
     let err = h5ad.obs_column("cell_type").err().unwrap().to_string();
     assert!(
         err.contains("no column 'cell_type'") && err.contains("bulk_labels"),

@@ -320,7 +320,7 @@ fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
     std::fs::write(
         &h5ad_task,
         format!(
-            "id = \"h5ad\"\ntitle = \"t\"\n[cell_types]\nmatrix = \"{}\"\nh5ad_matrix = \"layers/csc\"\nvalues = \"log_normalized\"\nlabel_column = \"bulk_labels\"\nsplit_column = \"donor\"\ntrain_value = \"A\"\ntest_value = \"B\"\nembedding = \"weighted\"\nclassifier = \"knn\"\nk = 3\n",
+            "id = \"h5ad\"\ntitle = \"t\"\n[cell_types]\nmatrix = \"{}\"\nh5ad_matrix = \"layers/csc\"\nh5ad_gene_column = \"feature_name\"\nvalues = \"log_normalized\"\nlabel_column = \"bulk_labels\"\nsplit_column = \"donor\"\ntrain_value = \"A\"\ntest_value = \"B\"\nembedding = \"weighted\"\nclassifier = \"knn\"\nk = 3\n",
             repo("tests/fixtures/pbmc68k_subset_anndata.h5ad").display()
         ),
     )

@@ -49,10 +49,19 @@ impl H5ad {
     }
 
     /// The expression matrix under `key` (`X`, `raw/X` or `layers/NAME`) as cells ×
-    /// genes, with the cell ids of `obs` and the gene names of the matching `var`.
-    pub fn matrix(&self, key: &str) -> Result<ExpressionMatrix> {
+    /// genes, with the cell ids of `obs` and the gene names of the matching `var`: its
+    /// index, or its column `gene_column` (files whose index holds Ensembl ids keep the
+    /// symbols in a column, `feature_name` in CELLxGENE's).
+    pub fn matrix(&self, key: &str, gene_column: Option<&str>) -> Result<ExpressionMatrix> {
         let location = self.locate(key)?;
-        let genes = self.frame_index(&location.var)?;
+        let genes = match gene_column {
+            None => self.frame_index(&location.var)?,
+            Some(column) => self
+                .frame_column(&location.var, column)?
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        };
         let cells = self.obs_names()?;
         let values = self.read_matrix(&location.matrix, cells.len(), genes.len())?;
         Ok(ExpressionMatrix {
@@ -69,39 +78,51 @@ impl H5ad {
 
     /// The names of the `obs` columns.
     pub fn obs_columns(&self) -> Result<Vec<String>> {
-        if let Ok(group) = self.file.group("obs") {
-            let mut names = group.datasets().map_err(|e| self.error("obs", e))?;
-            names.extend(group.groups().map_err(|e| self.error("obs", e))?);
-            let index = self.attr_string("obs", "_index");
-            names.retain(|n| Some(n) != index.as_ref());
-            names.sort();
-            return Ok(names);
-        }
-        match self.dataset("obs")?.datatype() {
-            Ok(Datatype::Compound { members, .. }) => Ok(members
-                .into_iter()
-                .map(|m| m.name)
-                .filter(|n| n != "index")
-                .collect()),
-            _ => Err(self.bad("obs", "is neither a dataframe group nor a compound table")),
-        }
+        self.frame_columns("obs")
     }
 
     /// One `obs` column as text per cell: categories by name, numbers printed; `None`
     /// where a categorical value is missing.
     pub fn obs_column(&self, column: &str) -> Result<Vec<Option<String>>> {
-        let known = self.obs_columns()?;
+        self.frame_column("obs", column)
+    }
+
+    fn frame_columns(&self, frame: &str) -> Result<Vec<String>> {
+        if let Ok(group) = self.file.group(frame) {
+            let mut names = group.datasets().map_err(|e| self.error(frame, e))?;
+            names.extend(group.groups().map_err(|e| self.error(frame, e))?);
+            let index = self.attr_string(frame, "_index");
+            names.retain(|n| Some(n) != index.as_ref());
+            names.sort();
+            return Ok(names);
+        }
+        match self.dataset(frame)?.datatype() {
+            Ok(Datatype::Compound { members, .. }) => Ok(members
+                .into_iter()
+                .map(|m| m.name)
+                .filter(|n| n != "index")
+                .collect()),
+            _ => Err(self.bad(frame, "is neither a dataframe group nor a compound table")),
+        }
+    }
+
+    fn frame_column(&self, frame: &str, column: &str) -> Result<Vec<Option<String>>> {
+        let known = self.frame_columns(frame)?;
         if !known.iter().any(|c| c == column) {
             return Err(Error::bad_file(
                 &self.path,
                 format!(
-                    "obs has no column '{column}' (it has: {})",
-                    known.join(", ")
+                    "{frame} has no column '{column}' (it has: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             ));
         }
-        let key = format!("obs/{column}");
-        if self.file.group("obs").is_ok() {
+        let key = format!("{frame}/{column}");
+        if self.file.group(frame).is_ok() {
             if self.file.group(&key).is_ok() {
                 let codes = self.integers(&format!("{key}/codes"))?;
                 let categories = self.strings(&format!("{key}/categories"))?;
@@ -109,7 +130,7 @@ impl H5ad {
             }
             return self.column_text(&self.dataset(&key)?, &key);
         }
-        self.legacy_obs_column(column)
+        self.legacy_column(frame, column)
     }
 
     fn locate(&self, key: &str) -> Result<MatrixLocation> {
@@ -287,16 +308,16 @@ impl H5ad {
             .ok_or_else(|| self.bad(frame, "has no 'index' field"))
     }
 
-    fn legacy_obs_column(&self, column: &str) -> Result<Vec<Option<String>>> {
-        let table = self.dataset("obs")?;
+    fn legacy_column(&self, frame: &str, column: &str) -> Result<Vec<Option<String>>> {
+        let table = self.dataset(frame)?;
         let Ok(Datatype::Compound { size, members }) = table.datatype() else {
-            return Err(self.bad("obs", "is not a compound table"));
+            return Err(self.bad(frame, "is not a compound table"));
         };
         let member = members
             .iter()
             .find(|m| m.name == column)
-            .ok_or_else(|| self.bad("obs", &format!("has no field '{column}'")))?;
-        let raw = table.read_raw().map_err(|e| self.error("obs", e))?;
+            .ok_or_else(|| self.bad(frame, &format!("has no field '{column}'")))?;
+        let raw = table.read_raw().map_err(|e| self.error(frame, e))?;
         let categories_key = format!("uns/{column}_categories");
         match &member.datatype {
             Datatype::String { .. } => Ok(field_strings(
@@ -316,17 +337,21 @@ impl H5ad {
                     &member.datatype,
                 )
                 .ok_or_else(|| {
-                    self.bad("obs", &format!("field '{column}' is not a plain number"))
+                    self.bad(frame, &format!("field '{column}' is not a plain number"))
                 })?;
                 if self.file.dataset(&categories_key).is_ok() {
                     let categories = self.strings(&categories_key)?;
                     let codes: Vec<i64> = numbers.iter().map(|&v| v as i64).collect();
-                    return self.decode_categories(&format!("obs/{column}"), &codes, &categories);
+                    return self.decode_categories(
+                        &format!("{frame}/{column}"),
+                        &codes,
+                        &categories,
+                    );
                 }
                 Ok(numbers.into_iter().map(|v| Some(v.to_string())).collect())
             }
             _ => Err(self.bad(
-                "obs",
+                frame,
                 &format!("field '{column}' has a type this reader skips"),
             )),
         }

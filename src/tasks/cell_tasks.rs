@@ -65,7 +65,7 @@ pub fn run_cell_types(
                 spec,
                 vectors,
                 Error::InvalidArgument(format!(
-                    "none of the matrix's {} genes is in the store (are the gene names symbols?)",
+                    "none of the matrix's {} genes is in the store (are the gene names symbols? for an .h5ad whose var index holds Ensembl ids, name its symbol column with h5ad_gene_column)",
                     matrix.genes.len()
                 )),
             ));
@@ -74,7 +74,7 @@ pub fn run_cell_types(
         let key = format!(
             "{}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
             matrix_path.display(),
-            cell_spec.h5ad_matrix,
+            (&cell_spec.h5ad_matrix, &cell_spec.h5ad_gene_column),
             cell_spec
                 .metadata
                 .as_ref()
@@ -316,8 +316,10 @@ pub(super) fn read_cell_matrix(
 ) -> Result<ExpressionMatrix> {
     let matrix_path = spec.data_path(&cell_spec.matrix);
     let mut matrix = if matrix_path.to_string_lossy().ends_with(".h5ad") {
-        super::anndata::H5ad::open(&matrix_path)?
-            .matrix(cell_spec.h5ad_matrix.as_deref().unwrap_or("X"))?
+        super::anndata::H5ad::open(&matrix_path)?.matrix(
+            cell_spec.h5ad_matrix.as_deref().unwrap_or("X"),
+            cell_spec.h5ad_gene_column.as_deref(),
+        )?
     } else if matrix_path.to_string_lossy().contains(".mtx") {
         let genes = spec.data_path(
             cell_spec

@@ -154,6 +154,9 @@ pub struct CellTypeSpec {
     pub matrix: PathBuf,
     /// Which matrix of an `.h5ad`: `X` (the default), `raw/X` or `layers/NAME`.
     pub h5ad_matrix: Option<String>,
+    /// The `.h5ad`'s `var` column holding gene symbols, when its index holds other ids
+    /// (CELLxGENE files: `feature_name`); default the index.
+    pub h5ad_gene_column: Option<String>,
     /// Gene names, one per matrix row (MatrixMarket only).
     pub genes: Option<PathBuf>,
     /// Cell ids, one per matrix column (MatrixMarket only).
@@ -345,8 +348,11 @@ impl TaskSpec {
                 ));
             }
             let h5ad = c.matrix.to_string_lossy().ends_with(".h5ad");
-            if c.h5ad_matrix.is_some() && !h5ad {
-                return Err(Error::bad_file(path, "h5ad_matrix is for an .h5ad matrix"));
+            if (c.h5ad_matrix.is_some() || c.h5ad_gene_column.is_some()) && !h5ad {
+                return Err(Error::bad_file(
+                    path,
+                    "h5ad_matrix and h5ad_gene_column are for an .h5ad matrix",
+                ));
             }
             if c.metadata.is_none() && !h5ad {
                 return Err(Error::bad_file(
