@@ -75,6 +75,65 @@ fn a_journal_cut_by_a_kill_is_resumed_without_repeats() {
 }
 
 #[test]
+fn a_changed_question_is_asked_again_and_a_finished_table_seeds_the_journal() {
+    let backend = LocalBackend {
+        generator: common::generator(),
+        batch_size: 2,
+    };
+    let template = PromptTemplate::default_gene().unwrap();
+    let job = ProfileJob {
+        backend: &backend,
+        template: &template,
+        settings: GenerationSettings {
+            max_new_tokens: 6,
+            ..GenerationSettings::default()
+        },
+        kind: SubjectKind::Gene,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("p.parquet");
+    let journal = job.journal_path(&table);
+    let subjects: Vec<Subject> = ["TP53", "MDM2"].iter().map(|s| gene(s)).collect();
+    let first = job.run(&subjects, &journal).unwrap();
+    // Plant an answer for MDM2 but change TP53's question: TP53 is asked again, MDM2 is
+    // not. (The name field is not in the prompt, so changing it changes nothing.)
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(&journal, text.replace(&first[1].text, "planted")).unwrap();
+    let mut renamed = subjects.clone();
+    renamed[0]
+        .fields
+        .insert("name".into(), "tumor protein p53".into());
+    job.run(&renamed, &journal).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        2
+    );
+    let mut changed = subjects.clone();
+    changed[0]
+        .fields
+        .insert("symbol".into(), "TP53 (p53)".into());
+    let second = job.run(&changed, &journal).unwrap();
+    assert_eq!(second[1].text, "planted");
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        3,
+        "one new line, for TP53's new question"
+    );
+
+    // A table this job wrote seeds an empty journal; a table made otherwise does not.
+    bftembed::profile::write_profiles_with_metadata(&table, &second, &job.metadata()).unwrap();
+    std::fs::remove_file(&journal).unwrap();
+    assert_eq!(job.seed_journal(&table, &journal).unwrap(), 2);
+    let third = job.run(&changed, &journal).unwrap();
+    assert_eq!(third[1].text, "planted", "taken over from the table");
+    assert_eq!(third[0].text, second[0].text);
+    let other = tmp.path().join("other.parquet");
+    bftembed::profile::write_profiles(&other, &second).unwrap();
+    std::fs::remove_file(&journal).unwrap();
+    assert_eq!(job.seed_journal(&other, &journal).unwrap(), 0);
+}
+
+#[test]
 fn a_killed_profile_run_restarts_and_profiles_every_gene_once() {
     let tmp = tempfile::tempdir().unwrap();
     let list = tmp.path().join("genes.txt");

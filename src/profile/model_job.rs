@@ -22,6 +22,20 @@ struct JournalLine {
     key: String,
     entrez_id: Option<u32>,
     text: String,
+    /// Hash of the question asked, so that an answer is reused only for the same
+    /// question (a subject whose fields changed is asked again). Absent in lines
+    /// written before it was recorded and in answers taken over from a finished table;
+    /// those are reused by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
+}
+
+fn prompt_hash(question: &Question) -> String {
+    let mut h = Sha256::new();
+    h.update(question.system.as_bytes());
+    h.update([0u8]);
+    h.update(question.user.as_bytes());
+    format!("{:x}", h.finalize())
 }
 
 /// A profiling job: who answers, with which prompt and settings, about what kind of
@@ -46,6 +60,53 @@ impl ProfileJob<'_> {
         h.update(self.backend.model_fingerprint().as_bytes());
         h.update(format!("{:?}{:?}{:?}", self.template, self.settings, self.kind).as_bytes());
         job_sibling(output, "journal", h, ".jsonl")
+    }
+
+    /// The question this job asks about `subject`.
+    fn question(&self, subject: &Subject) -> Question {
+        let values = subject
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let (system, user) = self.template.fill(&values);
+        Question { system, user }
+    }
+
+    /// Takes over the answers of a finished table this same job wrote (same model,
+    /// template and settings, by the table's metadata) into an empty journal, so that a
+    /// later run over a changed list of subjects asks only the new ones. Returns how
+    /// many answers were taken over (0 when the table is missing or was made otherwise).
+    pub fn seed_journal(&self, table: &Path, journal: &Path) -> Result<usize> {
+        if journal.exists() || !table.is_file() {
+            return Ok(0);
+        }
+        let made_by: Vec<(String, String)> = self
+            .metadata()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let metadata = super::table::read_profile_metadata(table)?;
+        if !made_by.iter().all(|m| metadata.contains(m)) {
+            return Ok(0);
+        }
+        let records = super::table::read_profiles(table)?;
+        let mut lines = String::new();
+        for r in &records {
+            let line = JournalLine {
+                key: r.symbol.clone(),
+                entrez_id: r.entrez_id,
+                text: r.text.clone(),
+                prompt: None,
+            };
+            lines.push_str(
+                &serde_json::to_string(&line)
+                    .map_err(|e| Error::InvalidArgument(format!("journal encoding: {e}")))?,
+            );
+            lines.push('\n');
+        }
+        crate::fsutil::atomic_write_bytes(journal, lines.as_bytes())?;
+        Ok(records.len())
     }
 
     /// The value of `source` in every profile this job writes: `MODEL:TEMPLATE-ID`.
@@ -77,9 +138,19 @@ impl ProfileJob<'_> {
     /// profiles in the order of `subjects`.
     pub fn run(&self, subjects: &[Subject], journal: &Path) -> Result<Vec<ProfileRecord>> {
         let mut done = read_journal(journal)?;
+        let questions: HashMap<&str, Question> = subjects
+            .iter()
+            .map(|s| (s.key.as_str(), self.question(s)))
+            .collect();
         let todo: Vec<&Subject> = subjects
             .iter()
-            .filter(|s| !done.contains_key(&s.key))
+            .filter(|s| match done.get(&s.key) {
+                None => true,
+                Some(line) => line
+                    .prompt
+                    .as_ref()
+                    .is_some_and(|p| *p != prompt_hash(&questions[s.key.as_str()])),
+            })
             .collect();
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -91,15 +162,7 @@ impl ProfileJob<'_> {
         for batch in todo.chunks(self.backend.batch_size()) {
             let questions: Vec<Question> = batch
                 .iter()
-                .map(|s| {
-                    let values = s
-                        .fields
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.clone()))
-                        .collect();
-                    let (system, user) = self.template.fill(&values);
-                    Question { system, user }
-                })
+                .map(|s| questions[s.key.as_str()].clone())
                 .collect();
             let answers = self.backend.answer_batch(&questions, &self.settings)?;
             if answers.len() != batch.len() {
@@ -110,11 +173,12 @@ impl ProfileJob<'_> {
                 )));
             }
             let mut lines = String::new();
-            for (subject, text) in batch.iter().zip(answers) {
+            for ((subject, text), question) in batch.iter().zip(answers).zip(&questions) {
                 let line = JournalLine {
                     key: subject.key.clone(),
                     entrez_id: subject.entrez_id,
                     text,
+                    prompt: Some(prompt_hash(question)),
                 };
                 lines.push_str(
                     &serde_json::to_string(&line)

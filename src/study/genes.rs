@@ -3,7 +3,9 @@
 //! every task keeps items to score.
 
 use crate::error::Result;
-use crate::tasks::{expression_genes, labelled_genes, labelled_pairs, SymbolMapper, TaskSpec};
+use crate::tasks::{
+    expression_genes, labelled_classes, labelled_genes, labelled_pairs, SymbolMapper, TaskSpec,
+};
 use crate::train::split::{DataSplit, SplitRole};
 use crate::train::SplitMix64;
 use std::collections::BTreeSet;
@@ -30,7 +32,9 @@ pub struct StudyGenes {
 
 /// Draws up to `per_task` evaluation genes from each task's genes (the genes it scores
 /// as items, or for cell and response tasks the genes of its matrix), seeded per task so
-/// that adding a task leaves the other draws as they were.
+/// that adding a task leaves the other draws as they were. Pair tasks draw whole pairs
+/// of both classes; class tasks draw the classes in turn, so that a small class keeps
+/// enough genes for every fold.
 pub fn select_study_genes(
     tasks: &[TaskSpec],
     split: &DataSplit,
@@ -45,6 +49,16 @@ pub fn select_study_genes(
         let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(task.id.as_bytes()));
         if let Some((train, test)) = labelled_pairs(task, mapper)? {
             let (drawn, candidates) = draw_pairs(&[train, test], &eval, per_task, &mut rng);
+            draws.push(TaskDraw {
+                task: task.id.clone(),
+                candidates,
+                drawn: drawn.len(),
+            });
+            chosen.extend(drawn);
+            continue;
+        }
+        if let Some(labels) = labelled_classes(task, mapper)? {
+            let (drawn, candidates) = draw_classes(&labels, &eval, per_task, &mut rng);
             draws.push(TaskDraw {
                 task: task.id.clone(),
                 candidates,
@@ -73,6 +87,41 @@ pub fn select_study_genes(
         genes: chosen.into_iter().collect(),
         draws,
     })
+}
+
+/// Evaluation genes of a class task, one class after another in turn (each class in a
+/// seeded order) until `per_task` are drawn or every class is used up. Returns the
+/// genes and how many evaluation genes the task has.
+fn draw_classes(
+    labels: &[(String, String)],
+    eval: &BTreeSet<String>,
+    per_task: usize,
+    rng: &mut SplitMix64,
+) -> (BTreeSet<String>, usize) {
+    let mut by_class: std::collections::BTreeMap<&str, Vec<&String>> = Default::default();
+    for (gene, class) in labels.iter().filter(|(g, _)| eval.contains(g)) {
+        by_class.entry(class.as_str()).or_default().push(gene);
+    }
+    let candidates = by_class.values().map(Vec::len).sum();
+    let mut queues: Vec<Vec<&String>> = by_class
+        .into_values()
+        .map(|genes| {
+            let order = rng.permutation(genes.len());
+            order.into_iter().rev().map(|i| genes[i]).collect()
+        })
+        .collect();
+    let mut drawn = BTreeSet::new();
+    while drawn.len() < per_task && queues.iter().any(|q| !q.is_empty()) {
+        for queue in queues.iter_mut() {
+            if drawn.len() >= per_task {
+                break;
+            }
+            if let Some(gene) = queue.pop() {
+                drawn.insert(gene.clone());
+            }
+        }
+    }
+    (drawn, candidates)
 }
 
 /// Genes of whole pairs whose both genes are evaluation genes: an equal share of the
@@ -113,4 +162,32 @@ fn draw_pairs(
         }
     }
     (drawn, candidates.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::draw_classes;
+    use crate::train::SplitMix64;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn classes_are_drawn_in_turn_so_a_small_class_keeps_its_genes() {
+        let mut labels: Vec<(String, String)> = (0..90)
+            .map(|i| (format!("BIG{i}"), "big".to_string()))
+            .collect();
+        labels.extend((0..6).map(|i| (format!("SMALL{i}"), "small".to_string())));
+        labels.push(("TRAINED".into(), "small".into()));
+        let eval: BTreeSet<String> = labels
+            .iter()
+            .map(|(g, _)| g.clone())
+            .filter(|g| g != "TRAINED")
+            .collect();
+        let (drawn, candidates) = draw_classes(&labels, &eval, 20, &mut SplitMix64::new(3));
+        assert_eq!((drawn.len(), candidates), (20, 96));
+        let small = drawn.iter().filter(|g| g.starts_with("SMALL")).count();
+        assert_eq!(small, 6, "every evaluation gene of the small class");
+        assert!(!drawn.contains("TRAINED"));
+        let again = draw_classes(&labels, &eval, 20, &mut SplitMix64::new(3)).0;
+        assert_eq!(drawn, again, "seeded");
+    }
 }

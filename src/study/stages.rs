@@ -29,7 +29,8 @@ pub struct AskSettings<'a> {
 /// The model's answers for `subjects`, written to `out` (a profile table). Reused when
 /// `out` was made by the same model (by checksum), template, settings and subjects;
 /// otherwise generated through the profile stage's journal, so an interrupted run
-/// resumes at the batch it stopped in.
+/// resumes at the batch it stopped in and a changed list of subjects asks only about
+/// the subjects not answered before.
 pub fn answers(
     model: &ModelDir,
     subjects: &[Subject],
@@ -64,11 +65,13 @@ pub fn answers(
         settings: ask.generation,
         kind,
     };
+    // The journal stays after the table is written: a later run whose drawn genes
+    // changed asks the model only about the new ones.
     let journal = job.journal_path(out);
+    job.seed_journal(out, &journal)?;
     let records = job.run(subjects, &journal)?;
     write_profiles_with_metadata(out, &records, &job.metadata())?;
     mark(out, &print)?;
-    let _ = std::fs::remove_file(journal);
     Ok(records)
 }
 

@@ -60,6 +60,45 @@ pub fn labelled_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTre
     Ok(genes)
 }
 
+/// The class of each gene a gene-class or gene-family task scores, as (approved symbol,
+/// class name) sorted by symbol, so that a caller drawing genes can keep every class;
+/// `None` for other tasks. A family task's genes in several of its classes are left
+/// out, as the task leaves them out.
+pub fn labelled_classes(
+    spec: &TaskSpec,
+    mapper: &mut SymbolMapper,
+) -> Result<Option<Vec<(String, String)>>> {
+    let (path, symbol_column, class_column) = match (&spec.gene_classes, &spec.gene_families) {
+        (Some(c), _) => (&c.labels, &c.symbol_column, &c.label_column),
+        (None, Some(f)) => (&f.labels, &f.symbol_column, &f.class_column),
+        (None, None) => return Ok(None),
+    };
+    let mut table = CsvTable::open(&spec.data_path(path))?;
+    let symbol = table.column(symbol_column)?;
+    let class = table.column(class_column)?;
+    let mut classes_of: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for record in table.records() {
+        let record = record?;
+        let value = record.get(class).unwrap_or("").trim();
+        let name = match (&spec.gene_classes, &spec.gene_families) {
+            (Some(c), _) if value == c.positive_value => c.positive_name.clone(),
+            (Some(c), _) => c.negative_name.clone(),
+            (None, Some(f)) if f.classes.iter().any(|w| w == value) => value.to_string(),
+            _ => continue,
+        };
+        if let Some(approved) = mapper.approved(record.get(symbol).unwrap_or("").trim()) {
+            classes_of.entry(approved).or_default().insert(name);
+        }
+    }
+    Ok(Some(
+        classes_of
+            .into_iter()
+            .filter(|(_, c)| c.len() == 1)
+            .filter_map(|(g, c)| c.into_iter().next().map(|c| (g, c)))
+            .collect(),
+    ))
+}
+
 /// A task's labelled gene pairs as (gene, gene, interacts), training file first and
 /// test file second; `None` for tasks that score no pairs.
 pub type LabelledPairs = (Vec<(String, String, bool)>, Vec<(String, String, bool)>);

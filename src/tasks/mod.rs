@@ -25,7 +25,9 @@ mod vectors;
 pub use anndata::H5ad;
 pub use expression::ExpressionMatrix;
 pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
-pub use item_genes::{expression_genes, labelled_genes, labelled_pairs, LabelledPairs};
+pub use item_genes::{
+    expression_genes, labelled_classes, labelled_genes, labelled_pairs, LabelledPairs,
+};
 pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::{pca_2d, ItemMap};
