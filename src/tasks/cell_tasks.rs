@@ -243,10 +243,11 @@ fn read_labels(
         raw.push((row, label, train));
     }
     if raw.is_empty() {
-        return Err(Error::bad_file(
-            &path,
-            "no labelled cell matches the matrix's cells",
-        ));
+        let message = match &cell_spec.cell_column {
+            Some(c) => format!("no cell id in column '{c}' matches the matrix's cells"),
+            None => "no cell of obs has a label (and a split value, if one is asked for)".into(),
+        };
+        return Err(Error::bad_file(&path, message));
     }
     let mut names: Vec<String> = raw.iter().map(|(_, l, _)| l.clone()).collect();
     names.sort();
@@ -267,10 +268,11 @@ fn read_labels(
     Ok((cells, names))
 }
 
-/// (cell id, label, split value) per cell, from the metadata CSV or the `.h5ad`'s own
-/// `obs` table, with the file they came from.
+/// A cell's id, label and split value (`None` where the file has none).
 type CellRecord = (String, Option<String>, Option<String>);
 
+/// Every cell's record, from the metadata CSV or the `.h5ad`'s own `obs` table, with the
+/// file they came from.
 fn cell_records(
     spec: &TaskSpec,
     cell_spec: &CellTypeSpec,
