@@ -39,6 +39,23 @@ fn gene(symbol: &str) -> Subject {
     }
 }
 
+/// A gene-profile job with the default template, stopped after `max_new_tokens`.
+fn gene_job<'a>(
+    backend: &'a LocalBackend,
+    template: &'a PromptTemplate,
+    max_new_tokens: usize,
+) -> ProfileJob<'a> {
+    ProfileJob {
+        backend,
+        template,
+        settings: GenerationSettings {
+            max_new_tokens,
+            ..GenerationSettings::default()
+        },
+        kind: SubjectKind::Gene,
+    }
+}
+
 #[test]
 fn a_journal_cut_by_a_kill_is_resumed_without_repeats() {
     let backend = LocalBackend {
@@ -46,15 +63,7 @@ fn a_journal_cut_by_a_kill_is_resumed_without_repeats() {
         batch_size: 2,
     };
     let template = PromptTemplate::default_gene().unwrap();
-    let job = ProfileJob {
-        backend: &backend,
-        template: &template,
-        settings: GenerationSettings {
-            max_new_tokens: 8,
-            ..GenerationSettings::default()
-        },
-        kind: SubjectKind::Gene,
-    };
+    let job = gene_job(&backend, &template, 8);
     let tmp = tempfile::tempdir().unwrap();
     let journal = job.journal_path(&tmp.path().join("p.parquet"));
     // As after a kill: MDM2 done, INS half-written when the process died.
@@ -81,15 +90,7 @@ fn a_changed_question_is_asked_again_and_a_finished_table_seeds_the_journal() {
         batch_size: 2,
     };
     let template = PromptTemplate::default_gene().unwrap();
-    let job = ProfileJob {
-        backend: &backend,
-        template: &template,
-        settings: GenerationSettings {
-            max_new_tokens: 6,
-            ..GenerationSettings::default()
-        },
-        kind: SubjectKind::Gene,
-    };
+    let job = gene_job(&backend, &template, 6);
     let tmp = tempfile::tempdir().unwrap();
     let table = tmp.path().join("p.parquet");
     let journal = job.journal_path(&table);

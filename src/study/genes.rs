@@ -47,18 +47,14 @@ pub fn select_study_genes(
     let mut draws = Vec::new();
     for task in tasks {
         let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(task.id.as_bytes()));
-        if let Some((train, test)) = labelled_pairs(task, mapper)? {
-            let (drawn, candidates) = draw_pairs(&[train, test], &eval, per_task, &mut rng);
-            draws.push(TaskDraw {
-                task: task.id.clone(),
-                candidates,
-                drawn: drawn.len(),
-            });
-            chosen.extend(drawn);
-            continue;
-        }
-        if let Some(labels) = labelled_classes(task, mapper)? {
-            let (drawn, candidates) = draw_classes(&labels, &eval, per_task, &mut rng);
+        // Pair and class tasks draw so that both classes (or every class) stay scorable.
+        let balanced = if let Some((train, test)) = labelled_pairs(task, mapper)? {
+            Some(draw_pairs(&[train, test], &eval, per_task, &mut rng))
+        } else {
+            labelled_classes(task, mapper)?
+                .map(|labels| draw_classes(&labels, &eval, per_task, &mut rng))
+        };
+        if let Some((drawn, candidates)) = balanced {
             draws.push(TaskDraw {
                 task: task.id.clone(),
                 candidates,

@@ -176,12 +176,7 @@ pub fn run_cell_types(
                     .iter()
                     .filter_map(|(i, _)| embedded[*i].as_deref())
                     .collect();
-                super::pca::ItemMap {
-                    points: super::pca::pca_2d(&rows),
-                    labels: labels.clone(),
-                    classes: class_names.clone(),
-                    items: "cells".into(),
-                }
+                super::pca::ItemMap::project(&rows, labels.clone(), class_names.clone(), "cells")
             }),
             outcomes: Some(ItemOutcomes {
                 ids,

@@ -156,12 +156,7 @@ pub fn run_gene_families(
             map: out.is_empty().then(|| {
                 let points: Vec<&[f32]> =
                     covered.iter().filter_map(|(g, _)| vectors.get(g)).collect();
-                super::pca::ItemMap {
-                    points: super::pca::pca_2d(&points),
-                    labels: labels.clone(),
-                    classes: f.display_names(),
-                    items: "genes".into(),
-                }
+                super::pca::ItemMap::project(&points, labels.clone(), f.display_names(), "genes")
             }),
             outcomes: Some(ItemOutcomes {
                 ids,

@@ -308,15 +308,15 @@ pub fn run_gene_classes(
         score.train_items = train_items;
         if out.is_empty() {
             let rows: Vec<&[f32]> = covered.iter().filter_map(|(s, _)| vectors.get(s)).collect();
-            score.map = Some(super::pca::ItemMap {
-                points: super::pca::pca_2d(&rows),
-                labels: covered.iter().map(|(_, l)| *l as usize).collect(),
-                classes: vec![
+            score.map = Some(super::pca::ItemMap::project(
+                &rows,
+                covered.iter().map(|(_, l)| *l as usize).collect(),
+                vec![
                     class_spec.negative_name.clone(),
                     class_spec.positive_name.clone(),
                 ],
-                items: "genes".into(),
-            });
+                "genes",
+            ));
         }
         out.push(score);
     }

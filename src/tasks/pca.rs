@@ -13,6 +13,19 @@ pub struct ItemMap {
     pub items: String,
 }
 
+impl ItemMap {
+    /// Places `rows` (one vector per item, in the order of `labels`) on their first two
+    /// principal components.
+    pub fn project(rows: &[&[f32]], labels: Vec<usize>, classes: Vec<String>, items: &str) -> Self {
+        ItemMap {
+            points: pca_2d(rows),
+            labels,
+            classes,
+            items: items.to_string(),
+        }
+    }
+}
+
 /// Projects rows onto their first two principal components (power iteration with
 /// deflation on the centred data; deterministic start).
 pub fn pca_2d(rows: &[&[f32]]) -> Vec<(f32, f32)> {

@@ -43,7 +43,14 @@ pub(super) fn log_sum_exp(row: &[f32]) -> (f32, f64) {
     (max, sum)
 }
 
-fn check_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize)> {
+/// The (rows, vocab) logits and the (rows,) labels, checked against each other: `(vocab,
+/// logits, labels)`.
+fn logits_and_labels<'a>(
+    s1: &'a CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(usize, &'a [f32], &'a [u32])> {
     let (rows, vocab) = l1.shape().dims2()?;
     if l2.shape().dims1()? != rows {
         candle_core::bail!(
@@ -51,7 +58,11 @@ fn check_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize)> {
             l2.shape()
         );
     }
-    Ok((rows, vocab))
+    let labels = u32s(s2, l2, "labels")?;
+    if let Some(bad) = labels.iter().find(|&&l| l as usize >= vocab) {
+        candle_core::bail!("fused cross-entropy: label {bad} outside a vocabulary of {vocab}");
+    }
+    Ok((vocab, f32s(s1, l1, "logits")?, labels))
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -66,12 +77,8 @@ impl CustomOp2 for CrossEntropy {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, vocab) = check_dims(l1, l2)?;
-        let logits = f32s(s1, l1, "logits")?;
-        let labels = u32s(s2, l2, "labels")?;
-        if let Some(bad) = labels.iter().find(|&&l| l as usize >= vocab) {
-            candle_core::bail!("fused cross-entropy: label {bad} outside a vocabulary of {vocab}");
-        }
+        let (vocab, logits, labels) = logits_and_labels(s1, l1, s2, l2)?;
+        let rows = labels.len();
         let out: Vec<f32> = logits
             .par_chunks(vocab)
             .zip(labels.par_iter())
@@ -109,9 +116,8 @@ impl CustomOp3 for CrossEntropyGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, vocab) = check_dims(l1, l2)?;
-        let logits = f32s(s1, l1, "logits")?;
-        let labels = u32s(s2, l2, "labels")?;
+        let (vocab, logits, labels) = logits_and_labels(s1, l1, s2, l2)?;
+        let rows = labels.len();
         let upstream = f32s(s3, l3, "gradient")?;
         let mut out = vec![0f32; rows * vocab];
         out.par_chunks_mut(vocab)
