@@ -172,6 +172,37 @@ fn bad_task_input_gives_clear_errors() {
         assert!(err.contains("cells.toml") && err.contains(expected), "{err}");
     }
 
+    // A cell task whose metadata does not meet the matrix says which side failed.
+    let kang =
+        std::fs::read_to_string(quick_task(tmp.path(), "kang_celltype_w_logistic.toml")).unwrap();
+    for (from, to, expected) in [
+        (
+            "cell_column = \"cell_id\"",
+            "cell_column = \"cell_type\"",
+            "no cell id in column 'cell_type' matches the matrix's cells",
+        ),
+        (
+            "split_column = \"sample\"",
+            "split_column = \"cell_type\"",
+            "2800 cells are in the matrix, but none has a label and a 'cell_type' of 'CTRL' or 'STIM'",
+        ),
+    ] {
+        let file = tmp.path().join("kang_mismatch.toml");
+        std::fs::write(&file, kang.replace(from, to)).unwrap();
+        let spec = TaskSpec::read(&file).unwrap();
+        let err = evaluate(
+            &[spec],
+            vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
+            &catalog,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cell_metadata.csv.gz") && err.contains(expected),
+            "{err}"
+        );
+    }
+
     let bad_column = tmp.path().join("bad_column.toml");
     std::fs::write(
         &bad_column,

@@ -217,10 +217,12 @@ fn read_labels(
         .collect();
     let (path, records) = cell_records(spec, cell_spec)?;
     let mut raw = Vec::new();
+    let mut in_matrix = 0;
     for (id, label, split) in records {
         let Some(&row) = row_of.get(id.as_str()) else {
             continue;
         };
+        in_matrix += 1;
         let Some(label) = label else {
             continue;
         };
@@ -238,11 +240,10 @@ fn read_labels(
         raw.push((row, label, train));
     }
     if raw.is_empty() {
-        let message = match &cell_spec.cell_column {
-            Some(c) => format!("no cell id in column '{c}' matches the matrix's cells"),
-            None => "no cell of obs has a label (and a split value, if one is asked for)".into(),
-        };
-        return Err(Error::bad_file(&path, message));
+        return Err(Error::bad_file(
+            &path,
+            no_labelled_cell(cell_spec, in_matrix),
+        ));
     }
     let mut names: Vec<String> = raw.iter().map(|(_, l, _)| l.clone()).collect();
     names.sort();
@@ -261,6 +262,27 @@ fn read_labels(
         })
         .collect();
     Ok((cells, names))
+}
+
+/// Why no cell could be used: no id matched the matrix, or the matching cells all lack a
+/// label or a split value the task asks for.
+fn no_labelled_cell(cell_spec: &CellTypeSpec, in_matrix: usize) -> String {
+    if in_matrix == 0 {
+        return match &cell_spec.cell_column {
+            Some(c) => format!("no cell id in column '{c}' matches the matrix's cells"),
+            None => "no cell of obs is in the matrix".into(),
+        };
+    }
+    // The spec reader makes split_column, train_value and test_value go together.
+    let split = match (
+        &cell_spec.split_column,
+        &cell_spec.train_value,
+        &cell_spec.test_value,
+    ) {
+        (Some(c), Some(train), Some(test)) => format!(" and a '{c}' of '{train}' or '{test}'"),
+        _ => String::new(),
+    };
+    format!("{in_matrix} cells are in the matrix, but none has a label{split}")
 }
 
 /// A cell's id, label and split value (`None` where the file has none).
