@@ -67,6 +67,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         max_nb_connection: args.hnsw_m,
         ef_construction: args.hnsw_ef_construction,
     };
+    params.check()?;
     if let Some(profiles) = &args.profiles {
         let store = embed_profiles(profiles, &args.out, &args.encoder, params)?;
         eprintln!(

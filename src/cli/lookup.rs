@@ -90,6 +90,7 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
     let store = args.opts.open()?;
     let catalog = GeneCatalog::embedded()?;
     let row = resolve_row(&store, &catalog, &args.symbol)?;
+    warn_case_only(&store.symbols()[row], args.symbol.trim(), &catalog);
     let hits = store.neighbors_of_row(row, args.opts.k, args.opts.mode())?;
     let title = if store.symbols()[row].eq_ignore_ascii_case(args.symbol.trim()) {
         store.symbols()[row].clone()
@@ -101,6 +102,20 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
         )
     };
     print_hits(&store, &title, &hits, args.opts.json)
+}
+
+/// Warns when `query` found `symbol` only with case ignored (`Cd4` for CD4).
+fn warn_case_only(symbol: &str, query: &str, catalog: &GeneCatalog) {
+    let case_only = symbol != query
+        && (symbol.eq_ignore_ascii_case(query)
+            || catalog.resolve(query).is_ok_and(|r| r.case_only));
+    if case_only {
+        let mut found = bftembed::genes::CaseOnlyMatches::default();
+        found.add(query, symbol);
+        if let Some(w) = found.warning("name") {
+            eprintln!("warning: {w}");
+        }
+    }
 }
 
 pub fn search(args: SearchArgs) -> Result<()> {

@@ -161,9 +161,17 @@ fn refseq_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
             .context("--genes or --all is required")?;
         let list = read_gene_list(path)?;
         report_duplicates(&list, path);
+        report_case_only(&list, catalog);
         summaries.profiles_for(&list, catalog)
     };
     report_and_write(build, args, &[])
+}
+
+fn report_case_only(list: &bftembed::genes::GeneList, catalog: &GeneCatalog) {
+    let found = bftembed::genes::CaseOnlyMatches::in_list(list, catalog);
+    if let Some(warning) = found.warning(&format!("names in {}", list.path.display())) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 fn report_duplicates(list: &bftembed::genes::GeneList, path: &std::path::Path) {
@@ -186,6 +194,7 @@ fn model_profiles(args: &ProfileArgs, catalog: &GeneCatalog, kind: SubjectKind) 
             let path = args.genes.as_ref().context("--genes is required")?;
             let list = read_gene_list(path)?;
             report_duplicates(&list, path);
+            report_case_only(&list, catalog);
             gene_subjects(&list, catalog)
         }
         SubjectKind::CellType => {

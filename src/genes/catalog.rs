@@ -22,6 +22,8 @@ pub struct Gene {
     pub hgnc_id: String,
     /// HGNC locus type (gene with protein product, RNA, long non-coding, ...).
     pub locus_type: String,
+    /// Ensembl gene id (ENSG00000141510), when HGNC records one.
+    pub ensembl_id: Option<String>,
 }
 
 /// How a query matched a gene.
@@ -35,6 +37,8 @@ pub enum MatchKind {
     Alias,
     /// The query is the gene's Entrez id.
     Entrez,
+    /// The query is the gene's Ensembl gene id (a version suffix such as `.17` allowed).
+    Ensembl,
 }
 
 /// A successful resolution.
@@ -44,6 +48,25 @@ pub struct Resolved<'a> {
     pub gene: &'a Gene,
     /// How the query matched.
     pub how: MatchKind,
+    /// The symbol matched only when case is ignored (`Cd4` for CD4): the usual sign of a
+    /// mouse or rat gene read as human, which callers report apart.
+    pub case_only: bool,
+}
+
+/// A previous symbol or alias as HGNC spells it, and its gene.
+#[derive(Debug, Clone)]
+struct Named {
+    gene: usize,
+    spelling: String,
+}
+
+/// An exact (case-sensitive) match.
+fn exact(gene: &Gene, how: MatchKind) -> Resolved<'_> {
+    Resolved {
+        gene,
+        how,
+        case_only: false,
+    }
 }
 
 /// Approved genes with lookup tables for symbols, previous symbols, aliases and Entrez ids.
@@ -51,9 +74,10 @@ pub struct Resolved<'a> {
 pub struct GeneCatalog {
     genes: Vec<Gene>,
     by_symbol: HashMap<String, usize>,
-    by_previous: HashMap<String, Vec<usize>>,
-    by_alias: HashMap<String, Vec<usize>>,
+    by_previous: HashMap<String, Vec<Named>>,
+    by_alias: HashMap<String, Vec<Named>>,
     by_entrez: HashMap<u32, usize>,
+    by_ensembl: HashMap<String, usize>,
 }
 
 impl GeneCatalog {
@@ -87,12 +111,14 @@ impl GeneCatalog {
             col("Previous symbols")?,
             col("Locus type")?,
         );
+        let c_ensembl = col("Ensembl gene ID")?;
         let mut catalog = GeneCatalog {
             genes: Vec::new(),
             by_symbol: HashMap::new(),
             by_previous: HashMap::new(),
             by_alias: HashMap::new(),
             by_entrez: HashMap::new(),
+            by_ensembl: HashMap::new(),
         };
         for (i, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split('\t').collect();
@@ -115,16 +141,25 @@ impl GeneCatalog {
                 entrez_id,
                 hgnc_id: field(c_id).to_string(),
                 locus_type: field(c_locus).to_string(),
+                ensembl_id: Some(field(c_ensembl).to_string()).filter(|e| !e.is_empty()),
             };
+            if let Some(e) = &gene.ensembl_id {
+                catalog.by_ensembl.insert(e.clone(), idx);
+            }
             catalog.by_symbol.insert(key(&gene.symbol), idx);
             if let Some(id) = entrez_id {
                 catalog.by_entrez.insert(id, idx);
             }
-            for prev in split_list(field(c_prev)) {
-                catalog.by_previous.entry(key(prev)).or_default().push(idx);
-            }
-            for alias in split_list(field(c_alias)) {
-                catalog.by_alias.entry(key(alias)).or_default().push(idx);
+            for (table, list) in [
+                (&mut catalog.by_previous, field(c_prev)),
+                (&mut catalog.by_alias, field(c_alias)),
+            ] {
+                for name in split_list(list) {
+                    table.entry(key(name)).or_default().push(Named {
+                        gene: idx,
+                        spelling: name.to_string(),
+                    });
+                }
             }
             catalog.genes.push(gene);
         }
@@ -161,17 +196,19 @@ impl GeneCatalog {
         let q = query.trim();
         if let Ok(id) = q.parse::<u32>() {
             if let Some(gene) = self.by_entrez(id) {
-                return Ok(Resolved {
-                    gene,
-                    how: MatchKind::Entrez,
-                });
+                return Ok(exact(gene, MatchKind::Entrez));
             }
+        }
+        if let Some(gene) = self.by_ensembl(q) {
+            return Ok(exact(gene, MatchKind::Ensembl));
         }
         let k = key(q);
         if let Some(&i) = self.by_symbol.get(&k) {
+            let gene = &self.genes[i];
             return Ok(Resolved {
-                gene: &self.genes[i],
+                gene,
                 how: MatchKind::Approved,
+                case_only: gene.symbol != q,
             });
         }
         for (table, how) in [
@@ -179,16 +216,19 @@ impl GeneCatalog {
             (&self.by_alias, MatchKind::Alias),
         ] {
             if let Some(hits) = table.get(&k) {
-                if hits.len() == 1 {
-                    return Ok(Resolved {
-                        gene: &self.genes[hits[0]],
-                        how,
-                    });
-                }
-                let mut names: Vec<String> =
-                    hits.iter().map(|&i| self.genes[i].symbol.clone()).collect();
+                let mut names: Vec<String> = hits
+                    .iter()
+                    .map(|h| self.genes[h.gene].symbol.clone())
+                    .collect();
                 names.sort();
                 names.dedup();
+                if names.len() == 1 {
+                    return Ok(Resolved {
+                        gene: &self.genes[hits[0].gene],
+                        how,
+                        case_only: !hits.iter().any(|h| h.spelling == q),
+                    });
+                }
                 return Err(Error::AmbiguousGene {
                     symbol: q.to_string(),
                     candidates: names,
@@ -199,6 +239,17 @@ impl GeneCatalog {
             symbol: q.to_string(),
             suggestions: self.suggest(q, 5),
         })
+    }
+
+    /// The gene with this Ensembl gene id; a version suffix (`ENSG00000141510.17`) is
+    /// ignored, as GENCODE-based references carry one and HGNC does not.
+    pub fn by_ensembl(&self, id: &str) -> Option<&Gene> {
+        let id = id.trim();
+        let stem = id.split_once('.').map_or(id, |(stem, _)| stem);
+        if !stem.starts_with("ENS") {
+            return None;
+        }
+        self.by_ensembl.get(stem).map(|&i| &self.genes[i])
     }
 
     /// Up to `limit` approved symbols close to `query` (edit distance at most 2), closest first.
@@ -262,6 +313,35 @@ mod tests {
         assert_eq!(c.resolve("7157").unwrap().gene.symbol, "TP53");
         assert_eq!(c.resolve("tp53").unwrap().how, MatchKind::Approved);
         assert_eq!(c.by_symbol("MDM2").unwrap().entrez_id, Some(4193));
+    }
+
+    #[test]
+    fn resolves_ensembl_ids_with_or_without_a_version() {
+        let c = catalog();
+        for id in ["ENSG00000141510", "ENSG00000141510.17"] {
+            let hit = c.resolve(id).unwrap();
+            assert_eq!(hit.gene.symbol, "TP53");
+            assert_eq!(hit.how, MatchKind::Ensembl);
+            assert!(!hit.case_only);
+        }
+        assert!(
+            c.resolve("ENSMUSG00000059552").is_err(),
+            "a mouse id is no human gene"
+        );
+    }
+
+    #[test]
+    fn mouse_style_symbols_are_flagged_as_case_only_matches() {
+        let c = catalog();
+        let cd4 = c.resolve("Cd4").unwrap();
+        assert_eq!(cd4.gene.symbol, "CD4");
+        assert!(cd4.case_only);
+        assert!(!c.resolve("CD4").unwrap().case_only);
+        assert!(
+            !c.resolve("p53").unwrap().case_only,
+            "HGNC spells this alias p53"
+        );
+        assert!(c.resolve("P53").unwrap().case_only);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn build_store(
     model: &StoreModel,
     params: IndexParams,
 ) -> Result<GeneStore> {
+    params.check()?;
     if records.len() != vectors.len() {
         return Err(Error::InvalidArgument(format!(
             "{} profiles but {} vectors",
@@ -85,6 +86,7 @@ pub fn embed_into_store(
     dir: &Path,
     params: IndexParams,
 ) -> Result<GeneStore> {
+    params.check()?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let work = work_dir_for(dir, embedder, &texts);
     if work.exists() {
@@ -103,6 +105,7 @@ pub fn embed_into_store(
 /// Rebuilds a store's HNSW index from its own vectors (after the index was lost or
 /// damaged, or to change its settings). The table must still match the manifest.
 pub fn reindex_store(dir: &Path, params: IndexParams) -> Result<GeneStore> {
+    params.check()?;
     let mut manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
     let table_path = dir.join(TABLE_FILE);
     if sha256_file(&table_path)? != manifest.table_sha256 {

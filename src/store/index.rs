@@ -26,6 +26,37 @@ pub struct IndexParams {
     pub ef_construction: usize,
 }
 
+/// Links per node hnsw_rs handles: it stores the count in a byte (so 256 reads back as
+/// 0) and exits the process above 256; one link makes its level scale 1/ln(1) infinite.
+const HNSW_M_RANGE: std::ops::RangeInclusive<usize> = 2..=255;
+
+/// The largest build candidate list accepted (the smallest is M: a shorter list cannot
+/// fill a node's links); beyond this the build is only slower.
+const HNSW_EF_CONSTRUCTION_MAX: usize = 100_000;
+
+impl IndexParams {
+    /// Refuses settings hnsw_rs cannot build with, before any work is done.
+    pub fn check(&self) -> Result<()> {
+        if !HNSW_M_RANGE.contains(&self.max_nb_connection) {
+            return Err(Error::InvalidArgument(format!(
+                "HNSW links per node (--hnsw-m) is {}; it must be between {} and {}",
+                self.max_nb_connection,
+                HNSW_M_RANGE.start(),
+                HNSW_M_RANGE.end()
+            )));
+        }
+        if self.ef_construction < self.max_nb_connection
+            || self.ef_construction > HNSW_EF_CONSTRUCTION_MAX
+        {
+            return Err(Error::InvalidArgument(format!(
+                "HNSW build candidate list (--hnsw-ef-construction) is {}; it must be between the links per node ({}) and {HNSW_EF_CONSTRUCTION_MAX}",
+                self.ef_construction, self.max_nb_connection
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for IndexParams {
     fn default() -> Self {
         IndexParams {

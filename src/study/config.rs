@@ -352,4 +352,4 @@ impl StudyConfig {
 /// Store name of the NCBI RefSeq summaries of the study's genes (the reference).
 pub const NCBI_STORE: &str = "ncbi";
 /// Store name of the random floor.
-pub const RANDOM_STORE: &str = "random";
+pub const RANDOM_STORE: &str = crate::tasks::RANDOM_FLOOR_NAME;

@@ -65,6 +65,7 @@ impl H5ad {
         let cells = self.obs_names()?;
         let values = self.read_matrix(&location.matrix, cells.len(), genes.len())?;
         Ok(ExpressionMatrix {
+            gene_symbols: None,
             genes,
             cells,
             values,

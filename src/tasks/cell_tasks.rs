@@ -36,7 +36,7 @@ pub fn run_cell_types(
 ) -> Result<Vec<TaskScore>> {
     let matrix_path = spec.data_path(&cell_spec.matrix);
     let matrix = read_cell_matrix(spec, cell_spec)?;
-    let approved: Vec<Option<String>> = matrix.genes.iter().map(|g| mapper.approved(g)).collect();
+    let approved = approved_genes(&matrix, mapper);
     let (cells, class_names) = read_labels(spec, cell_spec, &matrix)?;
     let mut out = Vec::new();
     // GenePT-s needs a text encoder. A store without one (the random floor) is scored on
@@ -159,6 +159,21 @@ pub fn run_cell_types(
             store: vectors.name.clone(),
             items_total: cells.len(),
             items_covered: covered.len(),
+            own_items_covered: match cell_spec.embedding {
+                // A cell sentence names genes whether or not the store has them.
+                CellEmbedding::Sentence => covered.len(),
+                CellEmbedding::Weighted => cells
+                    .iter()
+                    .filter(|c| {
+                        matrix.values[c.row].iter().any(|&(g, x)| {
+                            x > 0.0
+                                && approved[g as usize]
+                                    .as_deref()
+                                    .is_some_and(|s| vectors.covers(s))
+                        })
+                    })
+                    .count(),
+            },
             train_items,
             test_items: truth.len(),
             metric: "macro-F1".into(),
@@ -185,6 +200,22 @@ pub fn run_cell_types(
         });
     }
     Ok(out)
+}
+
+/// The approved symbol of each matrix gene: by its name (symbol or Ensembl id), else by
+/// the 10x features file's symbol column.
+pub(super) fn approved_genes(
+    matrix: &super::ExpressionMatrix,
+    mapper: &mut SymbolMapper,
+) -> Vec<Option<String>> {
+    (0..matrix.genes.len())
+        .map(|i| {
+            mapper.approved(&matrix.genes[i]).or_else(|| {
+                let symbols = matrix.gene_symbols.as_ref()?;
+                mapper.approved(&symbols[i])
+            })
+        })
+        .collect()
 }
 
 fn split_indices(

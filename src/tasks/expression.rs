@@ -9,8 +9,11 @@ use std::path::Path;
 /// Cells × genes, sparse by cell.
 #[derive(Debug, Clone)]
 pub struct ExpressionMatrix {
-    /// Gene names (columns).
+    /// Gene names (columns): symbols, or Ensembl ids for a 10x v3 features file.
     pub genes: Vec<String>,
+    /// The symbol column of a 10x v3 `features.tsv` (Ensembl id, symbol, feature type),
+    /// beside the ids in `genes`, for genes HGNC knows by symbol but not by id.
+    pub gene_symbols: Option<Vec<String>>,
     /// Cell ids (rows).
     pub cells: Vec<String>,
     /// Per cell, (gene index, value) for non-zero values.
@@ -18,18 +21,26 @@ pub struct ExpressionMatrix {
 }
 
 impl ExpressionMatrix {
-    /// Reads a MatrixMarket coordinate file of genes × cells with its gene names (first
-    /// column of `genes`) and cell ids (first column of `cells`).
+    /// Reads a MatrixMarket coordinate file of genes × cells with its gene names and
+    /// cell ids (first column of `cells`). The genes file is one name per line, or 10x's
+    /// `genes.tsv` / `features.tsv` whose first column holds Ensembl ids and second the
+    /// symbols: then the ids are the names and the symbols go to `gene_symbols`.
     pub fn read_matrix_market(matrix: &Path, genes: &Path, cells: &Path) -> Result<Self> {
-        let first_column = |p: &Path| -> Result<Vec<String>> {
+        let columns = |p: &Path| -> Result<Vec<Vec<String>>> {
             Ok(crate::fsutil::read_utf8_lines(p)?
                 .iter()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
+                .map(|l| l.split('\t').map(|f| f.trim().to_string()).collect())
                 .collect())
         };
-        let gene_names = first_column(genes)?;
-        let cell_ids = first_column(cells)?;
+        let gene_rows = columns(genes)?;
+        let cell_ids: Vec<String> = columns(cells)?
+            .into_iter()
+            .map(|mut c| c.swap_remove(0))
+            .collect();
+        let gene_names: Vec<String> = gene_rows.iter().map(|r| r[0].clone()).collect();
+        let gene_symbols = ensembl_with_symbols(&gene_rows)
+            .then(|| gene_rows.iter().map(|r| r[1].clone()).collect());
         let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
         let mut lines = reader.lines().enumerate();
         let parse = |line: usize, message: String| Error::Parse {
@@ -38,6 +49,8 @@ impl ExpressionMatrix {
             message,
         };
         let mut size: Option<(usize, usize)> = None;
+        let mut declared = 0usize;
+        let mut entries = 0usize;
         let mut values: Vec<Vec<(u32, f32)>> = vec![Vec::new(); cell_ids.len()];
         for (i, line) in lines.by_ref() {
             let line = line.map_err(|e| Error::io(matrix, e))?;
@@ -57,6 +70,9 @@ impl ExpressionMatrix {
                     .get(1)
                     .and_then(|f| f.parse().ok())
                     .ok_or_else(|| parse(i + 1, "bad size line".into()))?;
+                declared = fields.get(2).and_then(|f| f.parse().ok()).ok_or_else(|| {
+                    parse(i + 1, "bad size line (expected 'rows cols entries')".into())
+                })?;
                 if rows != gene_names.len() || cols != cell_ids.len() {
                     return Err(parse(
                         i + 1,
@@ -87,7 +103,14 @@ impl ExpressionMatrix {
                     format!("entry ({r}, {c}) is outside {rows} × {cols}"),
                 ));
             }
+            if !v.is_finite() {
+                return Err(parse(
+                    i + 1,
+                    format!("value '{}' is not a finite number", fields[2]),
+                ));
+            }
             values[c - 1].push(((r - 1) as u32, v));
+            entries += 1;
         }
         if size.is_none() {
             return Err(Error::bad_file(
@@ -95,8 +118,15 @@ impl ExpressionMatrix {
                 "the file ends before its size line",
             ));
         }
+        if entries != declared {
+            return Err(Error::bad_file(
+                matrix,
+                format!("the size line declares {declared} entries but the file holds {entries} (truncated?)"),
+            ));
+        }
         Ok(ExpressionMatrix {
             genes: gene_names,
+            gene_symbols,
             cells: cell_ids,
             values,
         })
@@ -149,6 +179,7 @@ impl ExpressionMatrix {
             values.push(row);
         }
         Ok(ExpressionMatrix {
+            gene_symbols: None,
             genes,
             cells,
             values,
@@ -164,6 +195,47 @@ impl ExpressionMatrix {
                     *v = (*v * 1e4 / total).ln_1p();
                 }
             }
+        }
+    }
+}
+
+/// Whether a genes file is 10x's: a second column on every line and Ensembl gene ids
+/// (ENSG..., ENSMUSG...) in the first.
+fn ensembl_with_symbols(rows: &[Vec<String>]) -> bool {
+    !rows.is_empty()
+        && rows
+            .iter()
+            .all(|r| r.len() >= 2 && is_ensembl_gene_id(&r[0]))
+}
+
+/// `ENS`, a species code ending in `G` (ENSG, ENSMUSG), at least 6 digits, an optional
+/// `.version`.
+fn is_ensembl_gene_id(id: &str) -> bool {
+    let stem = id.split_once('.').map_or(id, |(stem, _)| stem);
+    let Some(rest) = stem.strip_prefix("ENS") else {
+        return false;
+    };
+    let digits = rest.trim_start_matches(|c: char| c.is_ascii_uppercase());
+    rest[..rest.len() - digits.len()].ends_with('G')
+        && digits.len() >= 6
+        && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ensembl_gene_id;
+
+    #[test]
+    fn ensembl_gene_ids_of_any_species_and_version_are_recognised() {
+        for id in [
+            "ENSG00000141510",
+            "ENSG00000141510.17",
+            "ENSMUSG00000023274",
+        ] {
+            assert!(is_ensembl_gene_id(id), "{id}");
+        }
+        for id in ["TP53", "ENST00000269305", "ENSG123", "ENS"] {
+            assert!(!is_ensembl_gene_id(id), "{id}");
         }
     }
 }

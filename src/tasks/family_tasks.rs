@@ -141,6 +141,7 @@ pub fn run_gene_families(
             store: vectors.name.clone(),
             items_total: total,
             items_covered: covered.len(),
+            own_items_covered: genes.iter().filter(|(g, _)| vectors.covers(g)).count(),
             train_items,
             test_items: truth.len(),
             metric: "macro-F1".into(),

@@ -19,8 +19,11 @@ pub struct TaskScore {
     pub store: String,
     /// Items in the task file (pairs, genes or cells).
     pub items_total: usize,
-    /// Items the store covers (every gene of a pair; a cell with any known gene).
+    /// Items scored: those the store covers (every gene of a pair; a cell with any
+    /// known gene), and with several stores those that every store covers.
     pub items_covered: usize,
+    /// Items the store covers by itself, scored or not.
+    pub own_items_covered: usize,
     /// Training items used.
     pub train_items: usize,
     /// Test items scored (all folds together for cross-validation).
@@ -212,6 +215,11 @@ pub fn run_gene_pairs(
         score.store = vectors.name.clone();
         score.items_total = total;
         score.items_covered = covered_count;
+        score.own_items_covered = train
+            .iter()
+            .chain(&test)
+            .filter(|p| vectors.covers(&p.a) && vectors.covers(&p.b))
+            .count();
         score.train_items = train_set.len();
         out.push(score);
     }
@@ -305,6 +313,7 @@ pub fn run_gene_classes(
         score.store = vectors.name.clone();
         score.items_total = total;
         score.items_covered = covered.len();
+        score.own_items_covered = genes.iter().filter(|(s, _)| vectors.covers(s)).count();
         score.train_items = train_items;
         if out.is_empty() {
             let rows: Vec<&[f32]> = covered.iter().filter_map(|(s, _)| vectors.get(s)).collect();
@@ -339,12 +348,19 @@ pub fn stratified_folds_by<T: Ord + Clone + std::fmt::Debug>(
     let mut classes: Vec<T> = labels.to_vec();
     classes.sort();
     classes.dedup();
-    if classes.len() < 2 {
-        return Err(Error::InvalidArgument(format!(
-            "all {} items are in one class ({:?}); a probe needs two",
-            labels.len(),
-            classes[0]
-        )));
+    match classes.as_slice() {
+        [] => {
+            return Err(Error::InvalidArgument(
+                "the store covers none of the task's items".into(),
+            ))
+        }
+        [only] => {
+            return Err(Error::InvalidArgument(format!(
+                "all {} items the store covers are in one class ({only:?}); a probe needs two",
+                labels.len()
+            )))
+        }
+        _ => {}
     }
     for (c, class) in classes.iter().enumerate() {
         let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| &labels[i] == class).collect();
@@ -393,6 +409,7 @@ fn score_binary(ids: Vec<String>, truth: &[bool], scores: &[f64], seed: u64) -> 
         store: String::new(),
         items_total: 0,
         items_covered: 0,
+        own_items_covered: 0,
         train_items: 0,
         test_items: truth.len(),
         metric: "ROC-AUC".into(),

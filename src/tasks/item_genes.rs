@@ -128,7 +128,11 @@ pub fn expression_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BT
     let mut genes = BTreeSet::new();
     if let Some(c) = &spec.cell_types {
         let matrix = read_cell_matrix(spec, c)?;
-        genes.extend(matrix.genes.iter().filter_map(|g| mapper.approved(g)));
+        genes.extend(
+            super::cell_tasks::approved_genes(&matrix, mapper)
+                .into_iter()
+                .flatten(),
+        );
     }
     if let Some(r) = &spec.expression_response {
         genes.extend(read_response(spec, r, mapper)?.genes);

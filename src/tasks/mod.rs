@@ -20,6 +20,7 @@ mod report;
 mod resample;
 mod response_tasks;
 mod spec;
+mod spec_check;
 mod vectors;
 
 pub use anndata::H5ad;
@@ -32,7 +33,7 @@ pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::{pca_2d, ItemMap};
 pub use probe::{logistic_scores, Standardizer};
-pub use report::{EvalReport, StoreInfo, TaskResult};
+pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult};
 pub use spec::{
     CellClassifier, CellEmbedding, CellTypeSpec, ExpressionResponseSpec, ExpressionValues,
     GeneClassSpec, GenePairSpec, PairSplit, PerturbationSpec, ProbeSpec, TaskSpec,
@@ -79,14 +80,8 @@ fn run_tasks(
     catalog: &GeneCatalog,
     keep_going: bool,
 ) -> Result<(EvalReport, Vec<(String, crate::error::Error)>)> {
-    let mut all: Vec<(GeneVectors, String)> = stores;
-    if let Some((first, _)) = all.first() {
-        let floor = GeneVectors::random_like(first, RANDOM_FLOOR_SEED);
-        all.push((
-            floor,
-            format!("random unit vectors (seed {RANDOM_FLOOR_SEED})"),
-        ));
-    }
+    let common_items = stores.len() > 1;
+    let all = compared_vectors(stores)?;
     let refs: Vec<&GeneVectors> = all.iter().map(|(v, _)| v).collect();
     let mut mapper = SymbolMapper::new(catalog);
     let mut cell_cache = cell_tasks::CellEmbeddingCache::new();
@@ -134,10 +129,61 @@ fn run_tasks(
             .map(|(v, origin)| StoreInfo {
                 name: v.name.clone(),
                 origin: origin.clone(),
-                genes: v.len(),
+                genes: v.own_len(),
+                genes_scored: v.len(),
             })
             .collect(),
+        common_items,
+        case_only_genes: mapper.case_only().clone(),
         tasks: results,
+        failed: failed
+            .iter()
+            .map(|(id, e)| FailedTask {
+                id: id.clone(),
+                error: e.to_string(),
+            })
+            .collect(),
     };
     Ok((report, failed))
+}
+
+/// Name of the random floor in reports; no store may take it.
+pub const RANDOM_FLOOR_NAME: &str = "random";
+
+/// The vectors a report compares: every store, restricted to the genes all of them
+/// have when there are several (so each is scored on the same items), and the random
+/// floor for those genes. Two stores with one name are refused: reports, caches and
+/// paired tests find a store by its name.
+fn compared_vectors(stores: Vec<(GeneVectors, String)>) -> Result<Vec<(GeneVectors, String)>> {
+    let mut origin_of: std::collections::HashMap<&str, &str> = Default::default();
+    origin_of.insert(RANDOM_FLOOR_NAME, "the random floor");
+    for (v, origin) in &stores {
+        if let Some(other) = origin_of.insert(&v.name, origin) {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "two stores are both named '{}' ({other} and {origin}); give each a distinct name",
+                v.name
+            )));
+        }
+    }
+    let mut all = if stores.len() > 1 {
+        let mut common: std::collections::HashSet<String> =
+            stores[0].0.symbols().cloned().collect();
+        for (v, _) in &stores[1..] {
+            common.retain(|s| v.covers(s));
+        }
+        stores
+            .into_iter()
+            .map(|(v, origin)| (v.restricted_to(&common), origin))
+            .collect()
+    } else {
+        stores
+    };
+    if let Some((first, _)) = all.first() {
+        let floor = GeneVectors::random_like(first, RANDOM_FLOOR_SEED);
+        all.push((
+            floor,
+            format!("random unit vectors (seed {RANDOM_FLOOR_SEED})"),
+        ));
+    }
+    Ok(all)
 }

@@ -150,6 +150,12 @@ pub fn run_perturbations(
             store: vectors.name.clone(),
             items_total: total,
             items_covered: precision.len(),
+            own_items_covered: test
+                .as_ref()
+                .map_or(&train, |(t, _)| t)
+                .iter()
+                .filter(|s| vectors.covers(&s.target))
+                .count(),
             train_items,
             test_items: precision.len(),
             metric: "precision@n (n = signature size)".into(),

@@ -13,8 +13,19 @@ pub struct StoreInfo {
     pub name: String,
     /// Where it came from (a store folder, or "random").
     pub origin: String,
-    /// Genes with vectors.
+    /// Genes with vectors in the store.
     pub genes: usize,
+    /// Genes the tasks scored it on: those every compared store has.
+    pub genes_scored: usize,
+}
+
+/// A task that could not be scored, with the reason.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedTask {
+    /// Task id.
+    pub id: String,
+    /// What went wrong.
+    pub error: String,
 }
 
 /// Every store's score on one task.
@@ -37,8 +48,15 @@ pub struct EvalReport {
     pub created_unix: u64,
     /// The compared stores.
     pub stores: Vec<StoreInfo>,
+    /// Whether every store was scored on the items all of them cover (several stores).
+    pub common_items: bool,
     /// The tasks.
     pub tasks: Vec<TaskResult>,
+    /// Tasks that could not be scored.
+    pub failed: Vec<FailedTask>,
+    /// Gene names in task files and matrices that matched a human gene only when case
+    /// was ignored (the sign of mouse or rat data).
+    pub case_only_genes: crate::genes::CaseOnlyMatches,
 }
 
 const COLORS: &[&str] = &[
@@ -135,6 +153,18 @@ impl EvalReport {
         s
     }
 
+    /// Says that several stores were scored on the items all of them cover, and on how
+    /// many genes; `None` for a single store.
+    pub fn common_items_note(&self) -> Option<String> {
+        if !self.common_items {
+            return None;
+        }
+        let scored = self.stores.first().map_or(0, |s| s.genes_scored);
+        Some(format!(
+            "Every store is scored on the items that all of them cover ({scored} genes in common); each task's table gives each store's own coverage beside it."
+        ))
+    }
+
     /// The report as Markdown.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -148,20 +178,34 @@ impl EvalReport {
             );
         }
         let _ = writeln!(s, "\n## Summary\n");
+        if let Some(note) = self.common_items_note() {
+            let _ = writeln!(s, "{note}\n");
+        }
         s.push_str(&self.summary_table(false));
+        if let Some(w) = self.case_only_genes.warning("gene names") {
+            let _ = writeln!(s, "\n**Warning**: {w}.");
+        }
+        if !self.failed.is_empty() {
+            let _ = writeln!(s, "\n## Tasks that could not be scored\n");
+            for f in &self.failed {
+                let _ = writeln!(s, "- **{}**: {}", f.id, f.error.replace('\n', " "));
+            }
+        }
         for task in &self.tasks {
             let _ = writeln!(s, "\n## {}: {}\n", task.id, task.title);
             let _ = writeln!(
                 s,
-                "| store | covered | train | test | metric | value | interval | other |"
+                "| store | scored | own coverage | train | test | metric | value | interval | other |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
             for x in &task.scores {
                 let _ = writeln!(
                     s,
-                    "| {} | {}/{} | {} | {} | {} | {:.3} | [{:.3}, {:.3}] ({}) | {} |",
+                    "| {} | {}/{} | {}/{} | {} | {} | {} | {:.3} | [{:.3}, {:.3}] ({}) | {} |",
                     x.store,
                     x.items_covered,
+                    x.items_total,
+                    x.own_items_covered,
                     x.items_total,
                     x.train_items,
                     x.test_items,
@@ -219,13 +263,26 @@ impl EvalReport {
             );
         }
         s.push_str("</ul>");
+        if let Some(note) = self.common_items_note() {
+            let _ = write!(s, "<p>{}</p>", esc(&note));
+        }
+        if let Some(w) = self.case_only_genes.warning("gene names") {
+            let _ = write!(s, "<p><b>Warning</b>: {}.</p>", esc(&w));
+        }
+        if !self.failed.is_empty() {
+            s.push_str("<h2>Tasks that could not be scored</h2><ul>");
+            for f in &self.failed {
+                let _ = write!(s, "<li><b>{}</b>: {}</li>", esc(&f.id), esc(&f.error));
+            }
+            s.push_str("</ul>");
+        }
         for (task, svg) in self.tasks.iter().zip(svgs) {
-            let _ = write!(s, "<h2>{}: {}</h2><table><tr><th>store</th><th>covered</th><th>train</th><th>test</th><th>metric</th><th>value</th><th>interval</th><th>other</th></tr>", esc(&task.id), esc(&task.title));
+            let _ = write!(s, "<h2>{}: {}</h2><table><tr><th>store</th><th>scored</th><th>own coverage</th><th>train</th><th>test</th><th>metric</th><th>value</th><th>interval</th><th>other</th></tr>", esc(&task.id), esc(&task.title));
             for x in &task.scores {
                 let _ = write!(
                     s,
-                    "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td></tr>",
-                    esc(&x.store), x.items_covered, x.items_total, x.train_items, x.test_items, esc(&x.metric), x.value,
+                    "<tr><td>{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td></tr>",
+                    esc(&x.store), x.items_covered, x.items_total, x.own_items_covered, x.items_total, x.train_items, x.test_items, esc(&x.metric), x.value,
                     x.interval.0, x.interval.1, esc(&others(x))
                 );
             }

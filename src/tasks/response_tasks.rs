@@ -211,6 +211,7 @@ pub fn run_expression_response(
             store: vectors.name.clone(),
             items_total: table.total_genes,
             items_covered: covered.len(),
+            own_items_covered: table.genes.iter().filter(|g| vectors.covers(g)).count(),
             train_items,
             test_items: covered.len(),
             metric: "mean Pearson r".into(),

@@ -318,6 +318,7 @@ impl TaskSpec {
         let mut spec: TaskSpec =
             toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
         spec.base = crate::fsutil::parent_dir(path);
+        super::spec_check::check_numbers(&spec, &text, path)?;
         let kinds = spec.gene_pairs.is_some() as u8
             + spec.gene_classes.is_some() as u8
             + spec.gene_families.is_some() as u8
@@ -375,12 +376,6 @@ impl TaskSpec {
             }
         }
         if let Some(f) = &spec.gene_families {
-            if f.classes.len() < 2 || f.folds < 2 {
-                return Err(Error::bad_file(
-                    path,
-                    "a gene-family task needs at least 2 classes and 2 folds",
-                ));
-            }
             if f.class_names
                 .as_ref()
                 .is_some_and(|n| n.len() != f.classes.len())
@@ -389,16 +384,6 @@ impl TaskSpec {
                     path,
                     "class_names needs one name per entry of classes",
                 ));
-            }
-        }
-        if let Some(c) = &spec.gene_classes {
-            if c.folds < 2 {
-                return Err(Error::bad_file(path, "folds must be at least 2"));
-            }
-        }
-        if let Some(p) = &spec.gene_pairs {
-            if !(0.0..1.0).contains(&p.held_out_genes) || p.held_out_genes == 0.0 {
-                return Err(Error::bad_file(path, "held_out_genes must be in (0, 1)"));
             }
         }
         Ok(spec)

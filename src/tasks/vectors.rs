@@ -4,7 +4,7 @@
 use crate::embed::SentenceEmbedder;
 use crate::genes::GeneCatalog;
 use crate::store::GeneStore;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Named gene vectors.
@@ -15,6 +15,8 @@ pub struct GeneVectors {
     rows: HashMap<String, usize>,
     data: Vec<f32>,
     encoder: Option<Arc<SentenceEmbedder>>,
+    /// The store's own genes when `rows` holds only those every compared store has.
+    own_genes: Option<HashSet<String>>,
 }
 
 impl GeneVectors {
@@ -32,6 +34,7 @@ impl GeneVectors {
             rows,
             data,
             encoder: None,
+            own_genes: None,
         }
     }
 
@@ -64,12 +67,60 @@ impl GeneVectors {
             data.extend(v.iter().map(|x| x / norm));
         }
         GeneVectors {
-            name: "random".into(),
+            name: super::RANDOM_FLOOR_NAME.into(),
             dim: other.dim,
             rows,
             data,
             encoder: None,
+            own_genes: None,
         }
+    }
+
+    /// The same vectors for only the genes in `keep`, so that stores compared side by
+    /// side are scored on the same items; [`covers`](Self::covers) still answers for
+    /// every gene of the store.
+    pub fn restricted_to(&self, keep: &HashSet<String>) -> Self {
+        let mut symbols: Vec<&String> = self.rows.keys().filter(|s| keep.contains(*s)).collect();
+        symbols.sort();
+        let mut rows = HashMap::with_capacity(symbols.len());
+        let mut data = Vec::with_capacity(symbols.len() * self.dim);
+        for (i, symbol) in symbols.iter().enumerate() {
+            rows.insert((*symbol).clone(), i);
+            data.extend_from_slice(self.get(symbol).unwrap_or(&[]));
+        }
+        GeneVectors {
+            name: self.name.clone(),
+            dim: self.dim,
+            rows,
+            data,
+            encoder: self.encoder.clone(),
+            own_genes: Some(
+                self.own_genes
+                    .clone()
+                    .unwrap_or_else(|| self.symbols().cloned().collect()),
+            ),
+        }
+    }
+
+    /// Whether the store itself has a vector for `symbol`, also for genes left out by
+    /// [`restricted_to`](Self::restricted_to): what a report gives as its own coverage.
+    pub fn covers(&self, symbol: &str) -> bool {
+        match &self.own_genes {
+            Some(own) => own.contains(symbol),
+            None => self.rows.contains_key(symbol),
+        }
+    }
+
+    /// Genes the store itself has (see [`covers`](Self::covers)).
+    pub fn own_len(&self) -> usize {
+        self.own_genes
+            .as_ref()
+            .map_or(self.rows.len(), HashSet::len)
+    }
+
+    /// The symbols the vectors are scored on, in no particular order.
+    pub fn symbols(&self) -> impl Iterator<Item = &String> {
+        self.rows.keys()
     }
 
     /// Vector width.
@@ -99,6 +150,7 @@ impl GeneVectors {
 pub struct SymbolMapper<'a> {
     catalog: &'a GeneCatalog,
     cache: HashMap<String, Option<String>>,
+    case_only: crate::genes::CaseOnlyMatches,
 }
 
 impl<'a> SymbolMapper<'a> {
@@ -107,6 +159,7 @@ impl<'a> SymbolMapper<'a> {
         SymbolMapper {
             catalog,
             cache: HashMap::new(),
+            case_only: Default::default(),
         }
     }
 
@@ -115,13 +168,18 @@ impl<'a> SymbolMapper<'a> {
         if let Some(hit) = self.cache.get(symbol) {
             return hit.clone();
         }
-        let hit = self
-            .catalog
-            .resolve(symbol)
-            .ok()
-            .map(|r| r.gene.symbol.clone());
+        let resolved = self.catalog.resolve(symbol).ok();
+        if let Some(r) = resolved.filter(|r| r.case_only) {
+            self.case_only.add(symbol, &r.gene.symbol);
+        }
+        let hit = resolved.map(|r| r.gene.symbol.clone());
         self.cache.insert(symbol.to_string(), hit.clone());
         hit
+    }
+
+    /// The names mapped so far that matched only when case was ignored.
+    pub fn case_only(&self) -> &crate::genes::CaseOnlyMatches {
+        &self.case_only
     }
 }
 

@@ -1,0 +1,174 @@
+//! Range checks on the numbers of a task file, made when the file is read, so that a
+//! value no probe can use (`folds = 0`, `k = 0`, a negative ridge) is an error naming the
+//! key and its line instead of a panic or a silent zero later.
+
+use super::spec::TaskSpec;
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// One number of a task file and whether it is in range.
+struct Check {
+    table: &'static str,
+    key: &'static str,
+    value: String,
+    ok: bool,
+    rule: &'static str,
+}
+
+fn at_least(table: &'static str, key: &'static str, value: usize, min: usize) -> Check {
+    Check {
+        table,
+        key,
+        value: value.to_string(),
+        ok: value >= min,
+        rule: match min {
+            1 => "must be at least 1",
+            2 => "must be at least 2",
+            _ => "is too small",
+        },
+    }
+}
+
+fn finite(
+    table: &'static str,
+    key: &'static str,
+    value: f64,
+    ok: bool,
+    rule: &'static str,
+) -> Check {
+    Check {
+        table,
+        key,
+        value: value.to_string(),
+        ok: value.is_finite() && ok,
+        rule,
+    }
+}
+
+/// Every number of `spec` checked against its range; the first out of range is an error
+/// at its line of `text` (the file's contents).
+pub(super) fn check_numbers(spec: &TaskSpec, text: &str, path: &Path) -> Result<()> {
+    for check in checks(spec) {
+        if !check.ok {
+            let line = key_line(text, check.table, check.key).unwrap_or(0);
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "[{}] {} = {}: {}",
+                    check.table, check.key, check.value, check.rule
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn checks(spec: &TaskSpec) -> Vec<Check> {
+    let mut all = vec![
+        finite(
+            "probe",
+            "alpha",
+            spec.probe.alpha,
+            spec.probe.alpha >= 0.0,
+            "must be 0 or more",
+        ),
+        Check {
+            table: "probe",
+            key: "max_iterations",
+            value: spec.probe.max_iterations.to_string(),
+            ok: spec.probe.max_iterations >= 1,
+            rule: "must be at least 1",
+        },
+    ];
+    if let Some(p) = &spec.gene_pairs {
+        let h = p.held_out_genes;
+        all.push(finite(
+            "gene_pairs",
+            "held_out_genes",
+            h,
+            h > 0.0 && h < 1.0,
+            "must be between 0 and 1 (exclusive)",
+        ));
+        if let Some(max) = p.max_train_pairs {
+            all.push(at_least("gene_pairs", "max_train_pairs", max, 1));
+        }
+    }
+    if let Some(c) = &spec.gene_classes {
+        all.push(at_least("gene_classes", "folds", c.folds, 2));
+    }
+    if let Some(f) = &spec.gene_families {
+        all.push(at_least("gene_families", "folds", f.folds, 2));
+        all.push(at_least("gene_families", "classes", f.classes.len(), 2));
+    }
+    if let Some(c) = &spec.cell_types {
+        all.push(at_least("cell_types", "folds", c.folds, 2));
+        all.push(at_least("cell_types", "top_genes", c.top_genes, 1));
+        all.push(at_least("cell_types", "k", c.k, 1));
+    }
+    if let Some(p) = &spec.perturbations {
+        all.push(at_least("perturbations", "folds", p.folds, 2));
+        all.push(at_least("perturbations", "neighbors", p.neighbors, 1));
+    }
+    if let Some(r) = &spec.expression_response {
+        all.push(at_least("expression_response", "folds", r.folds, 2));
+        all.push(finite(
+            "expression_response",
+            "ridge",
+            r.ridge,
+            r.ridge > 0.0,
+            "must be above 0",
+        ));
+        all.push(finite(
+            "expression_response",
+            "min_expression",
+            r.min_expression,
+            r.min_expression >= 0.0,
+            "must be 0 or more",
+        ));
+    }
+    all
+}
+
+/// The 1-based line where `key` is set inside `[table]` (or where the table starts when
+/// the key is left at its default); `None` when neither is in the text.
+pub(super) fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    let mut table_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim().to_string();
+            if current == table {
+                table_line = Some(i + 1);
+            }
+            continue;
+        }
+        if current == table {
+            let name = line
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            if line.contains('=') && name == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    table_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_line;
+
+    #[test]
+    fn key_line_finds_the_key_inside_its_table_only() {
+        let text = "id = \"x\"\n[probe]\nfolds = 3\n[cell_types]\nk = 2\nfolds = 0\n";
+        assert_eq!(key_line(text, "cell_types", "folds"), Some(6));
+        assert_eq!(key_line(text, "probe", "folds"), Some(3));
+        assert_eq!(key_line(text, "cell_types", "top_genes"), Some(4));
+        assert_eq!(key_line(text, "gene_pairs", "folds"), None);
+    }
+}
