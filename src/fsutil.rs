@@ -56,9 +56,23 @@ pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = BufReader::new(file);
     if path.extension().is_some_and(|e| e == "gz") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+        Ok(Box::new(GzipHint(flate2::read::MultiGzDecoder::new(
+            reader,
+        ))))
     } else {
         Ok(Box::new(reader))
+    }
+}
+
+/// A gzip decoder whose errors say that the compressed data is at fault, since the
+/// decoder's own words ("incomplete deflate stream") do not name gzip or truncation.
+struct GzipHint<R>(R);
+
+impl<R: Read> Read for GzipHint<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{e} (truncated or damaged gzip data)"))
+        })
     }
 }
 

@@ -52,6 +52,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let catalog = GeneCatalog::embedded()?;
     let (report, failed) = evaluate_each(&tasks, stores, &catalog)?;
+    if report.tasks.is_empty() {
+        // Nothing was scored: a report would hold only the errors printed here.
+        let errors: Vec<String> = failed
+            .iter()
+            .map(|(id, e)| format!("task {id}: {e}"))
+            .collect();
+        bail!(
+            "no task could be scored; no report written\n{}",
+            errors.join("\n")
+        );
+    }
     report.write(&args.report)?;
     print!("{}", summary(&report));
     if let Some(w) = report.case_only_genes.warning("gene names") {

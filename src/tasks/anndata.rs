@@ -41,6 +41,7 @@ impl H5ad {
                 "not an HDF5 file (an .h5ad file is HDF5; is it truncated or another format?)",
             ));
         }
+        check_complete(path)?;
         let file = File::open(path).map_err(|e| Error::bad_file(path, e.to_string()))?;
         Ok(H5ad {
             path: path.to_path_buf(),
@@ -538,4 +539,59 @@ fn field_numbers(
             })
         })
         .collect()
+}
+
+/// Refuses an HDF5 file shorter than the end-of-file address its superblock records:
+/// a cut-short download otherwise reads as a file with missing groups.
+fn check_complete(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let mut head = [0u8; 96];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let read = file.read(&mut head).map_err(|e| Error::io(path, e))?;
+    let Some(recorded) = superblock_end_of_file(&head[..read]) else {
+        return Ok(());
+    };
+    let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if actual < recorded {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the HDF5 file is truncated: {actual} bytes, but its superblock records {recorded}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The end-of-file address of a superblock at the start of the file (versions 0-3), or
+/// `None` when the layout is not one of those.
+fn superblock_end_of_file(head: &[u8]) -> Option<u64> {
+    if !head.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return None;
+    }
+    let version = *head.get(8)?;
+    let (offsets_size, at) = match version {
+        // Versions 0 and 1: after 16 (+4 for version 1) bytes of fields, base address
+        // and free-space address precede the end-of-file address.
+        0 | 1 => {
+            let size = *head.get(13)? as usize;
+            (size, 24 + if version == 1 { 4 } else { 0 } + 2 * size)
+        }
+        // Versions 2 and 3: base and superblock-extension addresses precede it.
+        2 | 3 => {
+            let size = *head.get(9)? as usize;
+            (size, 12 + 2 * size)
+        }
+        _ => return None,
+    };
+    if !(1..=8).contains(&offsets_size) {
+        return None;
+    }
+    let bytes = head.get(at..at + offsets_size)?;
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate() {
+        value |= (*b as u64) << (8 * i);
+    }
+    // An undefined address (all ones) says nothing.
+    (value != u64::MAX >> (64 - 8 * offsets_size as u32)).then_some(value)
 }

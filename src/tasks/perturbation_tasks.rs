@@ -46,6 +46,12 @@ pub(super) fn read_gmt(path: &Path, mapper: &mut SymbolMapper) -> Result<(Vec<Si
             out.push(Signature { target, genes });
         }
     }
+    if total == 0 {
+        return Err(Error::bad_file(
+            path,
+            "the GMT file is empty (no signatures)",
+        ));
+    }
     Ok((out, total))
 }
 

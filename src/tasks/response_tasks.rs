@@ -23,6 +23,32 @@ pub(super) struct ResponseTable {
     total_genes: usize,
 }
 
+/// Cells per `<cell type>|<condition>` column: a header line, then name, tab, count.
+fn read_sizes(path: &std::path::Path) -> Result<HashMap<String, usize>> {
+    let mut sizes = HashMap::new();
+    for (i, line) in crate::fsutil::read_utf8_lines(path)?
+        .iter()
+        .enumerate()
+        .skip(1)
+    {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = line
+            .split_once('\t')
+            .and_then(|(k, v)| Some((k.to_string(), v.trim().parse::<usize>().ok()?)));
+        let Some((name, count)) = parsed else {
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: format!("expected '<cell type>|<condition><TAB>cells', found '{line}'"),
+            });
+        };
+        sizes.insert(name, count);
+    }
+    Ok(sizes)
+}
+
 pub(super) fn read_response(
     spec: &TaskSpec,
     r: &ExpressionResponseSpec,
@@ -36,17 +62,7 @@ pub(super) fn read_response(
         .split('\t')
         .collect();
     let sizes: HashMap<String, usize> = match &r.sizes {
-        Some(s) => {
-            let p = spec.data_path(s);
-            crate::fsutil::read_utf8_lines(&p)?
-                .iter()
-                .skip(1)
-                .filter_map(|l| {
-                    let (k, v) = l.split_once('\t')?;
-                    Some((k.to_string(), v.trim().parse().ok()?))
-                })
-                .collect()
-        }
+        Some(s) => read_sizes(&spec.data_path(s))?,
         None => HashMap::new(),
     };
     // Cell types with both conditions (and enough cells).
