@@ -62,6 +62,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A model bftembed cannot run correctly (another architecture, pooling mode,
+    /// tokenizer or RoPE variant): refused rather than approximated. The message says
+    /// what is not supported and what is.
+    #[error("{}: {message}", path.display())]
+    UnsupportedModel {
+        /// The file whose setting is not supported.
+        path: PathBuf,
+        /// What is not supported, and what is.
+        message: String,
+    },
+
     /// A failed download or registry query.
     #[error("download from {url} failed: {message}")]
     Download {
@@ -120,6 +131,11 @@ pub enum Error {
     /// A caller passed an argument that makes no sense (k = 0, empty batch, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A service that cannot answer through no fault of the request (its worker has
+    /// stopped); `bftembed serve` answers it with a 5xx status, which clients may retry.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
@@ -142,6 +158,14 @@ impl Error {
     /// A whole-file format problem.
     pub fn bad_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::BadFile {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A model setting bftembed does not support.
+    pub fn unsupported(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::UnsupportedModel {
             path: path.into(),
             message: message.into(),
         }

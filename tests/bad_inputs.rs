@@ -376,6 +376,9 @@ fn every_bad_input_is_refused_by_name_without_a_panic_or_output() {
     );
 }
 
+/// A way of damaging a store folder.
+type Damage = Box<dyn Fn(&Path)>;
+
 /// Copies the store into `dir` and applies `damage`.
 fn damaged_store(dir: &Path, damage: impl Fn(&Path)) -> PathBuf {
     let copy = dir.join("store");
@@ -390,7 +393,7 @@ fn damaged_store(dir: &Path, damage: impl Fn(&Path)) -> PathBuf {
 
 #[test]
 fn damaged_stores_are_refused_with_the_file_at_fault() {
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Damage, &str)> = vec![
         (
             "missing index",
             Box::new(|d: &Path| std::fs::remove_file(d.join("index.hnsw.graph")).unwrap()),

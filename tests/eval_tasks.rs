@@ -274,10 +274,19 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
             (s.items_covered, s.items_total, s.test_items),
             (700, 700, 700)
         );
-        assert!(s.value > 0.4, "{}: macro-F1 {:.3}", s.store, s.value);
         let (labels, counts) = s.confusion.as_ref().unwrap();
         assert_eq!(labels.len(), 10);
         assert_eq!(counts.iter().flatten().sum::<usize>(), 700);
+    }
+    // docs/EVAL.md's figures (0.630 store, 0.622 floor): a changed number means a
+    // changed pipeline, whichever way it moved.
+    for (s, documented) in scores.iter().zip([0.630, 0.622]) {
+        assert!(
+            (s.value - documented).abs() < 0.03,
+            "{}: macro-F1 {:.3}, documented {documented}",
+            s.store,
+            s.value
+        );
     }
     let map = scores[0].map.as_ref().expect("a PCA map of the cells");
     assert_eq!(
@@ -289,11 +298,64 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
         "one map per task, for the first store"
     );
 
-    // Gene names the store cannot know (Ensembl ids) are an error, not a silent zero.
+    // The same cells with their labels shuffled among them: nothing is left to learn,
+    // so a score above chance would mean the labels leak into the features.
+    let h5ad = bftembed::tasks::H5ad::open(&repo(
+        "data/scanpy_pbmc68k_reduced/10x_pbmc68k_reduced.h5ad",
+    ))
+    .unwrap();
+    let ids = h5ad.obs_names().unwrap();
+    let mut labels = h5ad.obs_column("bulk_labels").unwrap();
+    let mut state = 11u64;
+    for i in (1..labels.len()).rev() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        labels.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let shuffled = tmp.path().join("shuffled_labels.csv");
+    let rows: Vec<String> = ids
+        .iter()
+        .zip(&labels)
+        .map(|(id, l)| format!("{id},\"{}\"", l.clone().unwrap_or_default()))
+        .collect();
+    std::fs::write(
+        &shuffled,
+        format!("cell_id,bulk_labels\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(quick_task(tmp.path(), "pbmc68k_celltype_w_logistic.toml"))
+        .unwrap()
+        .replace(
+            "label_column",
+            &format!(
+                "metadata = \"{}\"\ncell_column = \"cell_id\"\nlabel_column",
+                shuffled.display()
+            ),
+        );
+    let control = tmp.path().join("control.toml");
+    std::fs::write(&control, text).unwrap();
+    let report = evaluate(
+        &[TaskSpec::read(&control).unwrap()],
+        vec![(GeneVectors::from_store(&store, "refseq"), "s".into())],
+        &catalog,
+    )
+    .unwrap();
+    for s in &report.tasks[0].scores {
+        assert!(
+            s.value < 0.2,
+            "{} on shuffled labels: macro-F1 {:.3}",
+            s.store,
+            s.value
+        );
+    }
+
+    // Gene names no human catalogue knows (mouse Ensembl ids) are an error, not a
+    // silent zero; human Ensembl ids resolve.
     let csv = tmp.path().join("expr.csv");
     std::fs::write(
         &csv,
-        "cell_id,ENSG00000141510,ENSG00000135679\nc1,1.0,0\nc2,0,2.0\nc3,1,1\nc4,2,0\n",
+        "cell_id,ENSMUSG00000023274,ENSMUSG00000057666\nc1,1.0,0\nc2,0,2.0\nc3,1,1\nc4,2,0\n",
     )
     .unwrap();
     let meta = tmp.path().join("meta.csv");

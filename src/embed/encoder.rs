@@ -3,6 +3,7 @@
 use super::bert::BertEncoder;
 use super::matrix::Embeddings;
 use super::pooling::{l2_normalize_rows, masked_mean_pool};
+use super::support::{check_encoder_config, check_pooling, check_sentence_bert_config};
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
 use candle_core::{DType, Device, Tensor};
@@ -44,15 +45,12 @@ impl SentenceEmbedder {
     /// Loads a BERT encoder from a model folder (config.json, tokenizer.json,
     /// model.safetensors). `max_tokens` defaults to the folder's
     /// `sentence_bert_config.json` `max_seq_length` when present.
+    ///
+    /// What the BERT pass would not reproduce (another `model_type`, a pooling mode
+    /// other than mean, a Dense module, ...) is refused before the weights are read;
+    /// see [`check_encoder_config`] and [`check_pooling`].
     pub fn load(model: &ModelDir, device: &Device) -> Result<Self> {
-        let config_path = model.file("config.json")?;
-        let config_text =
-            std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let config: BertConfig =
-            serde_json::from_str(&config_text).map_err(|e| Error::ModelCorrupt {
-                path: config_path.clone(),
-                message: format!("not a BERT config: {e}"),
-            })?;
+        let config = read_bert_config(model)?;
         let tokenizer_path = model.file("tokenizer.json")?;
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
@@ -183,6 +181,23 @@ impl SentenceEmbedder {
         let pooled = l2_normalize_rows(&masked_mean_pool(&hidden, &mask)?)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
+}
+
+/// The folder's BERT config, after refusing what the encoder cannot run exactly.
+fn read_bert_config(model: &ModelDir) -> Result<BertConfig> {
+    let config_path = model.file("config.json")?;
+    let config_text =
+        std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let corrupt = |e: serde_json::Error| Error::ModelCorrupt {
+        path: config_path.clone(),
+        message: format!("not a BERT config: {e}"),
+    };
+    let raw: serde_json::Value = serde_json::from_str(&config_text).map_err(corrupt)?;
+    check_encoder_config(&config_path, &raw)?;
+    let config: BertConfig = serde_json::from_value(raw).map_err(corrupt)?;
+    check_pooling(&model.path, config.hidden_size)?;
+    check_sentence_bert_config(&model.path.join("sentence_bert_config.json"))?;
+    Ok(config)
 }
 
 /// Packaged tokenizer files often pad to a fixed length; padding is done per batch here

@@ -1,7 +1,7 @@
 //! Long embedding runs that survive a kill: vectors are saved chunk by chunk in a
 //! work folder beside the output, and a re-run of the same job reuses every finished
-//! chunk. The folder's name carries a hash of the model and the texts, so a changed
-//! input never reuses stale vectors.
+//! chunk. The folder's name carries a hash of bftembed's version, the model and the
+//! texts, so a changed input or an upgrade never reuses stale vectors.
 
 use super::encoder::SentenceEmbedder;
 use super::matrix::Embeddings;
@@ -13,9 +13,14 @@ use std::path::{Path, PathBuf};
 /// Texts per saved chunk.
 pub const CHUNK_TEXTS: usize = 512;
 
-/// The work folder a job for `output` with these texts uses.
+/// The work folder a job for `output` with these texts uses. Its name also hashes
+/// bftembed's version: the study keeps such folders as caches, and an encoder fix must
+/// not reuse the old vectors.
 pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) -> PathBuf {
     let mut h = Sha256::new();
+    let version = env!("CARGO_PKG_VERSION");
+    h.update((version.len() as u64).to_le_bytes());
+    h.update(version.as_bytes());
     h.update(embedder.weights_sha256().as_bytes());
     h.update(embedder.settings().max_tokens.to_le_bytes());
     for t in texts {

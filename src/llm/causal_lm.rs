@@ -30,6 +30,8 @@ pub struct CausalLm {
     pub id: String,
     /// sha256 of its weights file.
     pub weights_sha256: String,
+    /// The matrix-product path it generates with (see [`super::generation_kernel`]).
+    pub kernel: &'static str,
 }
 
 impl CausalLm {
@@ -57,6 +59,7 @@ impl CausalLm {
             stop_ids,
             id: dir.id.clone(),
             weights_sha256: dir.weights_sha256.clone(),
+            kernel: super::q8_kernel::generation_kernel(device, precision),
         })
     }
 

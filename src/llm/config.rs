@@ -1,6 +1,10 @@
 //! The shape of a llama-architecture model, read from GGUF metadata or a Hugging Face
 //! `config.json`, and written back as `config.json` when a model is exported.
 
+use super::support::{
+    check_gguf_architecture, check_gguf_tensors, check_gguf_variant, check_hf_config,
+    check_hf_head_dim, hf_rope_theta,
+};
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file;
 use std::path::Path;
@@ -74,23 +78,15 @@ impl LlamaConfig {
         Ok((angles.cos()?, angles.sin()?))
     }
 
-    /// Reads the `llama.*` metadata of a GGUF file; `path` labels errors.
+    /// Reads the `llama.*` metadata of a GGUF file; `path` labels errors. A variant the
+    /// decoder does not compute (another architecture, experts, rope scaling, a head
+    /// size other than hidden / heads, tensors it would not read) is refused.
     pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Self> {
         let corrupt = |message: String| Error::ModelCorrupt {
             path: path.to_path_buf(),
             message,
         };
-        let arch = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if arch != "llama" {
-            return Err(corrupt(format!(
-                "architecture '{arch}' is not supported (only llama-architecture models are)"
-            )));
-        }
+        check_gguf_architecture(content, path)?;
         let get_u32 = |key: &str| -> Result<usize> {
             content
                 .metadata
@@ -111,7 +107,7 @@ impl LlamaConfig {
             _ => get_u32("llama.vocab_size")?,
         };
         let num_heads = get_u32("llama.attention.head_count")?;
-        Ok(LlamaConfig {
+        let config = LlamaConfig {
             vocab_size,
             hidden_size: get_u32("llama.embedding_length")?,
             intermediate_size: get_u32("llama.feed_forward_length")?,
@@ -123,42 +119,59 @@ impl LlamaConfig {
             max_positions: get_u32("llama.context_length").unwrap_or(2048),
             tie_embeddings: !content.tensor_infos.contains_key("output.weight"),
             rope_layout: RopeLayout::Interleaved,
-        })
+        };
+        config.check_heads(path)?;
+        check_gguf_variant(content, &config, path)?;
+        check_gguf_tensors(content, &config, path)?;
+        Ok(config)
     }
 
-    /// Reads a Hugging Face `config.json` of a llama-architecture model.
-    pub fn from_hf_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let raw: HfLlamaConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::bad_file(path, format!("not a llama config.json: {e}")))?;
-        if let Some(model_type) = &raw.model_type {
-            if model_type != "llama" {
-                return Err(Error::bad_file(
-                    path,
-                    format!("model_type '{model_type}' is not supported (only llama is)"),
-                ));
-            }
-        }
-        if raw.num_attention_heads == 0 || !raw.hidden_size.is_multiple_of(raw.num_attention_heads)
-        {
+    /// Refuses head counts the attention cannot split the hidden size into.
+    fn check_heads(&self, path: &Path) -> Result<()> {
+        let (h, q, kv) = (self.hidden_size, self.num_heads, self.num_kv_heads);
+        if q == 0 || !h.is_multiple_of(q) {
             return Err(Error::bad_file(
                 path,
-                "hidden_size must be a multiple of num_attention_heads",
+                format!("the hidden size {h} is not a multiple of the {q} attention heads"),
             ));
         }
-        Ok(LlamaConfig {
+        if kv == 0 || !q.is_multiple_of(kv) {
+            return Err(Error::bad_file(
+                path,
+                format!("the {q} attention heads are not a multiple of the {kv} key/value heads"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a Hugging Face `config.json` of a llama-architecture model. A setting the
+    /// decoder does not compute (`rope_scaling`, a `head_dim` other than hidden / heads,
+    /// `attention_bias`, `mlp_bias`, a `hidden_act` other than silu, quantization) is
+    /// refused.
+    pub fn from_hf_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let not_llama =
+            |e: serde_json::Error| Error::bad_file(path, format!("not a llama config.json: {e}"));
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(not_llama)?;
+        check_hf_config(&json, path)?;
+        let raw: HfLlamaConfig = serde_json::from_value(json.clone()).map_err(not_llama)?;
+        check_hf_head_dim(&json, raw.hidden_size, raw.num_attention_heads, path)?;
+        let config = LlamaConfig {
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
             intermediate_size: raw.intermediate_size,
             num_layers: raw.num_hidden_layers,
             num_heads: raw.num_attention_heads,
             num_kv_heads: raw.num_key_value_heads.unwrap_or(raw.num_attention_heads),
-            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-5),
-            rope_theta: raw.rope_theta.unwrap_or(10_000.0),
+            // transformers' LlamaConfig defaults, for configs that leave a key out.
+            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
+            rope_theta: hf_rope_theta(&json, path)?,
             max_positions: raw.max_position_embeddings.unwrap_or(2048),
             tie_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             rope_layout: RopeLayout::Halves,
-        })
+        };
+        config.check_heads(path)?;
+        Ok(config)
     }
 
     /// The `config.json` a Hugging Face llama checkpoint with these dimensions carries.
@@ -185,9 +198,10 @@ impl LlamaConfig {
     }
 }
 
+/// The keys of a Hugging Face llama config that set the shape; those that would change
+/// the computation are checked in [`check_hf_config`] first.
 #[derive(serde::Deserialize)]
 struct HfLlamaConfig {
-    model_type: Option<String>,
     vocab_size: usize,
     hidden_size: usize,
     intermediate_size: usize,
@@ -195,7 +209,6 @@ struct HfLlamaConfig {
     num_attention_heads: usize,
     num_key_value_heads: Option<usize>,
     rms_norm_eps: Option<f64>,
-    rope_theta: Option<f64>,
     max_position_embeddings: Option<usize>,
     tie_word_embeddings: Option<bool>,
 }

@@ -12,6 +12,7 @@ mod export;
 mod gguf_tokenizer;
 mod model;
 mod q8_kernel;
+mod support;
 mod weights;
 
 pub use causal_lm::CausalLm;
@@ -21,7 +22,9 @@ pub use export::{
     gguf_to_hf_folder, halves_to_interleaved, interleaved_to_halves, previous_folder,
     write_hf_folder, write_hf_folder_with, HfModelParts,
 };
-pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_from_gguf_file};
+pub use gguf_tokenizer::{
+    tokenizer_from_gguf, tokenizer_from_gguf_file, SUPPORTED_GGUF_PRE_TOKENIZERS,
+};
 pub use model::{LlamaModel, SequenceCache};
-pub use q8_kernel::Q8Matrix;
+pub use q8_kernel::{generation_kernel, Q8Matrix};
 pub use weights::{BlockWeights, GgufPrecision, Linear, LlamaWeights, WeightRole, WeightSource};

@@ -11,7 +11,8 @@
 //! Every output element is computed by the same instruction sequence whatever the
 //! batch, so results do not depend on which rows share a call.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+use super::weights::GgufPrecision;
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape};
 
 /// Values per quantization block.
 const BLOCK: usize = 32;
@@ -44,6 +45,29 @@ pub fn supported() -> bool {
     {
         false
     }
+}
+
+/// The matrix-product path a decoder loaded at `precision` on `device` generates with:
+/// `"int8-vnni"` (this module's kernel: [`GgufPrecision::Q8`] on a CPU with AVX-512
+/// VNNI), else candle's products, `"generic-cpu"`, `"generic-cuda"` or
+/// `"generic-metal"`. The paths round differently, so greedy text can differ between
+/// them; caches of generated text carry this name in their keys.
+pub fn generation_kernel(device: &Device, precision: GgufPrecision) -> &'static str {
+    if runs_int8_kernel(device, precision) {
+        "int8-vnni"
+    } else if device.is_cuda() {
+        "generic-cuda"
+    } else if device.is_metal() {
+        "generic-metal"
+    } else {
+        "generic-cpu"
+    }
+}
+
+/// Whether the matrices of a model loaded at `precision` on `device` go to the int8
+/// kernel (those whose shape tiles; see [`Q8Matrix::from_f32`]).
+pub(super) fn runs_int8_kernel(device: &Device, precision: GgufPrecision) -> bool {
+    precision == GgufPrecision::Q8 && device.is_cpu() && supported()
 }
 
 /// Symmetric 8-bit quantization of one block: (scale, values in -127..=127).

@@ -1,7 +1,7 @@
 //! Loading a llama decoder's weights from a GGUF file or Hugging Face safetensors.
 
 use super::config::LlamaConfig;
-use super::q8_kernel::{Q8MatMulOp, Q8Matrix};
+use super::q8_kernel::{runs_int8_kernel, Q8MatMulOp, Q8Matrix};
 use crate::error::{Error, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -382,7 +382,7 @@ impl<'a> Loader<'a> {
                     device,
                     ..
                 },
-            ) if device.is_cpu() && super::q8_kernel::supported() => {
+            ) if runs_int8_kernel(device, GgufPrecision::Q8) => {
                 let (n, k) = t.dims2()?;
                 let values = t.flatten_all()?.to_vec1::<f32>()?;
                 match Q8Matrix::from_f32(&values, n, k) {
@@ -401,7 +401,7 @@ impl<'a> Loader<'a> {
                 GgufPrecision::F32 => candle(QMatMul::Tensor(q.dequantize(device)?)),
                 GgufPrecision::Q8 => {
                     let dense = q.dequantize(device)?;
-                    if device.is_cpu() && super::q8_kernel::supported() {
+                    if runs_int8_kernel(device, GgufPrecision::Q8) {
                         let (n, k) = dense.dims2()?;
                         let values = dense.flatten_all()?.to_vec1::<f32>()?;
                         if let Some(m) = Q8Matrix::from_f32(&values, n, k) {

@@ -20,6 +20,10 @@ pub trait AnswerBackend {
     /// A fingerprint of the model's weights where one is known (sha256), so a journal
     /// never mixes the answers of two different models.
     fn model_fingerprint(&self) -> String;
+    /// The generation kernel that computes the answers
+    /// ([`crate::llm::generation_kernel`]), or `remote` for a model served elsewhere:
+    /// part of every cache key over the answers.
+    fn kernel(&self) -> String;
     /// `local` or `openai`.
     fn backend_name(&self) -> &'static str;
     /// How many questions one call should carry (one journal flush per call).
@@ -47,6 +51,10 @@ impl AnswerBackend for LocalBackend {
 
     fn model_fingerprint(&self) -> String {
         self.generator.lm().weights_sha256.clone()
+    }
+
+    fn kernel(&self) -> String {
+        self.generator.lm().kernel.to_string()
     }
 
     fn backend_name(&self) -> &'static str {

@@ -3,6 +3,7 @@
 //! and a kill loses at most the batch in flight.
 
 use super::backend::{AnswerBackend, Question};
+use super::fingerprint::{hash_parts, journal_parts, CodeIdentity};
 use super::generator::GenerationSettings;
 use super::subjects::{Subject, SubjectKind};
 use super::table::ProfileRecord;
@@ -52,14 +53,25 @@ pub struct ProfileJob<'a> {
 }
 
 impl ProfileJob<'_> {
-    /// The journal this job uses for `output`: its name hashes the model, template,
-    /// settings and kind, so a changed job never reuses another's answers.
+    /// The journal this job uses for `output`: its name hashes bftembed's version, the
+    /// backend's kernel, the model, template, settings and kind (see
+    /// [`journal_parts`]), so a changed job, or the same job run by other code, never
+    /// reuses another's answers.
     pub fn journal_path(&self, output: &Path) -> PathBuf {
-        let mut h = Sha256::new();
-        h.update(self.backend.model_id().as_bytes());
-        h.update(self.backend.model_fingerprint().as_bytes());
-        h.update(format!("{:?}{:?}{:?}", self.template, self.settings, self.kind).as_bytes());
-        job_sibling(output, "journal", h, ".jsonl")
+        let parts = journal_parts(
+            &self.code(),
+            &self.backend.model_id(),
+            &self.backend.model_fingerprint(),
+            self.kind,
+            self.template,
+            &self.settings,
+        );
+        job_sibling(output, "journal", hash_parts(&parts), ".jsonl")
+    }
+
+    /// The code that writes this job's answers: this build and the backend's kernel.
+    pub fn code(&self) -> CodeIdentity {
+        CodeIdentity::current(&self.backend.kernel())
     }
 
     /// The question this job asks about `subject`.
@@ -130,6 +142,7 @@ impl ProfileJob<'_> {
             "top_p": s.top_p,
             "seed": s.seed,
             "bftembed_version": env!("CARGO_PKG_VERSION"),
+            "kernel": self.backend.kernel(),
         });
         vec![(GENERATION_METADATA_KEY, value.to_string())]
     }

@@ -200,6 +200,11 @@ impl AnswerBackend for OpenAiBackend {
         format!("openai:{}", self.url)
     }
 
+    fn kernel(&self) -> String {
+        // The server's kernel is not known here; its answers are keyed by its address.
+        "remote".to_string()
+    }
+
     fn backend_name(&self) -> &'static str {
         "openai"
     }

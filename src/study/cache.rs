@@ -1,20 +1,19 @@
 //! Stage outputs are reused when their inputs have not changed: beside each output a
-//! stamp holds a fingerprint of everything that made it (model checksum, settings, gene
-//! list, input checksums). A changed input changes the fingerprint and the stage reruns.
+//! stamp holds a fingerprint of everything that made it (bftembed's version and, for
+//! generated text, the kernel; model checksum, settings, gene list, input checksums).
+//! A changed input, or an upgrade, changes the fingerprint and the stage reruns.
 
 use crate::error::Result;
 use crate::fsutil::{atomic_write_bytes, hex, parent_dir};
-use sha2::{Digest, Sha256};
+use crate::profile::hash_parts;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 
-/// sha256 (hex) of the parts, each length-prefixed so that no two part lists collide.
+/// sha256 (hex) of the parts, each length-prefixed so that no two part lists collide
+/// (the same scheme as [`crate::profile::hash_parts`]). Parts are explicit strings,
+/// never `{:?}` output, so the value does not move with a compiler upgrade.
 pub fn fingerprint(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex(&h.finalize())
+    hex(&hash_parts(parts).finalize())
 }
 
 fn stamp_path(output: &Path) -> PathBuf {

@@ -28,4 +28,4 @@ pub use gene_sets::{
 pub use genes::{select_study_genes, StudyGenes, TaskDraw};
 pub use report::{ModelRecord, PairedRow, StoreCoverage, StudyReport};
 pub use run::{run_study, study_dir, StudyOptions};
-pub use stages::{answers, store, AskSettings};
+pub use stages::{answers, answers_fingerprint, store, store_fingerprint, AskSettings};

@@ -4,14 +4,17 @@
 use super::cache::{fingerprint, is_current, mark};
 use crate::embed::SentenceEmbedder;
 use crate::error::Result;
-use crate::fsutil::sha256_file;
+use crate::fsutil::{hex, sha256_file};
+use crate::llm::{generation_kernel, GgufPrecision};
 use crate::models::ModelDir;
 use crate::profile::{
-    read_profiles, write_profiles_with_metadata, GenerationSettings, Generator, LocalBackend,
-    ProfileJob, ProfileRecord, PromptTemplate, Subject, SubjectKind,
+    generation_parts, hash_parts, read_profiles, write_profiles_with_metadata, CodeIdentity,
+    GenerationSettings, Generator, LocalBackend, ProfileJob, ProfileRecord, PromptTemplate,
+    Subject, SubjectKind,
 };
 use crate::store::{embed_into_store, GeneStore, IndexParams};
 use candle_core::Device;
+use sha2::Digest;
 use std::path::Path;
 
 /// How a model is asked: template, decoding, batch and device.
@@ -27,7 +30,8 @@ pub struct AskSettings<'a> {
 }
 
 /// The model's answers for `subjects`, written to `out` (a profile table). Reused when
-/// `out` was made by the same model (by checksum), template, settings and subjects;
+/// `out` was made by the same bftembed version and kernel, model (by checksum),
+/// template, settings and subjects (see [`answers_fingerprint`]);
 /// otherwise generated through the profile stage's journal, so an interrupted run
 /// resumes at the batch it stopped in and a changed list of subjects asks only about
 /// the subjects not answered before.
@@ -38,19 +42,16 @@ pub fn answers(
     ask: &AskSettings,
     out: &Path,
 ) -> Result<Vec<ProfileRecord>> {
-    let keys: Vec<&str> = subjects.iter().map(|s| s.key.as_str()).collect();
-    let fields = format!(
-        "{:?}",
-        subjects.iter().map(|s| &s.fields).collect::<Vec<_>>()
-    );
-    let print = fingerprint(&[
+    // Generator::load uses the default precision; the kernel is known before loading.
+    let code = CodeIdentity::current(generation_kernel(ask.device, GgufPrecision::default()));
+    let print = answers_fingerprint(
+        &code,
         &model.weights_sha256,
-        &format!("{:?}", ask.template),
-        &format!("{:?}", ask.generation),
-        kind.label(),
-        &keys.join("\n"),
-        &fields,
-    ]);
+        subjects,
+        kind,
+        ask.template,
+        &ask.generation,
+    );
     if is_current(out, &print) {
         return read_profiles(out);
     }
@@ -75,8 +76,55 @@ pub fn answers(
     Ok(records)
 }
 
-/// A store of `records` embedded at `dir`, reused when it was built from the same
-/// profile table (by checksum) with the same encoder.
+/// The stamp of a model's answers: bftembed's version and kernel, the model's weights
+/// checksum, how it was asked, and every subject's key and template fields, all as
+/// explicit `key=value` parts (see [`crate::profile::hash_parts`]).
+pub fn answers_fingerprint(
+    code: &CodeIdentity,
+    model_sha256: &str,
+    subjects: &[Subject],
+    kind: SubjectKind,
+    template: &PromptTemplate,
+    generation: &GenerationSettings,
+) -> String {
+    let mut parts = vec!["study-answers".to_string()];
+    parts.extend(code.parts());
+    parts.push(format!("model_sha256={model_sha256}"));
+    parts.extend(generation_parts(kind, template, generation));
+    parts.push(format!("subjects={}", subjects.len()));
+    for s in subjects {
+        parts.push(format!("key={}", s.key));
+        parts.push(format!("fields={}", s.fields.len()));
+        // BTreeMap: the fields come in key order, the same on every run.
+        for (k, v) in &s.fields {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    hex(&hash_parts(&parts).finalize())
+}
+
+/// The stamp of a store: bftembed's version, the profile table's checksum, and the
+/// encoder (identifier, weights checksum, truncation length).
+pub fn store_fingerprint(
+    version: &str,
+    table_sha256: &str,
+    encoder_id: &str,
+    encoder_sha256: &str,
+    max_tokens: usize,
+) -> String {
+    fingerprint(&[
+        "study-store",
+        &format!("bftembed_version={version}"),
+        &format!("table_sha256={table_sha256}"),
+        &format!("encoder={encoder_id}"),
+        &format!("encoder_sha256={encoder_sha256}"),
+        &format!("max_tokens={max_tokens}"),
+    ])
+}
+
+/// A store of `records` embedded at `dir`, reused when it was built by this version
+/// of bftembed from the same profile table (by checksum) with the same encoder and
+/// truncation.
 pub fn store(
     embedder: &SentenceEmbedder,
     records: &[ProfileRecord],
@@ -92,7 +140,13 @@ pub fn store(
                 .collect::<Vec<_>>(),
         ),
     };
-    let print = fingerprint(&[&table, embedder.model_id(), embedder.weights_sha256()]);
+    let print = store_fingerprint(
+        env!("CARGO_PKG_VERSION"),
+        &table,
+        embedder.model_id(),
+        embedder.weights_sha256(),
+        embedder.settings().max_tokens,
+    );
     if is_current(dir, &print) {
         if let Ok(store) = GeneStore::open(dir) {
             return Ok(store);
