@@ -51,6 +51,11 @@ status="$(curl -s -o "$work/bad.json" -w '%{http_code}' "$base/chat/completions"
   -H 'Content-Type: application/json' -d '{"messages": [oops')"
 [ "$status" = 400 ] || { echo "malformed JSON gave HTTP $status"; exit 1; }
 python3 -c "import json,sys; assert 'not JSON' in json.load(open(sys.argv[1]))['error']['message']" "$work/bad.json"
+status="$(curl -s -o "$work/range.json" -w '%{http_code}' "$base/chat/completions" \
+  -H 'Content-Type: application/json' \
+  -d '{"messages": [{"role": "user", "content": "hi"}], "temperature": 9}')"
+[ "$status" = 400 ] || { echo "temperature 9 gave HTTP $status"; exit 1; }
+python3 -c "import json,sys; assert 'temperature 9' in json.load(open(sys.argv[1]))['error']['message']" "$work/range.json"
 status="$(curl -s -o /dev/null -w '%{http_code}' "$base/nowhere")"
 [ "$status" = 404 ] || { echo "unknown route gave HTTP $status"; exit 1; }
 echo "serve: all curl checks passed"

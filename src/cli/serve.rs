@@ -67,6 +67,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     )?;
     // Scripts read this line to learn the port when --port 0 was given.
     println!("listening on http://{}/v1", server.addr());
-    server.wait();
+    // wait() returns only when the server stops; an error means the generation thread
+    // died, and the process exits non-zero with it so that a supervisor can restart it.
+    server.wait().context("bftembed serve stopped")?;
     Ok(())
 }

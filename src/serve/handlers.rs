@@ -2,11 +2,13 @@
 
 use super::batcher::GenerationQueue;
 use crate::embed::SentenceEmbedder;
+use crate::error::Error;
 use crate::llm::ChatMessage;
 use crate::profile::{FinishReason, GenerationSettings};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::io::Read;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest request body accepted, in bytes.
 const MAX_BODY: usize = 8 << 20;
@@ -15,6 +17,8 @@ pub(super) struct State {
     pub generator_id: Option<String>,
     pub queue: Option<GenerationQueue>,
     pub embedder: Option<SentenceEmbedder>,
+    /// Chat completions answered so far, so that each answer's id is its own.
+    pub completions: AtomicU64,
 }
 
 struct ApiError {
@@ -56,12 +60,32 @@ pub(super) fn handle(state: &State, mut request: tiny_http::Request) {
             }}),
         ),
     };
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-        .expect("a static header is valid");
-    let response = tiny_http::Response::from_string(body.to_string())
-        .with_status_code(status)
-        .with_header(header);
-    let _ = request.respond(response);
+    let body = if method == "HEAD" {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    respond(request, status, &body);
+}
+
+/// Writes the response by hand, to say `Connection: close`, which tiny_http 0.12 lets
+/// no response header say. Its connection pool can leave a new connection unread while
+/// idle keep-alive connections hold every pool thread: under 16 pooled clients some
+/// requests waited minutes for a thread (docs/SERVE.md). With one request per
+/// connection, each connection's thread is free as soon as its answer is sent.
+fn respond(request: tiny_http::Request, status: u16, body: &str) {
+    let reason = tiny_http::StatusCode(status).default_reason_phrase();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut writer = request.into_writer();
+    // A client that has gone away has no one to tell.
+    let _ = writer
+        .write_all(head.as_bytes())
+        .and_then(|()| writer.write_all(body.as_bytes()))
+        .and_then(|()| writer.flush());
 }
 
 fn read_json(request: &mut tiny_http::Request) -> Result<Value, ApiError> {
@@ -83,9 +107,11 @@ fn unix_now() -> u64 {
     crate::fsutil::unix_now()
 }
 
-fn models(state: &State) -> Value {
+pub(super) fn models(state: &State) -> Value {
     let mut data = Vec::new();
-    if let Some(id) = &state.generator_id {
+    // A chat model whose generation thread has died is no longer served.
+    let generating = state.queue.as_ref().is_some_and(|q| q.failure().is_none());
+    if let (Some(id), true) = (&state.generator_id, generating) {
         data.push(json!({"id": id, "object": "model", "owned_by": "bftembed"}));
     }
     if let Some(e) = &state.embedder {
@@ -107,6 +133,12 @@ struct ChatRequest {
     n: Option<usize>,
 }
 
+/// Roles a chat template is known to handle.
+const ROLES: [&str; 3] = ["system", "user", "assistant"];
+
+/// Highest temperature accepted, as in OpenAI's API.
+const MAX_TEMPERATURE: f64 = 2.0;
+
 fn chat_completions(state: &State, body: Value) -> Result<Value, ApiError> {
     let (Some(queue), Some(model_id)) = (&state.queue, &state.generator_id) else {
         return Err(ApiError {
@@ -114,36 +146,25 @@ fn chat_completions(state: &State, body: Value) -> Result<Value, ApiError> {
             message: "this server has no chat model (start it with --model)".into(),
         });
     };
+    if let Some(why) = queue.failure() {
+        return Err(ApiError {
+            status: 503,
+            message: why.to_string(),
+        });
+    }
     let request: ChatRequest = serde_json::from_value(body)
         .map_err(|e| bad_request(format!("not a chat completion request: {e}")))?;
-    if request.stream {
-        return Err(bad_request(
-            "streaming is not supported; send stream: false",
-        ));
-    }
-    if request.n.unwrap_or(1) != 1 {
-        return Err(bad_request("only n = 1 is supported"));
-    }
-    if request.messages.is_empty() {
-        return Err(bad_request("messages is empty"));
-    }
-    let defaults = GenerationSettings::default();
-    let settings = GenerationSettings {
-        max_new_tokens: request
-            .max_completion_tokens
-            .or(request.max_tokens)
-            .unwrap_or(defaults.max_new_tokens),
-        temperature: request.temperature.unwrap_or(0.0).max(0.0),
-        top_p: request.top_p.filter(|p| *p < 1.0),
-        seed: request.seed.unwrap_or(defaults.seed),
-    };
-    let prompt = queue_prompt(state, &request.messages)?;
-    let completion = queue
-        .complete(prompt, settings)
-        .map_err(|e| bad_request(e.to_string()))?;
+    let settings = settings_of(&request, queue.context())?;
+    // Checked here, in the request's own thread, so that a request that cannot be
+    // generated is refused alone instead of failing the batch it would have joined.
+    let prompt = queue
+        .check(&request.messages, settings)
+        .map_err(api_error)?;
+    let completion = queue.complete(prompt).map_err(api_error)?;
     let created = unix_now();
+    let serial = state.completions.fetch_add(1, Ordering::Relaxed);
     Ok(json!({
-        "id": format!("chatcmpl-{created}-{}", completion.prompt_tokens),
+        "id": format!("chatcmpl-{created}-{serial}"),
         "object": "chat.completion",
         "created": created,
         "model": model_id,
@@ -163,17 +184,84 @@ fn chat_completions(state: &State, body: Value) -> Result<Value, ApiError> {
     }))
 }
 
-/// The chat template is applied by the generator thread's model; rendering needs only
-/// the template, which is cheap to apply here.
-fn queue_prompt(state: &State, messages: &[ChatMessage]) -> Result<String, ApiError> {
-    let template = state
-        .queue
-        .as_ref()
-        .map(|q| q.chat_template())
-        .ok_or_else(|| bad_request("no chat model"))?;
-    template
-        .render_messages(messages)
-        .map_err(|e| bad_request(e.to_string()))
+/// The request's generation settings, each checked against its documented range.
+fn settings_of(request: &ChatRequest, context: usize) -> Result<GenerationSettings, ApiError> {
+    if request.stream {
+        return Err(bad_request(
+            "streaming is not supported; send stream: false",
+        ));
+    }
+    if request.n.unwrap_or(1) != 1 {
+        return Err(bad_request("only n = 1 is supported"));
+    }
+    check_messages(&request.messages)?;
+    let defaults = GenerationSettings::default();
+    let max_new_tokens = request
+        .max_completion_tokens
+        .or(request.max_tokens)
+        .unwrap_or(defaults.max_new_tokens);
+    if max_new_tokens == 0 {
+        return Err(bad_request("max_tokens must be at least 1"));
+    }
+    if max_new_tokens >= context {
+        return Err(bad_request(format!(
+            "max_tokens {max_new_tokens} exceeds the model's context of {context} tokens"
+        )));
+    }
+    let temperature = request.temperature.unwrap_or(0.0);
+    if !(0.0..=MAX_TEMPERATURE).contains(&temperature) {
+        return Err(bad_request(format!(
+            "temperature {temperature} is outside 0 to {MAX_TEMPERATURE}"
+        )));
+    }
+    if let Some(p) = request.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(bad_request(format!(
+                "top_p {p} is outside (0, 1]: above 0, at most 1"
+            )));
+        }
+    }
+    Ok(GenerationSettings {
+        max_new_tokens,
+        temperature,
+        // 1 keeps every token, which is sampling without a nucleus.
+        top_p: request.top_p.filter(|p| *p < 1.0),
+        seed: request.seed.unwrap_or(defaults.seed),
+    })
+}
+
+fn check_messages(messages: &[ChatMessage]) -> Result<(), ApiError> {
+    if messages.is_empty() {
+        return Err(bad_request("messages is empty"));
+    }
+    match messages
+        .iter()
+        .enumerate()
+        .find(|(_, m)| !ROLES.contains(&m.role.as_str()))
+    {
+        Some((i, m)) => Err(bad_request(format!(
+            "messages[{i}] has role '{}'; the roles are {}",
+            m.role,
+            ROLES.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The request's faults are 4xx, which clients (ours included) do not retry; the
+/// server's own are 5xx, which they may.
+fn api_error(e: Error) -> ApiError {
+    let status = match e {
+        // Tokenizer errors here come from the request's text or the chat template
+        // refusing its messages.
+        Error::InvalidArgument(_) | Error::Tokenizer(_) => 400,
+        Error::Unavailable(_) => 503,
+        _ => 500,
+    };
+    ApiError {
+        status,
+        message: e.to_string(),
+    }
 }
 
 fn embeddings(state: &State, body: Value) -> Result<Value, ApiError> {
