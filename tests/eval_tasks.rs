@@ -139,7 +139,7 @@ fn bad_task_input_gives_clear_errors() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("task one_class on refseq: all 5 items are in one class"),
+        err.contains("task one_class on refseq: all 5 items the store covers are in one class"),
         "{err}"
     );
     // evaluate_each scores the tasks that can be scored and returns the others' errors.
