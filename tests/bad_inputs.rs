@@ -108,6 +108,16 @@ const CASES: &[(&str, Run, &[&str])] = &[
     ),
     ("response_ragged.tsv", Run::TaskData("response"), &[":2:"]),
     (
+        "response_nan.tsv",
+        Run::TaskData("response"),
+        &[":3:", "finite"],
+    ),
+    (
+        "sizes_header_only.tsv",
+        Run::TaskData("sizes"),
+        &["no group sizes"],
+    ),
+    (
         "sizes_bad_count.tsv",
         Run::TaskData("sizes"),
         &[":2:", "forty"],

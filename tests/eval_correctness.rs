@@ -582,3 +582,39 @@ fn ten_x_v3_features_and_mouse_style_genes_in_an_expression_matrix() {
     let md = report.markdown();
     assert!(md.contains("only when case is ignored"), "{md}");
 }
+
+#[test]
+fn cell_embeddings_are_shared_only_by_tasks_that_embed_the_same_cells() {
+    let s = stores();
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    // First a task whose test value matches no cell (it fails after embedding the
+    // training cells), then the shipped task on all 2,800 cells: the second must not
+    // reuse the first one's cells.
+    let wrong = task_copy(tmp.path(), "kang_celltype_w_logistic.toml", |t| {
+        t.replace("test_value = \"STIM\"", "test_value = \"stim\"")
+            .replace(
+                "id = \"kang_celltype_w_logistic\"",
+                "id = \"wrong_test_value\"",
+            )
+    });
+    let wrong = TaskSpec::read(&wrong).unwrap();
+    let right = TaskSpec::read(&task_copy(
+        tmp.path(),
+        "kang_celltype_w_logistic.toml",
+        |t| t,
+    ))
+    .unwrap();
+    let store = bftembed::store::GeneStore::open(&s.a).unwrap();
+    let vectors = GeneVectors::from_store(&store, "a");
+    let (report, failed) =
+        evaluate_each(&[wrong, right], vec![(vectors, "a".into())], &catalog).unwrap();
+    assert_eq!(
+        failed.len(),
+        1,
+        "{:?}",
+        failed.iter().map(|f| f.1.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(report.tasks[0].id, "kang_celltype_w_logistic");
+    assert_eq!(report.tasks[0].scores[0].items_total, 2800);
+}

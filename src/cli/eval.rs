@@ -102,7 +102,13 @@ fn store_labels(paths: &[PathBuf]) -> Result<Vec<String>> {
             );
         }
     }
-    let parts: Vec<Vec<String>> = full
+    // Labels follow the paths as given (made absolute, links kept), so a store reached
+    // through a link is named by the link.
+    let given: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let parts: Vec<Vec<String>> = given
         .iter()
         .map(|p| {
             p.components()

@@ -1,6 +1,7 @@
-//! Names that found a human gene only when case was ignored (`Cd4` for CD4, `Gapdh` for
-//! GAPDH): mouse and rat symbols look like that, so every command that resolves genes
-//! counts them and shows examples, and a mouse dataset is never read as human unseen.
+//! Names that found a human gene only by writing in lower case letters the human symbol
+//! capitalises (`Cd4` for CD4, `Gapdh` for GAPDH): mouse and rat symbols look like
+//! that, so every command that resolves genes counts them and shows examples, and a
+//! mouse dataset is never read as human unseen.
 
 use super::catalog::GeneCatalog;
 use super::list::GeneList;

@@ -90,7 +90,8 @@ impl GeneCatalog {
 
     /// Reads an HGNC custom-download TSV (gzipped or not) with the columns
     /// `Approved symbol`, `Approved name`, `Status`, `Alias symbols`,
-    /// `NCBI Gene ID(supplied by NCBI)`, `Previous symbols`, `Locus type`, `HGNC ID`.
+    /// `NCBI Gene ID(supplied by NCBI)`, `Previous symbols`, `Locus type`, `HGNC ID`, and
+    /// optionally `Ensembl gene ID`.
     pub fn from_hgnc_tsv(path: &Path) -> Result<Self> {
         let lines = crate::fsutil::read_utf8_lines(path)?;
         Self::parse(&lines.join("\n"), path)
@@ -111,7 +112,8 @@ impl GeneCatalog {
             col("Previous symbols")?,
             col("Locus type")?,
         );
-        let c_ensembl = col("Ensembl gene ID")?;
+        // Optional: older custom downloads leave it out.
+        let c_ensembl = header.column("Ensembl gene ID").ok();
         let mut catalog = GeneCatalog {
             genes: Vec::new(),
             by_symbol: HashMap::new(),
@@ -141,7 +143,9 @@ impl GeneCatalog {
                 entrez_id,
                 hgnc_id: field(c_id).to_string(),
                 locus_type: field(c_locus).to_string(),
-                ensembl_id: Some(field(c_ensembl).to_string()).filter(|e| !e.is_empty()),
+                ensembl_id: c_ensembl
+                    .map(|c| field(c).to_string())
+                    .filter(|e| !e.is_empty()),
             };
             if let Some(e) = &gene.ensembl_id {
                 catalog.by_ensembl.insert(e.clone(), idx);
@@ -208,7 +212,7 @@ impl GeneCatalog {
             return Ok(Resolved {
                 gene,
                 how: MatchKind::Approved,
-                case_only: gene.symbol != q,
+                case_only: mouse_like(q, &gene.symbol),
             });
         }
         for (table, how) in [
@@ -226,7 +230,7 @@ impl GeneCatalog {
                     return Ok(Resolved {
                         gene: &self.genes[hits[0].gene],
                         how,
-                        case_only: !hits.iter().any(|h| h.spelling == q),
+                        case_only: hits.iter().all(|h| mouse_like(q, &h.spelling)),
                     });
                 }
                 return Err(Error::AmbiguousGene {
@@ -282,6 +286,17 @@ pub fn suggest_from<'a>(
         .take(limit)
         .map(|(_, _, c)| c.to_string())
         .collect()
+}
+
+/// Whether `query`, which matches `name` when case is ignored, writes in lower case a
+/// letter `name` writes in upper case (`Cd4` for CD4): how mouse and rat symbols differ
+/// from human ones. An upper-case spelling of a mixed-case name (C2ORF15 for C2orf15,
+/// P53 for the alias p53) is how human data often writes it, and is not flagged.
+fn mouse_like(query: &str, name: &str) -> bool {
+    query
+        .chars()
+        .zip(name.chars())
+        .any(|(q, n)| q.is_lowercase() && n.is_uppercase())
 }
 
 fn key(symbol: &str) -> String {
@@ -341,7 +356,12 @@ mod tests {
             !c.resolve("p53").unwrap().case_only,
             "HGNC spells this alias p53"
         );
-        assert!(c.resolve("P53").unwrap().case_only);
+        assert!(
+            !c.resolve("P53").unwrap().case_only,
+            "upper case is human usage"
+        );
+        assert!(!c.resolve("C2ORF15").unwrap().case_only);
+        assert!(c.resolve("tp53").unwrap().case_only);
     }
 
     #[test]

@@ -34,7 +34,6 @@ pub fn run_cell_types(
     mapper: &mut SymbolMapper,
     cache: &mut CellEmbeddingCache,
 ) -> Result<Vec<TaskScore>> {
-    let matrix_path = spec.data_path(&cell_spec.matrix);
     let matrix = read_cell_matrix(spec, cell_spec)?;
     let approved = approved_genes(&matrix, mapper);
     let (cells, class_names) = read_labels(spec, cell_spec, &matrix)?;
@@ -70,24 +69,12 @@ pub fn run_cell_types(
                 )),
             ));
         }
-        // Tasks that differ only in the classifier share the (costly) cell embeddings.
-        let key = format!(
-            "{}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
-            matrix_path.display(),
-            (&cell_spec.h5ad_matrix, &cell_spec.h5ad_gene_column),
-            cell_spec
-                .metadata
-                .as_ref()
-                .map(|m| spec.data_path(m).display().to_string())
-                .unwrap_or_default(),
-            cell_spec.split_column,
-            cell_spec.train_value,
-            cell_spec.embedding,
-            cell_spec.top_genes,
-            cell_spec.center_gene_vectors,
-            cell_spec.disjoint_genes,
-            vectors.name
-        );
+        // Tasks that differ only in the classifier (and its k, or the folds) share the
+        // (costly) cell embeddings: every other setting, with the folder its paths are
+        // relative to, is in the key. The key lives for one run only.
+        let mut shared = cell_spec.clone();
+        (shared.classifier, shared.k, shared.folds) = (CellClassifier::Logistic, 0, 0);
+        let key = format!("{}|{:?}|{}", spec.base.display(), shared, vectors.name);
         if !cache.contains_key(&key) {
             let embedded = embed_cells(
                 cell_spec, &matrix, &approved, words, &cells, vectors, encoder,

@@ -39,7 +39,9 @@ impl ExpressionMatrix {
             .map(|mut c| c.swap_remove(0))
             .collect();
         let gene_names: Vec<String> = gene_rows.iter().map(|r| r[0].clone()).collect();
-        let gene_symbols = ensembl_with_symbols(&gene_rows)
+        let gene_rows_kept: Vec<&Vec<String>> =
+            gene_rows.iter().filter(|r| is_gene_feature(r)).collect();
+        let gene_symbols = ensembl_with_symbols(&gene_rows_kept)
             .then(|| gene_rows.iter().map(|r| r[1].clone()).collect());
         let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
         let mut lines = reader.lines().enumerate();
@@ -124,12 +126,42 @@ impl ExpressionMatrix {
                 format!("the size line declares {declared} entries but the file holds {entries} (truncated?)"),
             ));
         }
-        Ok(ExpressionMatrix {
+        let matrix = ExpressionMatrix {
             genes: gene_names,
             gene_symbols,
             cells: cell_ids,
             values,
-        })
+        };
+        let keep: Vec<bool> = gene_rows.iter().map(|r| is_gene_feature(r)).collect();
+        Ok(matrix.keep_genes(&keep))
+    }
+
+    /// The matrix without the genes whose `keep` is false (a 10x file's antibody or
+    /// CRISPR guide features), so they count neither as genes nor in library sizes.
+    fn keep_genes(mut self, keep: &[bool]) -> Self {
+        if keep.iter().all(|&k| k) {
+            return self;
+        }
+        let mut new_index = vec![None; keep.len()];
+        let mut next = 0u32;
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
+                new_index[i] = Some(next);
+                next += 1;
+            }
+        }
+        self.genes = kept(&self.genes, keep);
+        self.gene_symbols = self.gene_symbols.as_deref().map(|s| kept(s, keep));
+        for row in &mut self.values {
+            row.retain_mut(|(g, _)| match new_index[*g as usize] {
+                Some(n) => {
+                    *g = n;
+                    true
+                }
+                None => false,
+            });
+        }
+        self
     }
 
     /// Reads a dense table of cells × genes: a header of gene names after the first
@@ -159,11 +191,14 @@ impl ExpressionMatrix {
             let mut row = Vec::new();
             let mut n = 0;
             for (g, f) in fields.enumerate() {
-                let v: f32 = f.trim().parse().map_err(|_| Error::Parse {
-                    path: path.to_path_buf(),
-                    line: i + 2,
-                    message: format!("'{f}' in column {} is not a number", g + 2),
-                })?;
+                let v: f32 = f.trim().parse().unwrap_or(f32::NAN);
+                if !v.is_finite() {
+                    return Err(Error::Parse {
+                        path: path.to_path_buf(),
+                        line: i + 2,
+                        message: format!("'{f}' in column {} is not a finite number", g + 2),
+                    });
+                }
                 if v != 0.0 {
                     row.push((g as u32, v));
                 }
@@ -199,9 +234,26 @@ impl ExpressionMatrix {
     }
 }
 
+/// The names whose `keep` is true.
+fn kept(names: &[String], keep: &[bool]) -> Vec<String> {
+    names
+        .iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+/// Whether a genes-file row is a gene: 10x v3 files name each feature's type in a third
+/// column ("Gene Expression", "Antibody Capture", "CRISPR Guide Capture", ...).
+fn is_gene_feature(row: &[String]) -> bool {
+    row.get(2)
+        .is_none_or(|t| t.is_empty() || t == "Gene Expression")
+}
+
 /// Whether a genes file is 10x's: a second column on every line and Ensembl gene ids
 /// (ENSG..., ENSMUSG...) in the first.
-fn ensembl_with_symbols(rows: &[Vec<String>]) -> bool {
+fn ensembl_with_symbols(rows: &[&Vec<String>]) -> bool {
     !rows.is_empty()
         && rows
             .iter()
@@ -223,7 +275,30 @@ fn is_ensembl_gene_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_ensembl_gene_id;
+    use super::{is_ensembl_gene_id, ExpressionMatrix};
+
+    #[test]
+    fn ten_x_antibody_features_are_not_read_as_genes() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let features = write(
+            "features.tsv",
+            "ENSG00000010610\tCD4\tGene Expression\nCD4_TotalSeqB\tCD4\tAntibody Capture\nENSG00000141510\tTP53\tGene Expression\n",
+        );
+        let cells = write("barcodes.tsv", "c1\nc2\n");
+        let mtx = write(
+            "m.mtx",
+            "%%MatrixMarket matrix coordinate integer general\n3 2 3\n1 1 4\n2 1 900\n3 2 2\n",
+        );
+        let m = ExpressionMatrix::read_matrix_market(&mtx, &features, &cells).unwrap();
+        assert_eq!(m.genes, ["ENSG00000010610", "ENSG00000141510"]);
+        assert_eq!(m.gene_symbols.as_deref().unwrap(), ["CD4", "TP53"]);
+        assert_eq!(m.values, vec![vec![(0, 4.0)], vec![(1, 2.0)]]);
+    }
 
     #[test]
     fn ensembl_gene_ids_of_any_species_and_version_are_recognised() {

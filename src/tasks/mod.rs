@@ -107,11 +107,19 @@ fn run_tasks(
         };
         bar.inc(1);
         match scores {
-            Ok(scores) => results.push(TaskResult {
-                id: task.id.clone(),
-                title: task.title.clone(),
-                scores,
-            }),
+            Ok(mut scores) => {
+                if !common_items {
+                    // A lone store's own coverage is what it was scored on.
+                    for s in &mut scores {
+                        s.own_items_covered = s.items_covered;
+                    }
+                }
+                results.push(TaskResult {
+                    id: task.id.clone(),
+                    title: task.title.clone(),
+                    scores,
+                });
+            }
             Err(e) => {
                 failed.push((task.id.clone(), e));
                 if !keep_going {

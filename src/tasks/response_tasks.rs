@@ -46,6 +46,10 @@ fn read_sizes(path: &std::path::Path) -> Result<HashMap<String, usize>> {
         };
         sizes.insert(name, count);
     }
+    if sizes.is_empty() {
+        // An empty table would keep every cell type, whatever min_cells says.
+        return Err(Error::bad_file(path, "no group sizes in the file"));
+    }
     Ok(sizes)
 }
 
@@ -113,11 +117,15 @@ pub(super) fn read_response(
             });
         }
         let value = |i: usize| -> Result<f64> {
-            fields[i].trim().parse().map_err(|_| Error::Parse {
-                path: path.clone(),
-                line: n + 1,
-                message: format!("'{}' is not a number", fields[i]),
-            })
+            let v: f64 = fields[i].trim().parse().unwrap_or(f64::NAN);
+            if !v.is_finite() {
+                return Err(Error::Parse {
+                    path: path.clone(),
+                    line: n + 1,
+                    message: format!("'{}' is not a finite number", fields[i]),
+                });
+            }
+            Ok(v)
         };
         let mut max_expr = 0f64;
         let mut response = Vec::with_capacity(types.len());

@@ -50,14 +50,18 @@ fn finite(
 pub(super) fn check_numbers(spec: &TaskSpec, text: &str, path: &Path) -> Result<()> {
     for check in checks(spec) {
         if !check.ok {
-            let line = key_line(text, check.table, check.key).unwrap_or(0);
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                line,
-                message: format!(
-                    "[{}] {} = {}: {}",
-                    check.table, check.key, check.value, check.rule
-                ),
+            let message = format!(
+                "[{}] {} = {}: {}",
+                check.table, check.key, check.value, check.rule
+            );
+            // Inline tables and dotted keys have no `[table]` line to point at.
+            return Err(match key_line(text, check.table, check.key) {
+                Some(line) => Error::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    message,
+                },
+                None => Error::bad_file(path, message),
             });
         }
     }

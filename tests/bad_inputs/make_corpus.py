@@ -28,7 +28,7 @@ write("genes_empty.txt", "")
 write("genes_only_comments.txt", "# nothing here\n\n")
 write("genes_non_utf8.txt", b"TP53\nMDM\xff2\n")
 genes = "".join(f"GENE{i}\n" for i in range(3000)).encode()
-write("genes_truncated.txt.gz", gzip.compress(genes)[:2000])
+write("genes_truncated.txt.gz", gzip.compress(genes, mtime=0)[:2000])
 
 # Gene-class label CSVs (dosage task layout).
 header = "ensembl_id,gene_name,dosage_insensitive,dosage_sensitive\n"
@@ -36,7 +36,7 @@ write("labels_missing_column.csv", "ensembl_id,symbol,dosage_sensitive\nENSG0000
 write("labels_ragged.csv", header + "ENSG00000010539,ZNF200,Yes,\nENSG00000011590,ZBTB32\n")
 write("labels_empty.csv", "")
 write("labels_non_utf8.csv", header.encode() + b"ENSG00000010539,ZNF\xfe200,Yes,\n")
-write("labels_truncated.csv.gz", gzip.compress((header + "ENSG00000010539,ZNF200,Yes,\n" * 200).encode())[:80])
+write("labels_truncated.csv.gz", gzip.compress((header + "ENSG00000010539,ZNF200,Yes,\n" * 200).encode(), mtime=0)[:80])
 
 # Gene-family label TSV.
 write("families_ragged.tsv", "symbol\tfamily\nTP53\tp53 family\nMDM2\n")
@@ -59,6 +59,8 @@ write("signatures_empty.gmt", "")
 write("response_bad_number.tsv", "gene\tB|CTRL\tB|STIM\nISG15\t1.0\t2.0\nMX1\t0.5\tmany\n")
 write("response_ragged.tsv", "gene\tB|CTRL\tB|STIM\nISG15\t1.0\n")
 write("response_good.tsv", "gene\tB|CTRL\tB|STIM\nISG15\t1.0\t2.0\nMX1\t0.5\t1.5\n")
+write("response_nan.tsv", "gene\tB|CTRL\tB|STIM\nISG15\t1.0\t2.0\nMX1\tnan\t1.5\n")
+write("sizes_header_only.tsv", "group\tcells\n")
 write("sizes_bad_count.tsv", "group\tcells\nB|CTRL\tforty\n")
 
 # MatrixMarket (genes x cells) with good gene and cell files.
