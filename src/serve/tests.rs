@@ -8,17 +8,20 @@ use crate::error::{Error, Result};
 use crate::llm::ChatMessage;
 use crate::profile::{Completion, FinishReason, GenerationSettings};
 use serde_json::{json, Value};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-/// Echoes each prompt in capitals, with faults on cue: SLOW holds the thread a while
-/// (so that later requests queue into one batch), POISON fails any batch it is in (as
+/// Echoes each prompt in capitals, with faults on cue: SLOW holds the thread until
+/// `hold_until_checked` requests have passed their checks, and a moment more (so that
+/// they queue into one batch whatever the machine's load), POISON fails any batch it is in (as
 /// a prompt the checks missed would), CRASH fails alone with a server fault, PANIC
 /// panics.
 #[derive(Default)]
 struct Scripted {
     batches: Mutex<Vec<Vec<String>>>,
+    checked: AtomicUsize,
+    hold_until_checked: usize,
 }
 
 impl Engine for Scripted {
@@ -31,6 +34,8 @@ impl Engine for Scripted {
     }
 
     fn count_tokens(&self, prompt: &str) -> Result<usize> {
+        // Each request's check counts its prompt once, just before it queues.
+        self.checked.fetch_add(1, Ordering::SeqCst);
         Ok(prompt.split_whitespace().count())
     }
 
@@ -52,7 +57,16 @@ impl Engine for Scripted {
             panic!("scripted panic");
         }
         if has("SLOW") {
-            std::thread::sleep(Duration::from_millis(400));
+            // tiny_http can leave a new connection unread while another request is in
+            // flight, so the wait is bounded; the assertion below says if it mattered.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while self.checked.load(Ordering::SeqCst) < self.hold_until_checked
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // From the check to the queue is a few instructions; leave them ample time.
+            std::thread::sleep(Duration::from_millis(200));
         }
         if has("POISON") {
             return Err(Error::InvalidArgument(format!(
@@ -101,7 +115,11 @@ fn chat(agent: &ureq::Agent, base: &str, text: &str) -> (u16, Value) {
 
 #[test]
 fn a_batch_that_fails_is_answered_prompt_by_prompt() {
-    let engine = Arc::new(Scripted::default());
+    let texts = ["alpha", "POISON beta", "gamma", "CRASH delta", "epsilon"];
+    let engine = Arc::new(Scripted {
+        hold_until_checked: texts.len() + 1,
+        ..Scripted::default()
+    });
     let server = start_with(
         Some(("scripted".into(), engine.clone() as Arc<dyn Engine>)),
         None,
@@ -112,7 +130,6 @@ fn a_batch_that_fails_is_answered_prompt_by_prompt() {
     .expect("start");
     let base = format!("http://{}/v1", server.addr());
     let agent = agent();
-    let texts = ["alpha", "POISON beta", "gamma", "CRASH delta", "epsilon"];
     let replies: Vec<(u16, Value)> = std::thread::scope(|s| {
         let slow = s.spawn(|| chat(&agent, &base, "SLOW"));
         std::thread::sleep(Duration::from_millis(150));
