@@ -117,6 +117,12 @@ pub fn job_sibling(output: &Path, kind: &str, hasher: Sha256, suffix: &str) -> P
     parent_dir(output).join(format!(".{name}.{kind}-{}{suffix}", &key[..16]))
 }
 
+/// A JSON file's contents; a file that is not JSON is an error naming it.
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("not JSON: {e}")))
+}
+
 /// Hex sha256 of a file's contents.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;

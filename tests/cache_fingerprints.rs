@@ -8,8 +8,8 @@
 
 use bftembed::llm::{generation_kernel, GgufPrecision};
 use bftembed::profile::{
-    journal_key, AnswerBackend, CodeIdentity, GenerationSettings, ProfileJob, PromptTemplate,
-    Question, Subject, SubjectKind,
+    hash_parts, journal_parts, AnswerBackend, CodeIdentity, GenerationSettings, ProfileJob,
+    PromptTemplate, Question, Subject, SubjectKind,
 };
 use bftembed::study::{answers_fingerprint, store_fingerprint};
 use candle_core::Device;
@@ -55,15 +55,21 @@ fn subjects() -> Vec<Subject> {
         .collect()
 }
 
+/// The hash a journal's file name is cut from, in full.
 fn journal(code: &CodeIdentity) -> String {
-    journal_key(
+    journal_with(code, &settings())
+}
+
+fn journal_with(code: &CodeIdentity, settings: &GenerationSettings) -> String {
+    let parts = journal_parts(
         code,
         "model-x",
         "sha-x",
         SubjectKind::Gene,
         &template(),
-        &settings(),
-    )
+        settings,
+    );
+    bftembed::fsutil::hex(&sha2::Digest::finalize(hash_parts(&parts)))
 }
 
 fn answers(code: &CodeIdentity) -> String {
@@ -89,17 +95,7 @@ fn the_journal_key_is_pinned_and_moves_with_version_and_kernel() {
     assert_ne!(journal(&base), journal(&code("0.0.0-test", "int8-vnni")));
     let mut other = settings();
     other.temperature = 0.70000001;
-    assert_ne!(
-        journal(&base),
-        journal_key(
-            &base,
-            "model-x",
-            "sha-x",
-            SubjectKind::Gene,
-            &template(),
-            &other
-        )
-    );
+    assert_ne!(journal(&base), journal_with(&base, &other));
 }
 
 #[test]

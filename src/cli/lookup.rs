@@ -104,12 +104,10 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
     print_hits(&store, &title, &hits, args.opts.json)
 }
 
-/// Warns when `query` found `symbol` only with case ignored (`Cd4` for CD4).
+/// Warns when `query` found `symbol` only by the catalogue's case-only rule (`Cd4` for
+/// CD4, not `C2ORF15` for C2orf15).
 fn warn_case_only(symbol: &str, query: &str, catalog: &GeneCatalog) {
-    let case_only = symbol != query
-        && (symbol.eq_ignore_ascii_case(query)
-            || catalog.resolve(query).is_ok_and(|r| r.case_only));
-    if case_only {
+    if catalog.resolve(query).is_ok_and(|r| r.case_only) {
         let mut found = bftembed::genes::CaseOnlyMatches::default();
         found.add(query, symbol);
         if let Some(w) = found.warning("name") {

@@ -102,7 +102,7 @@ pub fn check_pooling(folder: &Path, hidden_size: usize) -> Result<()> {
             .find(|p| p.is_file())
     };
     match pooling {
-        Some(path) => check_pooling_config(&path, &read_json(&path)?, hidden_size),
+        Some(path) => check_pooling_config(&path, &crate::fsutil::read_json(&path)?, hidden_size),
         None => Ok(()),
     }
 }
@@ -110,7 +110,7 @@ pub fn check_pooling(folder: &Path, hidden_size: usize) -> Result<()> {
 /// The folder of the Pooling module named in `modules.json`, after refusing any module
 /// whose computation bftembed does not perform (Dense, LayerNorm, ...).
 fn pooling_dir_from_modules(path: &Path) -> Result<String> {
-    let modules = read_json(path)?;
+    let modules = crate::fsutil::read_json(path)?;
     let list = modules
         .as_array()
         .ok_or_else(|| Error::bad_file(path, "modules.json is not a list of modules"))?;
@@ -200,7 +200,7 @@ pub fn check_sentence_bert_config(path: &Path) -> Result<()> {
     if !path.is_file() {
         return Ok(());
     }
-    if read_json(path)?
+    if crate::fsutil::read_json(path)?
         .get("do_lower_case")
         .and_then(Value::as_bool)
         == Some(true)
@@ -212,9 +212,4 @@ pub fn check_sentence_bert_config(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("not JSON: {e}")))
 }

@@ -123,7 +123,7 @@ fn load_hf_parts(dir: &ModelDir, precision: GgufPrecision) -> Result<Parts> {
         message: format!("not a usable tokenizer.json: {e}"),
     })?;
     let settings_path = dir.file("tokenizer_config.json")?;
-    let settings: serde_json::Value = read_json(&settings_path)?;
+    let settings: serde_json::Value = crate::fsutil::read_json(&settings_path)?;
     let chat = match settings.get("chat_template").and_then(|v| v.as_str()) {
         Some(source) => ChatTemplate::new(source),
         None => {
@@ -149,7 +149,7 @@ fn load_hf_parts(dir: &ModelDir, precision: GgufPrecision) -> Result<Parts> {
     }
     let generation = dir.path.join("generation_config.json");
     if generation.is_file() {
-        match read_json(&generation)?.get("eos_token_id") {
+        match crate::fsutil::read_json(&generation)?.get("eos_token_id") {
             Some(serde_json::Value::Number(n)) => stop_ids.extend(n.as_u64().map(|n| n as u32)),
             Some(serde_json::Value::Array(ids)) => {
                 stop_ids.extend(ids.iter().filter_map(|n| n.as_u64()).map(|n| n as u32))
@@ -170,9 +170,4 @@ fn load_hf_parts(dir: &ModelDir, precision: GgufPrecision) -> Result<Parts> {
         stop_ids,
         WeightSource::Safetensors { paths, precision },
     ))
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("not JSON: {e}")))
 }

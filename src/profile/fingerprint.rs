@@ -95,16 +95,3 @@ pub fn journal_parts(
     parts.extend(generation_parts(kind, template, settings));
     parts
 }
-
-/// Hex sha256 of [`journal_parts`].
-pub fn journal_key(
-    code: &CodeIdentity,
-    model_id: &str,
-    model_fingerprint: &str,
-    kind: SubjectKind,
-    template: &PromptTemplate,
-    settings: &GenerationSettings,
-) -> String {
-    let parts = journal_parts(code, model_id, model_fingerprint, kind, template, settings);
-    crate::fsutil::hex(&hash_parts(&parts).finalize())
-}

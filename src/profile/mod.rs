@@ -16,7 +16,7 @@ mod table;
 mod template;
 
 pub use backend::{AnswerBackend, LocalBackend, Question};
-pub use fingerprint::{generation_parts, hash_parts, journal_key, journal_parts, CodeIdentity};
+pub use fingerprint::{generation_parts, hash_parts, journal_parts, CodeIdentity};
 pub use generator::{Completion, FinishReason, GenerationSettings, Generator};
 pub use model_job::{ProfileJob, GENERATION_METADATA_KEY};
 pub use openai_client::{OpenAiBackend, OpenAiSettings};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// sha256 (hex) of the parts, each length-prefixed so that no two part lists collide
 /// (the same scheme as [`crate::profile::hash_parts`]). Parts are explicit strings,
 /// never `{:?}` output, so the value does not move with a compiler upgrade.
-pub fn fingerprint(parts: &[&str]) -> String {
+pub fn fingerprint<S: AsRef<str>>(parts: &[S]) -> String {
     hex(&hash_parts(parts).finalize())
 }
 

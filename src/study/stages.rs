@@ -4,17 +4,16 @@
 use super::cache::{fingerprint, is_current, mark};
 use crate::embed::SentenceEmbedder;
 use crate::error::Result;
-use crate::fsutil::{hex, sha256_file};
+use crate::fsutil::sha256_file;
 use crate::llm::{generation_kernel, GgufPrecision};
 use crate::models::ModelDir;
 use crate::profile::{
-    generation_parts, hash_parts, read_profiles, write_profiles_with_metadata, CodeIdentity,
+    generation_parts, read_profiles, write_profiles_with_metadata, CodeIdentity,
     GenerationSettings, Generator, LocalBackend, ProfileJob, ProfileRecord, PromptTemplate,
     Subject, SubjectKind,
 };
 use crate::store::{embed_into_store, GeneStore, IndexParams};
 use candle_core::Device;
-use sha2::Digest;
 use std::path::Path;
 
 /// How a model is asked: template, decoding, batch and device.
@@ -100,7 +99,7 @@ pub fn answers_fingerprint(
             parts.push(format!("{k}={v}"));
         }
     }
-    hex(&hash_parts(&parts).finalize())
+    fingerprint(&parts)
 }
 
 /// The stamp of a store: bftembed's version, the profile table's checksum, and the

@@ -39,8 +39,13 @@ impl ExpressionMatrix {
             .map(|mut c| c.swap_remove(0))
             .collect();
         let gene_names: Vec<String> = gene_rows.iter().map(|r| r[0].clone()).collect();
-        let gene_rows_kept: Vec<&Vec<String>> =
-            gene_rows.iter().filter(|r| is_gene_feature(r)).collect();
+        let keep: Vec<bool> = gene_rows.iter().map(|r| is_gene_feature(r)).collect();
+        let gene_rows_kept: Vec<&Vec<String>> = gene_rows
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .map(|(r, _)| r)
+            .collect();
         let gene_symbols = ensembl_with_symbols(&gene_rows_kept)
             .then(|| gene_rows.iter().map(|r| r[1].clone()).collect());
         let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
@@ -132,7 +137,6 @@ impl ExpressionMatrix {
             cells: cell_ids,
             values,
         };
-        let keep: Vec<bool> = gene_rows.iter().map(|r| is_gene_feature(r)).collect();
         Ok(matrix.keep_genes(&keep))
     }
 
