@@ -29,23 +29,22 @@
 #![warn(missing_docs)]
 
 pub mod alloc_tuning;
-pub mod csv_table;
 pub mod device;
 pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod genes;
+pub mod io;
 pub mod llm;
 pub mod models;
-pub mod parquet_io;
-pub mod plot;
+pub(crate) mod plot;
 pub mod profile;
 pub mod progress;
+pub mod rng;
 pub mod serve;
 pub mod store;
 pub mod study;
 pub mod tasks;
 pub mod train;
-pub mod tsv;
 
 pub use error::{Error, Result};

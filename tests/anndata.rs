@@ -4,7 +4,7 @@
 //! column) agree with it, obs columns decode, and broken files or keys give errors
 //! naming the file and what is wrong.
 
-use bftembed::tasks::{ExpressionMatrix, H5ad};
+use bftembed::io::{ExpressionMatrix, H5ad};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -237,12 +237,12 @@ fn embed_texts_writes_one_vector_per_line() {
     let out_path = tmp.path().join("t.parquet");
     let out = bftembed(&["embed", "--texts", p(&texts), "--out", p(&out_path)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let contents = bftembed::parquet_io::read_parquet(&out_path).unwrap();
+    let contents = bftembed::io::parquet::read_parquet(&out_path).unwrap();
     assert_eq!(contents.num_rows(), 2);
     assert_eq!(contents.meta("bftembed.model_id"), Some("all-minilm-l6-v2"));
     let batch = &contents.batches[0];
-    let (dim, values) = bftembed::parquet_io::f32_vectors(batch, "vector", &out_path).unwrap();
+    let (dim, values) = bftembed::io::parquet::f32_vectors(batch, "vector", &out_path).unwrap();
     assert_eq!((dim, values.len()), (384, 768));
-    let lines = bftembed::parquet_io::strings(batch, "text", &out_path).unwrap();
+    let lines = bftembed::io::parquet::strings(batch, "text", &out_path).unwrap();
     assert_eq!(lines[1], "β-cells secrete insulin");
 }

@@ -6,7 +6,8 @@
 mod common;
 
 use bftembed::genes::GeneCatalog;
-use bftembed::tasks::{evaluate_each, ExpressionMatrix, GeneVectors, SymbolMapper, TaskSpec};
+use bftembed::io::ExpressionMatrix;
+use bftembed::tasks::{evaluate_each, GeneVectors, SymbolMapper, TaskSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -34,7 +35,7 @@ fn p(path: &Path) -> &str {
 /// (dosage-sensitive or not), in label-file order.
 fn dosage_genes() -> Vec<(String, bool)> {
     let path = repo("data/geneformer_dosage_sensitive_tfs/dosage_sens_tf_labels.csv.gz");
-    let mut table = bftembed::csv_table::CsvTable::open(&path).unwrap();
+    let mut table = bftembed::io::csv_table::CsvTable::open(&path).unwrap();
     let (name, sensitive) = (
         table.column("gene_name").unwrap(),
         table.column("dosage_sensitive").unwrap(),

@@ -224,7 +224,7 @@ fn bad_task_input_gives_clear_errors() {
 
 #[test]
 fn expression_matrices_read_as_shipped() {
-    use bftembed::tasks::ExpressionMatrix;
+    use bftembed::io::ExpressionMatrix;
     let kang = repo("data/kang2018_ifnb_pbmc_2800");
     let m = ExpressionMatrix::read_matrix_market(
         &kang.join("counts_genes_x_cells.mtx.gz"),
@@ -300,7 +300,7 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
 
     // The same cells with their labels shuffled among them: nothing is left to learn,
     // so a score above chance would mean the labels leak into the features.
-    let h5ad = bftembed::tasks::H5ad::open(&repo(
+    let h5ad = bftembed::io::H5ad::open(&repo(
         "data/scanpy_pbmc68k_reduced/10x_pbmc68k_reduced.h5ad",
     ))
     .unwrap();

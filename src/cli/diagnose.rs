@@ -6,10 +6,10 @@ use bftembed::genes::GeneCatalog;
 use bftembed::llm::{CausalLm, GgufPrecision};
 use bftembed::models::ModelCache;
 use bftembed::profile::{RefseqSummaries, RefseqTextStyle};
+use bftembed::rng::SplitMix64;
 use bftembed::train::diagnose::{
     summarize, token_probabilities, write_diagnosis, DiagnoseSettings,
 };
-use bftembed::train::SplitMix64;
 use clap::Args;
 use std::path::PathBuf;
 

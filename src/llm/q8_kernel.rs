@@ -82,10 +82,13 @@ fn quantize_block(values: &[f32], out: &mut [i8]) -> f32 {
 }
 
 impl Q8Matrix {
-    /// Quantizes a row-major (n, k) f32 matrix; `None` when the shape does not tile
-    /// (n must be a multiple of 16 and k of 32).
+    /// Quantizes a row-major (n, k) f32 matrix; `None` when this CPU cannot run the
+    /// kernel (see [`supported`]) or the shape does not tile (n must be a multiple of 16
+    /// and k of 32). A `Q8Matrix` therefore only exists where [`matmul`](Self::matmul)
+    /// can run.
     pub fn from_f32(w: &[f32], n: usize, k: usize) -> Option<Self> {
-        if n == 0
+        if !supported()
+            || n == 0
             || k == 0
             || !n.is_multiple_of(TILE)
             || !k.is_multiple_of(BLOCK)
@@ -124,7 +127,8 @@ impl Q8Matrix {
     }
 
     /// (m, k) row-major activations times the transposed weights: (m, n) row-major.
-    /// Callers check [`supported`] first.
+    /// Safe on any CPU that built the matrix: [`from_f32`](Self::from_f32) refuses the
+    /// others.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let acts = QuantizedRows::new(x, m, self.k);
         let mut out = vec![0f32; m * self.n];

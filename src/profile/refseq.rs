@@ -67,7 +67,7 @@ impl RefseqSummaries {
     /// The summaries shipped with bftembed.
     pub fn embedded() -> Result<Self> {
         let name = "data/refseq_gene_summaries/refseq_gene_summaries_human.tsv.gz";
-        let text = crate::tsv::gunzip_embedded(EMBEDDED_SUMMARIES, name)?;
+        let text = crate::io::tsv::gunzip_embedded(EMBEDDED_SUMMARIES, name)?;
         Self::parse(&text, Path::new(name))
     }
 
@@ -78,7 +78,7 @@ impl RefseqSummaries {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let (header, lines) = crate::tsv::split_header(text, path)?;
+        let (header, lines) = crate::io::tsv::split_header(text, path)?;
         let col = |name: &str| header.column(name);
         let (c_id, c_sym, c_name, c_sum) = (
             col("entrez_id")?,

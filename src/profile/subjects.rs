@@ -184,33 +184,15 @@ pub fn gene_set_subject(key: &str, genes: &[String]) -> Subject {
 /// separated). Set names must be unique; a set without genes is an error naming its line.
 pub fn read_gene_sets(path: &Path) -> Result<Vec<Subject>> {
     let mut out: Vec<Subject> = Vec::new();
-    for (line, content) in content_lines(path)? {
-        let mut fields = content.split('\t');
-        let name = fields.next().unwrap_or("").trim();
-        let _description = fields.next();
-        let genes: Vec<String> = fields
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(String::from)
-            .collect();
-        if name.is_empty() || genes.is_empty() {
+    for set in crate::io::read_gmt(path)? {
+        if out.iter().any(|s| s.key == set.name) {
             return Err(line_error(
                 path,
-                line,
-                "expected NAME<tab>DESCRIPTION<tab>GENE<tab>GENE...".into(),
+                set.line,
+                format!("set '{}' is listed twice", set.name),
             ));
         }
-        if out.iter().any(|s| s.key == name) {
-            return Err(line_error(
-                path,
-                line,
-                format!("set '{name}' is listed twice"),
-            ));
-        }
-        out.push(gene_set_subject(name, &genes));
-    }
-    if out.is_empty() {
-        return Err(Error::bad_file(path, "no gene sets in the file"));
+        out.push(gene_set_subject(&set.name, &set.genes));
     }
     Ok(out)
 }

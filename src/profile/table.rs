@@ -2,7 +2,7 @@
 //! stored as Parquet.
 
 use crate::error::{Error, Result};
-use crate::parquet_io::{optional_u32s, read_parquet, record_batch, strings, write_parquet};
+use crate::io::parquet::{optional_u32s, read_parquet, record_batch, strings, write_parquet};
 use arrow::array::{ArrayRef, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use std::path::Path;

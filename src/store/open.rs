@@ -3,7 +3,7 @@
 use super::exact::exact_top_k;
 use super::index::HnswIndex;
 use super::manifest::{StoreManifest, MANIFEST_FILE, TABLE_FILE};
-use super::table::read_table;
+use super::table::{read_table, StoreRows};
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_f32, sha256_file};
@@ -90,69 +90,9 @@ impl GeneStore {
             ));
         }
         let manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
-        let table_path = dir.join(TABLE_FILE);
-        if !table_path.is_file() {
-            return Err(Error::store(
-                &table_path,
-                "the vector table is missing; build the store again",
-            ));
-        }
-        if sha256_file(&table_path)? != manifest.table_sha256 {
-            return Err(Error::store(
-                &table_path,
-                "the vector table does not match the manifest (truncated or changed); build the store again",
-            ));
-        }
-        let rows = read_table(&table_path)?;
-        if rows.vectors.len() != manifest.count || rows.vectors.dim() != manifest.dim {
-            return Err(Error::store(
-                &table_path,
-                format!(
-                    "holds {} vectors of dimension {}, the manifest says {} of {}",
-                    rows.vectors.len(),
-                    rows.vectors.dim(),
-                    manifest.count,
-                    manifest.dim
-                ),
-            ));
-        }
-        if sha256_f32(rows.vectors.as_slice()) != manifest.vectors_sha256 {
-            return Err(Error::store(
-                &table_path,
-                "the vectors' checksum does not match the manifest; build the store again",
-            ));
-        }
-        for (name, expected) in &manifest.index.files {
-            let path = dir.join(name);
-            let repair = format!(
-                "rebuild it with `bftembed reindex --store {}`",
-                dir.display()
-            );
-            if !path.is_file() {
-                return Err(Error::store(
-                    &path,
-                    format!("the index file is missing; {repair}"),
-                ));
-            }
-            if &sha256_file(&path)? != expected {
-                return Err(Error::store(
-                    &path,
-                    format!("the index file does not match the manifest (truncated or changed); {repair}"),
-                ));
-            }
-        }
-        let index = HnswIndex::load(dir)?;
-        if index.len() != manifest.count {
-            return Err(Error::store(
-                dir,
-                format!(
-                    "the index holds {} points but the table {}; rebuild it with `bftembed reindex --store {}`",
-                    index.len(),
-                    manifest.count,
-                    dir.display()
-                ),
-            ));
-        }
+        let rows = read_checked_table(&dir.join(TABLE_FILE), &manifest)?;
+        check_index_files(dir, &manifest)?;
+        let index = load_checked_index(dir, &manifest)?;
         let by_symbol = rows
             .symbols
             .iter()
@@ -297,4 +237,88 @@ impl GeneStore {
             })
             .collect())
     }
+}
+
+/// The vector table, read only after its file checksum matches the manifest, then
+/// checked again for its shape and the checksum of the vectors it decodes to: a table
+/// that parses can still hold other vectors than the store was built with.
+fn read_checked_table(table_path: &Path, manifest: &StoreManifest) -> Result<StoreRows> {
+    if !table_path.is_file() {
+        return Err(Error::store(
+            table_path,
+            "the vector table is missing; build the store again",
+        ));
+    }
+    if sha256_file(table_path)? != manifest.table_sha256 {
+        return Err(Error::store(
+            table_path,
+            "the vector table does not match the manifest (truncated or changed); build the store again",
+        ));
+    }
+    let rows = read_table(table_path)?;
+    if rows.vectors.len() != manifest.count || rows.vectors.dim() != manifest.dim {
+        return Err(Error::store(
+            table_path,
+            format!(
+                "holds {} vectors of dimension {}, the manifest says {} of {}",
+                rows.vectors.len(),
+                rows.vectors.dim(),
+                manifest.count,
+                manifest.dim
+            ),
+        ));
+    }
+    if sha256_f32(rows.vectors.as_slice()) != manifest.vectors_sha256 {
+        return Err(Error::store(
+            table_path,
+            "the vectors' checksum does not match the manifest; build the store again",
+        ));
+    }
+    Ok(rows)
+}
+
+/// Checks that every index file the manifest lists is present with its recorded
+/// checksum, before the index is loaded, so a damaged index is reported as such (with
+/// the command that rebuilds it) rather than as whatever the loader trips over.
+fn check_index_files(dir: &Path, manifest: &StoreManifest) -> Result<()> {
+    for (name, expected) in &manifest.index.files {
+        let path = dir.join(name);
+        let repair = format!(
+            "rebuild it with `bftembed reindex --store {}`",
+            dir.display()
+        );
+        if !path.is_file() {
+            return Err(Error::store(
+                &path,
+                format!("the index file is missing; {repair}"),
+            ));
+        }
+        if &sha256_file(&path)? != expected {
+            return Err(Error::store(
+                &path,
+                format!(
+                    "the index file does not match the manifest (truncated or changed); {repair}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The HNSW index, which must hold one point per table row: search results are rows
+/// of the table.
+fn load_checked_index(dir: &Path, manifest: &StoreManifest) -> Result<HnswIndex> {
+    let index = HnswIndex::load(dir)?;
+    if index.len() != manifest.count {
+        return Err(Error::store(
+            dir,
+            format!(
+                "the index holds {} points but the table {}; rebuild it with `bftembed reindex --store {}`",
+                index.len(),
+                manifest.count,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(index)
 }

@@ -2,7 +2,7 @@
 
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
-use crate::parquet_io::{
+use crate::io::parquet::{
     f32_vectors, optional_u32s, read_parquet, record_batch, strings, vector_column, vector_field,
     write_parquet,
 };

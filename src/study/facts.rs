@@ -2,9 +2,9 @@
 //! which gene symbols it mentions, and which of those the gene's annotations support. A
 //! fluent but ignorant profile names processes and genes too; only annotated ones count.
 
-use crate::csv_table::CsvTable;
 use crate::error::{Error, Result};
 use crate::genes::GeneCatalog;
+use crate::io::csv_table::CsvTable;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -3,12 +3,12 @@
 //! where the reference ranks among every GO process name as seen from the answer.
 
 use super::config::GeneSetConfig;
-use crate::csv_table::CsvTable;
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
+use crate::io::csv_table::CsvTable;
 use crate::profile::{gene_set_subject, Subject};
+use crate::rng::SplitMix64;
 use crate::tasks::{ItemOutcomes, OutcomeKind};
-use crate::train::SplitMix64;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -3,11 +3,9 @@
 //! every task keeps items to score.
 
 use crate::error::Result;
-use crate::tasks::{
-    expression_genes, labelled_classes, labelled_genes, labelled_pairs, SymbolMapper, TaskSpec,
-};
+use crate::rng::SplitMix64;
+use crate::tasks::{expression_genes, task_genes, SymbolMapper, TaskSpec};
 use crate::train::split::{DataSplit, SplitRole};
-use crate::train::SplitMix64;
 use std::collections::BTreeSet;
 
 /// How many genes one task contributed.
@@ -47,11 +45,13 @@ pub fn select_study_genes(
     let mut draws = Vec::new();
     for task in tasks {
         let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(task.id.as_bytes()));
+        let scored = task_genes(task, mapper)?;
         // Pair and class tasks draw so that both classes (or every class) stay scorable.
-        let balanced = if let Some((train, test)) = labelled_pairs(task, mapper)? {
+        let balanced = if let Some((train, test)) = scored.pairs {
             Some(draw_pairs(&[train, test], &eval, per_task, &mut rng))
         } else {
-            labelled_classes(task, mapper)?
+            scored
+                .classes
                 .map(|labels| draw_classes(&labels, &eval, per_task, &mut rng))
         };
         if let Some((drawn, candidates)) = balanced {
@@ -63,7 +63,7 @@ pub fn select_study_genes(
             chosen.extend(drawn);
             continue;
         }
-        let mut genes = labelled_genes(task, mapper)?;
+        let mut genes = scored.items;
         genes.extend(expression_genes(task, mapper)?);
         let candidates: Vec<&String> = genes.iter().filter(|g| eval.contains(*g)).collect();
         let order = rng.permutation(candidates.len());
@@ -163,7 +163,7 @@ fn draw_pairs(
 #[cfg(test)]
 mod tests {
     use super::draw_classes;
-    use crate::train::SplitMix64;
+    use crate::rng::SplitMix64;
     use std::collections::BTreeSet;
 
     #[test]

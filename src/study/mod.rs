@@ -13,6 +13,7 @@ mod gene_sets;
 mod genes;
 mod report;
 mod run;
+mod scoring;
 mod stages;
 
 pub use accuracy::{mask_gene, profile_accuracy, ProfileAccuracy, VectorsBySymbol};

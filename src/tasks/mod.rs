@@ -5,39 +5,30 @@
 //! Gene symbols in task files are mapped to approved HGNC symbols, and the genes a
 //! store lacks are counted in the report's coverage, not dropped silently.
 
-mod anndata;
-mod cell_tasks;
-mod expression;
-mod family_tasks;
-mod gene_tasks;
-mod item_genes;
+mod checks;
+mod cv;
+mod kinds;
 mod metrics;
 mod outcomes;
 mod pca;
-mod perturbation_tasks;
 mod probe;
 mod report;
 mod resample;
-mod response_tasks;
+mod score;
 mod spec;
-mod spec_check;
+mod spec_file;
+mod task;
 mod vectors;
 
-pub use anndata::H5ad;
-pub use expression::ExpressionMatrix;
-pub use gene_tasks::{stratified_folds, stratified_folds_by, TaskScore};
-pub use item_genes::{
-    expression_genes, labelled_classes, labelled_genes, labelled_pairs, LabelledPairs,
-};
-pub use metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
+// Every kind's settings (`GenePairSpec`, ...), so a new kind needs no line here.
+pub use kinds::*;
+pub use metrics::{accuracy, average_precision, macro_f1, pearson, roc_auc, roc_curve};
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
-pub use pca::{pca_2d, ItemMap};
-pub use probe::{logistic_scores, Standardizer};
+pub use pca::ItemMap;
 pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult};
-pub use spec::{
-    CellClassifier, CellEmbedding, CellTypeSpec, ExpressionResponseSpec, ExpressionValues,
-    GeneClassSpec, GenePairSpec, PairSplit, PerturbationSpec, ProbeSpec, TaskSpec,
-};
+pub use score::TaskScore;
+pub use spec::{ProbeSpec, TaskKind, TaskSpec};
+pub use task::{LabelledPairs, TaskGenes};
 pub use vectors::{GeneVectors, SymbolMapper};
 
 use crate::error::Result;
@@ -84,27 +75,13 @@ fn run_tasks(
     let all = compared_vectors(stores)?;
     let refs: Vec<&GeneVectors> = all.iter().map(|(v, _)| v).collect();
     let mut mapper = SymbolMapper::new(catalog);
-    let mut cell_cache = cell_tasks::CellEmbeddingCache::new();
+    let mut state = task::RunState::default();
     let mut results = Vec::new();
     let mut failed = Vec::new();
     let bar = crate::progress::items_bar(tasks.len() as u64, "evaluating", "tasks");
     for task in tasks {
         bar.set_message(format!("task {}", task.id));
-        let scores = if let Some(p) = &task.gene_pairs {
-            gene_tasks::run_gene_pairs(task, p, &refs, &mut mapper)
-        } else if let Some(c) = &task.gene_classes {
-            gene_tasks::run_gene_classes(task, c, &refs, &mut mapper)
-        } else if let Some(f) = &task.gene_families {
-            family_tasks::run_gene_families(task, f, &refs, &mut mapper)
-        } else if let Some(c) = &task.cell_types {
-            cell_tasks::run_cell_types(task, c, &refs, &mut mapper, &mut cell_cache)
-        } else if let Some(p) = &task.perturbations {
-            perturbation_tasks::run_perturbations(task, p, &refs, &mut mapper)
-        } else if let Some(r) = &task.expression_response {
-            response_tasks::run_expression_response(task, r, &refs, &mut mapper)
-        } else {
-            Ok(Vec::new())
-        };
+        let scores = task.kind.task().run(task, &refs, &mut mapper, &mut state);
         bar.inc(1);
         match scores {
             Ok(mut scores) => {
@@ -153,6 +130,22 @@ fn run_tasks(
             .collect(),
     };
     Ok((report, failed))
+}
+
+/// The genes a task scores as items (with their classes or pairs), so that training
+/// data can leave them out and a caller drawing genes can keep every class scorable.
+pub fn task_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    spec.kind.task().scored_genes(spec, mapper)
+}
+
+/// The genes a cell-level or expression-response task reads: the expression matrix's
+/// genes (GenePT-w features) or the genes whose response is predicted; empty for other
+/// tasks, since no training set could avoid nearly the whole transcriptome.
+pub fn expression_genes(
+    spec: &TaskSpec,
+    mapper: &mut SymbolMapper,
+) -> Result<std::collections::BTreeSet<String>> {
+    spec.kind.task().read_genes(spec, mapper)
 }
 
 /// Name of the random floor in reports; no store may take it.

@@ -2,9 +2,9 @@
 //! on the same items can be compared with a paired test rather than by their separate
 //! intervals (which overlap long before a difference stops being real).
 
-use super::metrics::{macro_f1, roc_auc};
-use super::response_tasks::pearson;
-use super::vectors::next_u64;
+use super::metrics::{macro_f1, pearson, roc_auc};
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
 
 /// Per-item outcomes behind a [`super::TaskScore`]'s main metric.
 #[derive(Debug, Clone)]
@@ -90,8 +90,52 @@ impl ItemOutcomes {
         }
     }
 
+    /// Adds another fold's outcomes (of the same kind) after these.
+    pub(crate) fn append(&mut self, other: ItemOutcomes) -> Result<()> {
+        match (&mut self.kind, other.kind) {
+            (
+                OutcomeKind::Binary { truth, scores },
+                OutcomeKind::Binary {
+                    truth: t,
+                    scores: s,
+                },
+            ) => {
+                truth.extend(t);
+                scores.extend(s);
+            }
+            (
+                OutcomeKind::Classes { truth, predicted },
+                OutcomeKind::Classes {
+                    truth: t,
+                    predicted: p,
+                },
+            ) => {
+                truth.extend(t);
+                predicted.extend(p);
+            }
+            (
+                OutcomeKind::Columns { truth, predicted },
+                OutcomeKind::Columns {
+                    truth: t,
+                    predicted: p,
+                },
+            ) => {
+                truth.extend(t);
+                predicted.extend(p);
+            }
+            (OutcomeKind::Mean { values }, OutcomeKind::Mean { values: v }) => values.extend(v),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "folds gave outcomes of different kinds".into(),
+                ))
+            }
+        }
+        self.ids.extend(other.ids);
+        Ok(())
+    }
+
     /// The outcomes of the items at `idx`, in that order.
-    fn select(&self, idx: &[usize]) -> ItemOutcomes {
+    pub(crate) fn select(&self, idx: &[usize]) -> ItemOutcomes {
         fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
             idx.iter().map(|&i| v[i].clone()).collect()
         }
@@ -183,13 +227,11 @@ pub fn paired_bootstrap(
     let (a, b) = (a.select(&ia), b.select(&ib));
     let all: Vec<usize> = (0..ia.len()).collect();
     let difference = a.metric(&all)? - b.metric(&all)?;
-    let mut state = seed;
-    let n = ia.len() as u64;
+    let mut rng = SplitMix64::new(seed);
+    let n = ia.len();
     let mut diffs = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        let idx: Vec<usize> = (0..n)
-            .map(|_| (next_u64(&mut state) % n) as usize)
-            .collect();
+        let idx: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
         if let (Some(x), Some(y)) = (a.metric(&idx), b.metric(&idx)) {
             diffs.push(x - y);
         }

@@ -1,7 +1,7 @@
 //! The evaluation report: `report.md` for reading, `report.json` for programs,
 //! `report.html` with the ROC curves drawn inline, and one SVG per task.
 
-use super::gene_tasks::TaskScore;
+use super::score::TaskScore;
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
 use std::path::Path;

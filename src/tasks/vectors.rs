@@ -3,6 +3,7 @@
 
 use crate::embed::SentenceEmbedder;
 use crate::genes::GeneCatalog;
+use crate::rng::SplitMix64;
 use crate::store::GeneStore;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -59,10 +60,8 @@ impl GeneVectors {
         let mut data = Vec::with_capacity(symbols.len() * other.dim);
         for (i, symbol) in symbols.iter().enumerate() {
             rows.insert((*symbol).clone(), i);
-            let mut state = seed ^ crate::fsutil::fnv1a(symbol.as_bytes());
-            let v: Vec<f32> = (0..other.dim)
-                .map(|_| gaussian(&mut state) as f32)
-                .collect();
+            let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(symbol.as_bytes()));
+            let v: Vec<f32> = (0..other.dim).map(|_| rng.normal() as f32).collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             data.extend(v.iter().map(|x| x / norm));
         }
@@ -181,20 +180,4 @@ impl<'a> SymbolMapper<'a> {
     pub fn case_only(&self) -> &crate::genes::CaseOnlyMatches {
         &self.case_only
     }
-}
-
-/// A standard normal draw (Box-Muller) from a splitmix64 stream.
-pub(crate) fn gaussian(state: &mut u64) -> f64 {
-    let u1 = (next_u64(state) >> 11) as f64 / (1u64 << 53) as f64;
-    let u2 = (next_u64(state) >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * (u1.max(1e-300)).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-/// splitmix64: small, seedable, and the same on every platform.
-pub(crate) fn next_u64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

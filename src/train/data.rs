@@ -67,7 +67,7 @@ pub fn go_pairs(path: &Path, system: &str, question: &str) -> Result<Vec<Instruc
     }
     let lines = crate::fsutil::read_utf8_lines(path)?;
     let text = lines.join("\n");
-    let (header, rows) = crate::tsv::split_header(&text, path)?;
+    let (header, rows) = crate::io::tsv::split_header(&text, path)?;
     let (id_col, term_col, definition_col) = (
         header.column("go_id")?,
         header.column("term")?,

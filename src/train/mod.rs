@@ -20,7 +20,6 @@ pub mod loss;
 mod model;
 mod optim;
 mod report;
-mod rng;
 mod run;
 pub mod split;
 mod trainer;
@@ -35,7 +34,7 @@ pub use log::{plot_runs, read_log, LogRow, TrainLog};
 pub use model::TrainableLlama;
 pub use optim::{clip_grad_norm, clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 pub use report::compare_runs;
-pub use rng::SplitMix64;
+
 pub use run::{run, RunSummary, CHECKPOINT_FOLDER};
 pub use trainer::{heldout_score, HeldoutReport, StepReport, Trainer, TrainerSettings};
 

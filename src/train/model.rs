@@ -99,7 +99,7 @@ impl TrainableLlama {
     /// A randomly initialised model (normal(0, 0.02) matrices, unit norms) from a seed,
     /// for tests and from-scratch experiments.
     pub fn random(config: LlamaConfig, seed: u64, device: &Device) -> Result<Self> {
-        let mut rng = super::rng::SplitMix64::new(seed);
+        let mut rng = crate::rng::SplitMix64::new(seed);
         let mut matrix = |rows: usize, cols: usize| -> Result<Var> {
             let values: Vec<f32> = (0..rows * cols)
                 .map(|_| 0.02 * rng.normal() as f32)

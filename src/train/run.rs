@@ -6,15 +6,16 @@ use super::config::{TrainConfig, TrainDtype};
 use super::data::{gene_pairs, go_pairs, ExampleEncoder, InstructionPair, TokenizedExample};
 use super::log::{plot_runs, read_log, LogRow, TrainLog};
 use super::model::TrainableLlama;
-use super::rng::SplitMix64;
 use super::split::{DataSplit, SplitRole};
 use super::trainer::{HeldoutReport, Trainer, TrainerSettings};
 use crate::error::{Error, Result};
 use crate::genes::GeneCatalog;
-use crate::llm::{CausalLm, GgufPrecision};
+use crate::llm::{CausalLm, GgufPrecision, LlamaConfig, LlamaWeights};
 use crate::models::{ModelCache, ModelDir};
 use crate::profile::{PromptTemplate, RefseqSummaries};
-use candle_core::DType;
+use crate::rng::SplitMix64;
+use candle_core::{DType, Device};
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,65 +52,28 @@ pub struct RunSummary {
 /// overwritten by accident.
 pub fn run(config: &TrainConfig, resume: bool) -> Result<RunSummary> {
     let device = crate::device::parse_device(&config.device)?;
-    let dtype = match config.trainable.dtype {
-        TrainDtype::F32 => DType::F32,
-        TrainDtype::Bf16 if device.is_cpu() => {
-            return Err(Error::InvalidArgument(
-                "trainable.dtype = \"bf16\" needs a GPU device; candle's CPU bf16 matmul is slower than f32".into(),
-            ))
-        }
-        TrainDtype::Bf16 => DType::BF16,
-    };
+    let dtype = trainable_dtype(config, &device)?;
     let out = config.out_dir();
     let checkpoint_dir = out.join(CHECKPOINT_FOLDER);
-    let saved = SavedCheckpoint::find(&checkpoint_dir)?;
-    if saved.is_some() && !resume {
-        return Err(Error::InvalidArgument(format!(
-            "{} already holds a checkpoint; pass --resume to continue it, or remove the folder",
-            out.display()
-        )));
-    }
+    let saved = existing_checkpoint(&out, &checkpoint_dir, resume)?;
 
     let base = resolve_base(config)?;
     let lm = CausalLm::load(&base, &device, GgufPrecision::F32)?;
-    let end_of_turn = lm.end_of_turn().ok_or_else(|| Error::ModelMissing {
-        name: base.id.clone(),
-        reason: "its tokenizer has no end-of-turn or end-of-sequence token".into(),
-    })?;
+    let end_of_turn = end_of_turn_token(&lm, &base)?;
     let (train, heldout) = load_examples(config, &lm, end_of_turn)?;
 
     let (model_config, weights) = lm.model.into_parts();
-    let mut model = TrainableLlama::from_weights(model_config, weights, &device, dtype)?;
-    model.set_trained_blocks(config.trainable.last_layers)?;
-    let settings = TrainerSettings {
-        objective: config.objective.objective(),
-        schedule: config.optimizer.schedule(config.run.steps),
-        adamw: config.optimizer.adamw(),
-        clip_norm: config.optimizer.clip_norm,
-        batch_size: config.run.batch_size,
-        grad_accum: config.run.grad_accum,
-        seed: config.seed,
-    };
-    let mut trainer = Trainer::new(model, settings, &device)?;
-    let mut state = TrainerState {
-        step: 0,
-        tokens: 0,
-        objective: config.objective.label().to_string(),
-        base_model: base.id.clone(),
-        base_sha256: base.weights_sha256.clone(),
-        seed: config.seed,
-        base_heldout: None,
-    };
+    let mut trainer = new_trainer(config, model_config, weights, &device, dtype)?;
+    let mut state = fresh_state(config, &base);
     if let Some(saved) = saved {
-        check_same_run(&saved.state, &state, &saved.dir)?;
-        let (model, optimizer) = trainer.parts_mut();
-        saved.restore(model, optimizer)?;
-        state = saved.state;
+        state = restore_checkpoint(saved, &state, &mut trainer)?;
     }
     let resumed_from = state.step;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     crate::fsutil::atomic_write_bytes(&out.join("config.toml"), config.source_text.as_bytes())?;
 
+    // Only a fresh run scores the base model: a resumed one already recorded it in its
+    // checkpoint's state, and its weights are no longer the base model's.
     if resumed_from == 0 {
         let h = trainer.heldout(&heldout)?;
         state.base_heldout = Some((h.cross_entropy, h.token_accuracy));
@@ -121,61 +85,23 @@ pub fn run(config: &TrainConfig, resume: bool) -> Result<RunSummary> {
     };
     let log_path = out.join("log.csv");
     let mut log = TrainLog::open(&log_path, resumed_from)?;
-    let bar = crate::progress::items_bar(
-        config.run.steps as u64,
-        &format!("training {}", config.name),
-        "steps",
-    );
-    bar.set_position(resumed_from as u64);
+    let bar = steps_bar(config, resumed_from);
     let started = Instant::now();
-    let mut tokens_this_run = 0usize;
-    let mut last_heldout: Option<HeldoutReport> = None;
-    for _ in resumed_from..config.run.steps {
-        let t0 = Instant::now();
-        let report = trainer.step(&train)?;
-        let seen = report.all_tokens;
-        let seconds = t0.elapsed().as_secs_f64().max(1e-9);
-        tokens_this_run += seen;
-        state.step = report.step;
-        state.tokens += report.tokens as u64;
-        let last = report.step == config.run.steps;
-        let heldout_now = if report.step % config.run.eval_every == 0 || last {
-            let h = trainer.heldout(&heldout)?;
-            last_heldout = Some(h);
-            Some(h)
-        } else {
-            None
-        };
-        log.append(&LogRow {
-            step: report.step,
-            learning_rate: report.learning_rate,
-            loss: report.loss,
-            cross_entropy: report.cross_entropy,
-            grad_norm: report.grad_norm,
-            tokens: report.tokens,
-            tokens_per_second: seen as f64 / seconds,
-            heldout_cross_entropy: heldout_now.map(|h| h.cross_entropy),
-            heldout_token_accuracy: heldout_now.map(|h| h.token_accuracy),
-        })?;
-        if report.step % config.run.checkpoint_every == 0 || last {
-            write_checkpoint(
-                &checkpoint_dir,
-                trainer.model(),
-                trainer.optimizer(),
-                &state,
-                &files,
-            )?;
-        }
-        bar.set_message(format!(
-            "loss {:.3} · CE {:.3} · {:.0} tok/s",
-            report.loss,
-            report.cross_entropy,
-            seen as f64 / seconds
-        ));
-        bar.inc(1);
+    let done = StepLoop {
+        config,
+        trainer: &mut trainer,
+        train: &train,
+        heldout: &heldout,
+        state: &mut state,
+        checkpoint_dir: &checkpoint_dir,
+        files: &files,
+        log: &mut log,
+        bar: &bar,
     }
+    .run(resumed_from)?;
     bar.finish_and_clear();
-    let final_heldout = match last_heldout {
+    // A run resumed at its last step takes no step, so it has no held-out score yet.
+    let final_heldout = match done.last_heldout {
         Some(h) => h,
         None => trainer.heldout(&heldout)?,
     };
@@ -191,11 +117,199 @@ pub fn run(config: &TrainConfig, resume: bool) -> Result<RunSummary> {
         heldout_pairs: heldout.len(),
         base_heldout: state.base_heldout,
         final_heldout: (final_heldout.cross_entropy, final_heldout.token_accuracy),
-        tokens_per_second: tokens_this_run as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        tokens_per_second: done.tokens as f64 / started.elapsed().as_secs_f64().max(1e-9),
     };
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
     crate::fsutil::atomic_write_bytes(&out.join("summary.json"), json.as_bytes())?;
     Ok(summary)
+}
+
+/// The candle dtype of the trained weights. bf16 is refused on the CPU, where it would
+/// make training slower rather than faster.
+fn trainable_dtype(config: &TrainConfig, device: &Device) -> Result<DType> {
+    Ok(match config.trainable.dtype {
+        TrainDtype::F32 => DType::F32,
+        TrainDtype::Bf16 if device.is_cpu() => {
+            return Err(Error::InvalidArgument(
+                "trainable.dtype = \"bf16\" needs a GPU device; candle's CPU bf16 matmul is slower than f32".into(),
+            ))
+        }
+        TrainDtype::Bf16 => DType::BF16,
+    })
+}
+
+/// The checkpoint already in the output folder, if any. One is an error unless
+/// `resume` is set, checked before the model loads so a mistaken rerun fails at once.
+fn existing_checkpoint(
+    out: &Path,
+    checkpoint_dir: &Path,
+    resume: bool,
+) -> Result<Option<SavedCheckpoint>> {
+    let saved = SavedCheckpoint::find(checkpoint_dir)?;
+    if saved.is_some() && !resume {
+        return Err(Error::InvalidArgument(format!(
+            "{} already holds a checkpoint; pass --resume to continue it, or remove the folder",
+            out.display()
+        )));
+    }
+    Ok(saved)
+}
+
+/// The token that ends an answer; training needs one, since every target ends with it.
+fn end_of_turn_token(lm: &CausalLm, base: &ModelDir) -> Result<u32> {
+    lm.end_of_turn().ok_or_else(|| Error::ModelMissing {
+        name: base.id.clone(),
+        reason: "its tokenizer has no end-of-turn or end-of-sequence token".into(),
+    })
+}
+
+/// The trainer over the base model's weights, with only the config's last blocks
+/// trained and the config's optimizer, schedule and batching.
+fn new_trainer(
+    config: &TrainConfig,
+    model_config: LlamaConfig,
+    weights: LlamaWeights,
+    device: &Device,
+    dtype: DType,
+) -> Result<Trainer> {
+    let mut model = TrainableLlama::from_weights(model_config, weights, device, dtype)?;
+    model.set_trained_blocks(config.trainable.last_layers)?;
+    let settings = TrainerSettings {
+        objective: config.objective.objective(),
+        schedule: config.optimizer.schedule(config.run.steps),
+        adamw: config.optimizer.adamw(),
+        clip_norm: config.optimizer.clip_norm,
+        batch_size: config.run.batch_size,
+        grad_accum: config.run.grad_accum,
+        seed: config.seed,
+    };
+    Trainer::new(model, settings, device)
+}
+
+/// The state of a run that has taken no step yet.
+fn fresh_state(config: &TrainConfig, base: &ModelDir) -> TrainerState {
+    TrainerState {
+        step: 0,
+        tokens: 0,
+        objective: config.objective.label().to_string(),
+        base_model: base.id.clone(),
+        base_sha256: base.weights_sha256.clone(),
+        seed: config.seed,
+        base_heldout: None,
+    }
+}
+
+/// Loads a saved checkpoint into the trainer and returns its state, after checking it
+/// was trained as `now` asks (objective, base model, seed): continuing another run's
+/// checkpoint would mix two experiments in one folder.
+fn restore_checkpoint(
+    saved: SavedCheckpoint,
+    now: &TrainerState,
+    trainer: &mut Trainer,
+) -> Result<TrainerState> {
+    check_same_run(&saved.state, now, &saved.dir)?;
+    let (model, optimizer) = trainer.parts_mut();
+    saved.restore(model, optimizer)?;
+    Ok(saved.state)
+}
+
+/// The progress bar over all the run's steps, starting at those already done.
+fn steps_bar(config: &TrainConfig, resumed_from: usize) -> ProgressBar {
+    let bar = crate::progress::items_bar(
+        config.run.steps as u64,
+        &format!("training {}", config.name),
+        "steps",
+    );
+    bar.set_position(resumed_from as u64);
+    bar
+}
+
+/// Everything the step loop reads or advances, bundled so the loop can live in its own
+/// function without a long argument list.
+struct StepLoop<'a> {
+    config: &'a TrainConfig,
+    trainer: &'a mut Trainer,
+    train: &'a [TokenizedExample],
+    heldout: &'a [TokenizedExample],
+    state: &'a mut TrainerState,
+    checkpoint_dir: &'a Path,
+    files: &'a ModelFiles<'a>,
+    log: &'a mut TrainLog,
+    bar: &'a ProgressBar,
+}
+
+/// What the step loop leaves for the summary.
+struct StepsDone {
+    /// Tokens seen by this invocation (all tokens, prompt included), for its throughput.
+    tokens: usize,
+    /// The latest held-out score, if the loop took one.
+    last_heldout: Option<HeldoutReport>,
+}
+
+impl StepLoop<'_> {
+    /// Takes the steps from `resumed_from` to the configured total, each logged, scored
+    /// on the held-out pairs every `eval_every` steps and at the end, and checkpointed
+    /// every `checkpoint_every` steps and at the end.
+    fn run(mut self, resumed_from: usize) -> Result<StepsDone> {
+        let mut done = StepsDone {
+            tokens: 0,
+            last_heldout: None,
+        };
+        for _ in resumed_from..self.config.run.steps {
+            self.step(&mut done)?;
+        }
+        Ok(done)
+    }
+
+    /// One step: train, score if due, append the log row, checkpoint if due, and move
+    /// the bar. The log row is written before the checkpoint so a checkpoint never
+    /// claims a step the log lacks.
+    fn step(&mut self, done: &mut StepsDone) -> Result<()> {
+        let run = &self.config.run;
+        let t0 = Instant::now();
+        let report = self.trainer.step(self.train)?;
+        let seen = report.all_tokens;
+        let seconds = t0.elapsed().as_secs_f64().max(1e-9);
+        done.tokens += seen;
+        self.state.step = report.step;
+        self.state.tokens += report.tokens as u64;
+        let last = report.step == run.steps;
+        let heldout_now = if report.step % run.eval_every == 0 || last {
+            let h = self.trainer.heldout(self.heldout)?;
+            done.last_heldout = Some(h);
+            Some(h)
+        } else {
+            None
+        };
+        self.log.append(&LogRow {
+            step: report.step,
+            learning_rate: report.learning_rate,
+            loss: report.loss,
+            cross_entropy: report.cross_entropy,
+            grad_norm: report.grad_norm,
+            tokens: report.tokens,
+            tokens_per_second: seen as f64 / seconds,
+            heldout_cross_entropy: heldout_now.map(|h| h.cross_entropy),
+            heldout_token_accuracy: heldout_now.map(|h| h.token_accuracy),
+        })?;
+        if report.step % run.checkpoint_every == 0 || last {
+            write_checkpoint(
+                self.checkpoint_dir,
+                self.trainer.model(),
+                self.trainer.optimizer(),
+                self.state,
+                self.files,
+            )?;
+        }
+        self.bar.set_message(format!(
+            "loss {:.3} · CE {:.3} · {:.0} tok/s",
+            report.loss,
+            report.cross_entropy,
+            seen as f64 / seconds
+        ));
+        self.bar.inc(1);
+        Ok(())
+    }
 }
 
 /// The base model: a folder or file relative to the config, else a registry name.

@@ -248,7 +248,7 @@ pub fn heldout_score(
 fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mixed =
         seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch.wrapping_mul(0xd1b5_4a32_d192_ed03);
-    super::rng::SplitMix64::new(mixed).permutation(n)
+    crate::rng::SplitMix64::new(mixed).permutation(n)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// One number of a task file and whether it is in range.
-struct Check {
+pub(crate) struct Check {
     table: &'static str,
     key: &'static str,
     value: String,
@@ -15,7 +15,8 @@ struct Check {
     rule: &'static str,
 }
 
-fn at_least(table: &'static str, key: &'static str, value: usize, min: usize) -> Check {
+/// `value` must be at least `min` (1 or 2).
+pub(crate) fn at_least(table: &'static str, key: &'static str, value: usize, min: usize) -> Check {
     Check {
         table,
         key,
@@ -29,7 +30,8 @@ fn at_least(table: &'static str, key: &'static str, value: usize, min: usize) ->
     }
 }
 
-fn finite(
+/// `value` must be finite and `ok` (the rule, said by `rule`).
+pub(crate) fn finite(
     table: &'static str,
     key: &'static str,
     value: f64,
@@ -68,6 +70,7 @@ pub(super) fn check_numbers(spec: &TaskSpec, text: &str, path: &Path) -> Result<
     Ok(())
 }
 
+/// The probe's numbers, then the kind's own.
 fn checks(spec: &TaskSpec) -> Vec<Check> {
     let mut all = vec![
         finite(
@@ -85,52 +88,7 @@ fn checks(spec: &TaskSpec) -> Vec<Check> {
             rule: "must be at least 1",
         },
     ];
-    if let Some(p) = &spec.gene_pairs {
-        let h = p.held_out_genes;
-        all.push(finite(
-            "gene_pairs",
-            "held_out_genes",
-            h,
-            h > 0.0 && h < 1.0,
-            "must be between 0 and 1 (exclusive)",
-        ));
-        if let Some(max) = p.max_train_pairs {
-            all.push(at_least("gene_pairs", "max_train_pairs", max, 1));
-        }
-    }
-    if let Some(c) = &spec.gene_classes {
-        all.push(at_least("gene_classes", "folds", c.folds, 2));
-    }
-    if let Some(f) = &spec.gene_families {
-        all.push(at_least("gene_families", "folds", f.folds, 2));
-        all.push(at_least("gene_families", "classes", f.classes.len(), 2));
-    }
-    if let Some(c) = &spec.cell_types {
-        all.push(at_least("cell_types", "folds", c.folds, 2));
-        all.push(at_least("cell_types", "top_genes", c.top_genes, 1));
-        all.push(at_least("cell_types", "k", c.k, 1));
-    }
-    if let Some(p) = &spec.perturbations {
-        all.push(at_least("perturbations", "folds", p.folds, 2));
-        all.push(at_least("perturbations", "neighbors", p.neighbors, 1));
-    }
-    if let Some(r) = &spec.expression_response {
-        all.push(at_least("expression_response", "folds", r.folds, 2));
-        all.push(finite(
-            "expression_response",
-            "ridge",
-            r.ridge,
-            r.ridge > 0.0,
-            "must be above 0",
-        ));
-        all.push(finite(
-            "expression_response",
-            "min_expression",
-            r.min_expression,
-            r.min_expression >= 0.0,
-            "must be 0 or more",
-        ));
-    }
+    all.extend(spec.kind.task().number_checks());
     all
 }
 

@@ -28,6 +28,18 @@ struct MatrixLocation {
     var: String,
 }
 
+/// The three arrays of a CSR or CSC matrix, as the file stores them.
+struct Compressed {
+    /// CSR (each pointer range is a cell) rather than CSC (each is a gene).
+    by_cell: bool,
+    /// The stored values.
+    data: Vec<f32>,
+    /// Per value, its inner index (gene for CSR, cell for CSC).
+    indices: Vec<i64>,
+    /// Per outer row, where its values start in `data`, and one past the last.
+    indptr: Vec<i64>,
+}
+
 impl H5ad {
     /// Opens a file; anything that is not HDF5 is refused with the path in the error.
     pub fn open(path: &Path) -> Result<Self> {
@@ -195,46 +207,87 @@ impl H5ad {
 
     /// Per cell, the non-zero (gene, value) pairs of a dense or sparse matrix.
     fn read_matrix(&self, key: &str, cells: usize, genes: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        // A dense matrix is one dataset; a sparse one is a group of arrays.
         if let Ok(dataset) = self.file.dataset(key) {
-            let shape = dataset.shape().map_err(|e| self.error(key, e))?;
-            if shape != [cells as u64, genes as u64] {
-                return Err(self.bad(
-                    key,
-                    &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
-                ));
-            }
-            // A window of rows at a time: a dense matrix is kept only as its non-zeros.
-            const ROWS: usize = 512;
-            let mut values = Vec::with_capacity(cells);
-            for start in (0..cells).step_by(ROWS) {
-                let count = ROWS.min(cells - start);
-                let window = dataset
-                    .read_f32_rows(start as u64, count as u64)
-                    .map_err(|e| self.error(key, e))?;
-                values.extend(window.chunks(genes.max(1)).map(|row| {
-                    row.iter()
-                        .enumerate()
-                        .filter(|(_, v)| **v != 0.0)
-                        .map(|(g, v)| (g as u32, *v))
-                        .collect::<Vec<_>>()
-                }));
-            }
-            return Ok(values);
+            return self.read_dense(&dataset, key, cells, genes);
         }
+        self.read_sparse(key, cells, genes)
+    }
+
+    /// The non-zeros of a dense cells × genes dataset.
+    fn read_dense(
+        &self,
+        dataset: &Dataset,
+        key: &str,
+        cells: usize,
+        genes: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        let shape = dataset.shape().map_err(|e| self.error(key, e))?;
+        if shape != [cells as u64, genes as u64] {
+            return Err(self.bad(
+                key,
+                &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
+            ));
+        }
+        // A window of rows at a time: a dense matrix is kept only as its non-zeros.
+        const ROWS: usize = 512;
+        let mut values = Vec::with_capacity(cells);
+        for start in (0..cells).step_by(ROWS) {
+            let count = ROWS.min(cells - start);
+            let window = dataset
+                .read_f32_rows(start as u64, count as u64)
+                .map_err(|e| self.error(key, e))?;
+            values.extend(window.chunks(genes.max(1)).map(|row| {
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != 0.0)
+                    .map(|(g, v)| (g as u32, *v))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        Ok(values)
+    }
+
+    /// The non-zeros of a CSR (rows are cells) or CSC (rows are genes) group, its
+    /// encoding and shape checked before its arrays are read.
+    fn read_sparse(&self, key: &str, cells: usize, genes: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        let by_cell = self.sparse_by_cell(key)?;
+        self.check_sparse_shape(key, cells, genes)?;
+        let data = self
+            .dataset(&format!("{key}/data"))?
+            .read_f32()
+            .map_err(|e| self.error(key, e))?;
+        let indices = self.integers(&format!("{key}/indices"))?;
+        let indptr = self.integers(&format!("{key}/indptr"))?;
+        let sparse = Compressed {
+            by_cell,
+            data,
+            indices,
+            indptr,
+        };
+        self.sparse_cells(key, &sparse, cells, genes)
+    }
+
+    /// Whether a sparse group is CSR (true) or CSC (false), from the current
+    /// `encoding-type` attribute or the older h5sparse `h5sparse_format`.
+    fn sparse_by_cell(&self, key: &str) -> Result<bool> {
         let format = self
             .attr_string(key, "encoding-type")
             .or_else(|| self.attr_string(key, "h5sparse_format"))
             .unwrap_or_default();
-        let by_cell = match format.as_str() {
-            "csr_matrix" | "csr" => true,
-            "csc_matrix" | "csc" => false,
-            other => {
-                return Err(self.bad(
-                    key,
-                    &format!("is a group of encoding '{other}', not a CSR or CSC matrix"),
-                ))
-            }
-        };
+        match format.as_str() {
+            "csr_matrix" | "csr" => Ok(true),
+            "csc_matrix" | "csc" => Ok(false),
+            other => Err(self.bad(
+                key,
+                &format!("is a group of encoding '{other}', not a CSR or CSC matrix"),
+            )),
+        }
+    }
+
+    /// Checks a sparse group's recorded shape (`shape`, or h5sparse's `h5sparse_shape`)
+    /// against obs and var; a group that records none is taken as it is.
+    fn check_sparse_shape(&self, key: &str, cells: usize, genes: usize) -> Result<()> {
         let shape = self
             .attr_integers(key, "shape")
             .or_else(|| self.attr_integers(key, "h5sparse_shape"));
@@ -246,12 +299,21 @@ impl H5ad {
                 ));
             }
         }
-        let data = self
-            .dataset(&format!("{key}/data"))?
-            .read_f32()
-            .map_err(|e| self.error(key, e))?;
-        let indices = self.integers(&format!("{key}/indices"))?;
-        let indptr = self.integers(&format!("{key}/indptr"))?;
+        Ok(())
+    }
+
+    /// Per cell, the non-zeros of a compressed matrix. Every pointer and index is
+    /// checked against the arrays and the shape before use, so a damaged file is an
+    /// error rather than a panic. For CSC, each cell's pairs are sorted by gene at the end.
+    fn sparse_cells(
+        &self,
+        key: &str,
+        sparse: &Compressed,
+        cells: usize,
+        genes: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        let (data, indices, indptr) = (&sparse.data, &sparse.indices, &sparse.indptr);
+        let by_cell = sparse.by_cell;
         let (outer, inner) = if by_cell {
             (cells, genes)
         } else {

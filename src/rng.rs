@@ -1,5 +1,6 @@
-//! A small seeded generator (splitmix64) for data order and random weights, so both
-//! depend on the seed alone and not on a device's generator or a crate's version.
+//! The crate's one random-number generator: splitmix64, seeded, for data order, random
+//! weights, folds, bootstrap resamples and the random-vector floor, so that every one of
+//! them depends on its seed alone and not on a device's generator or a crate's version.
 
 /// splitmix64.
 #[derive(Debug, Clone)]
@@ -35,10 +36,20 @@ impl SplitMix64 {
     /// A permutation of 0..n (Fisher-Yates).
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
+        self.shuffle(&mut order);
         order
+    }
+
+    /// Shuffles `items` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+
+    /// A uniform index below `n` (`n` > 0), as bootstrap resamples draw them.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
     }
 }

@@ -26,111 +26,15 @@ impl ExpressionMatrix {
     /// `genes.tsv` / `features.tsv` whose first column holds Ensembl ids and second the
     /// symbols: then the ids are the names and the symbols go to `gene_symbols`.
     pub fn read_matrix_market(matrix: &Path, genes: &Path, cells: &Path) -> Result<Self> {
-        let columns = |p: &Path| -> Result<Vec<Vec<String>>> {
-            Ok(crate::fsutil::read_utf8_lines(p)?
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.split('\t').map(|f| f.trim().to_string()).collect())
-                .collect())
-        };
-        let gene_rows = columns(genes)?;
-        let cell_ids: Vec<String> = columns(cells)?
+        let gene_rows = tab_columns(genes)?;
+        let cell_ids: Vec<String> = tab_columns(cells)?
             .into_iter()
             .map(|mut c| c.swap_remove(0))
             .collect();
         let gene_names: Vec<String> = gene_rows.iter().map(|r| r[0].clone()).collect();
         let keep: Vec<bool> = gene_rows.iter().map(|r| is_gene_feature(r)).collect();
-        let gene_rows_kept: Vec<&Vec<String>> = gene_rows
-            .iter()
-            .zip(&keep)
-            .filter(|(_, &k)| k)
-            .map(|(r, _)| r)
-            .collect();
-        let gene_symbols = ensembl_with_symbols(&gene_rows_kept)
-            .then(|| gene_rows.iter().map(|r| r[1].clone()).collect());
-        let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
-        let mut lines = reader.lines().enumerate();
-        let parse = |line: usize, message: String| Error::Parse {
-            path: matrix.to_path_buf(),
-            line,
-            message,
-        };
-        let mut size: Option<(usize, usize)> = None;
-        let mut declared = 0usize;
-        let mut entries = 0usize;
-        let mut values: Vec<Vec<(u32, f32)>> = vec![Vec::new(); cell_ids.len()];
-        for (i, line) in lines.by_ref() {
-            let line = line.map_err(|e| Error::io(matrix, e))?;
-            if i == 0 && !line.starts_with("%%MatrixMarket matrix coordinate") {
-                return Err(parse(1, "not a MatrixMarket coordinate file".into()));
-            }
-            if line.starts_with('%') || line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if size.is_none() {
-                let rows: usize = fields
-                    .first()
-                    .and_then(|f| f.parse().ok())
-                    .ok_or_else(|| parse(i + 1, "bad size line".into()))?;
-                let cols: usize = fields
-                    .get(1)
-                    .and_then(|f| f.parse().ok())
-                    .ok_or_else(|| parse(i + 1, "bad size line".into()))?;
-                declared = fields.get(2).and_then(|f| f.parse().ok()).ok_or_else(|| {
-                    parse(i + 1, "bad size line (expected 'rows cols entries')".into())
-                })?;
-                if rows != gene_names.len() || cols != cell_ids.len() {
-                    return Err(parse(
-                        i + 1,
-                        format!(
-                            "the matrix is {rows} × {cols} but there are {} genes and {} cells",
-                            gene_names.len(),
-                            cell_ids.len()
-                        ),
-                    ));
-                }
-                size = Some((rows, cols));
-                continue;
-            }
-            let (Some(r), Some(c), Some(v)) = (
-                fields.first().and_then(|f| f.parse::<usize>().ok()),
-                fields.get(1).and_then(|f| f.parse::<usize>().ok()),
-                fields.get(2).and_then(|f| f.parse::<f32>().ok()),
-            ) else {
-                return Err(parse(
-                    i + 1,
-                    format!("expected 'row col value', found '{line}'"),
-                ));
-            };
-            let (rows, cols) = size.unwrap_or((0, 0));
-            if r == 0 || c == 0 || r > rows || c > cols {
-                return Err(parse(
-                    i + 1,
-                    format!("entry ({r}, {c}) is outside {rows} × {cols}"),
-                ));
-            }
-            if !v.is_finite() {
-                return Err(parse(
-                    i + 1,
-                    format!("value '{}' is not a finite number", fields[2]),
-                ));
-            }
-            values[c - 1].push(((r - 1) as u32, v));
-            entries += 1;
-        }
-        if size.is_none() {
-            return Err(Error::bad_file(
-                matrix,
-                "the file ends before its size line",
-            ));
-        }
-        if entries != declared {
-            return Err(Error::bad_file(
-                matrix,
-                format!("the size line declares {declared} entries but the file holds {entries} (truncated?)"),
-            ));
-        }
+        let gene_symbols = ten_x_symbols(&gene_rows, &keep);
+        let values = read_coordinates(matrix, gene_names.len(), cell_ids.len())?;
         let matrix = ExpressionMatrix {
             genes: gene_names,
             gene_symbols,
@@ -236,6 +140,157 @@ impl ExpressionMatrix {
             }
         }
     }
+}
+
+/// The non-blank lines of a tab-separated file, each split into trimmed fields (a
+/// line always has at least one).
+fn tab_columns(path: &Path) -> Result<Vec<Vec<String>>> {
+    Ok(crate::fsutil::read_utf8_lines(path)?
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').map(|f| f.trim().to_string()).collect())
+        .collect())
+}
+
+/// The symbol column of a 10x genes file, one per row (features dropped later with
+/// the rest of their row), or `None` when the file is not 10x's. Only the rows that
+/// are genes decide it, since antibody or guide features carry no Ensembl id.
+fn ten_x_symbols(gene_rows: &[Vec<String>], keep: &[bool]) -> Option<Vec<String>> {
+    let gene_rows_kept: Vec<&Vec<String>> = gene_rows
+        .iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(r, _)| r)
+        .collect();
+    ensembl_with_symbols(&gene_rows_kept).then(|| gene_rows.iter().map(|r| r[1].clone()).collect())
+}
+
+/// Per cell, the (gene, value) entries of a MatrixMarket coordinate file (gzip
+/// allowed) that must be `genes` × `cells`. Its declared entry count is checked at the
+/// end, so a truncated file is an error rather than a matrix with values missing.
+fn read_coordinates(matrix: &Path, genes: usize, cells: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+    let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
+    let mut size: Option<(usize, usize)> = None;
+    let mut declared = 0usize;
+    let mut entries = 0usize;
+    let mut values: Vec<Vec<(u32, f32)>> = vec![Vec::new(); cells];
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Error::io(matrix, e))?;
+        if i == 0 && !line.starts_with("%%MatrixMarket matrix coordinate") {
+            return Err(parse_error(
+                matrix,
+                1,
+                "not a MatrixMarket coordinate file".into(),
+            ));
+        }
+        if line.starts_with('%') || line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // The first line that is not a comment is the size line; every later one an entry.
+        let Some((rows, cols)) = size else {
+            let (rows, cols, count) = parse_size_line(matrix, i + 1, &fields, genes, cells)?;
+            declared = count;
+            size = Some((rows, cols));
+            continue;
+        };
+        let (r, c, v) = parse_entry(matrix, i + 1, &line, &fields, (rows, cols))?;
+        values[c - 1].push(((r - 1) as u32, v));
+        entries += 1;
+    }
+    if size.is_none() {
+        return Err(Error::bad_file(
+            matrix,
+            "the file ends before its size line",
+        ));
+    }
+    if entries != declared {
+        return Err(Error::bad_file(
+            matrix,
+            format!("the size line declares {declared} entries but the file holds {entries} (truncated?)"),
+        ));
+    }
+    Ok(values)
+}
+
+/// A parse error at a (1-based) line of a MatrixMarket file.
+fn parse_error(matrix: &Path, line: usize, message: String) -> Error {
+    Error::Parse {
+        path: matrix.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+/// Rows, columns and entry count of a MatrixMarket size line at `line`, which must
+/// match the `genes` and `cells` the names files give.
+fn parse_size_line(
+    matrix: &Path,
+    line: usize,
+    fields: &[&str],
+    genes: usize,
+    cells: usize,
+) -> Result<(usize, usize, usize)> {
+    let rows: usize = fields
+        .first()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| parse_error(matrix, line, "bad size line".into()))?;
+    let cols: usize = fields
+        .get(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| parse_error(matrix, line, "bad size line".into()))?;
+    let declared = fields.get(2).and_then(|f| f.parse().ok()).ok_or_else(|| {
+        parse_error(
+            matrix,
+            line,
+            "bad size line (expected 'rows cols entries')".into(),
+        )
+    })?;
+    if rows != genes || cols != cells {
+        return Err(parse_error(
+            matrix,
+            line,
+            format!("the matrix is {rows} × {cols} but there are {genes} genes and {cells} cells"),
+        ));
+    }
+    Ok((rows, cols, declared))
+}
+
+/// The 1-based row, column and value of a MatrixMarket entry line (`text`, split into
+/// `fields`) at `line`, inside `size` and finite.
+fn parse_entry(
+    matrix: &Path,
+    line: usize,
+    text: &str,
+    fields: &[&str],
+    (rows, cols): (usize, usize),
+) -> Result<(usize, usize, f32)> {
+    let (Some(r), Some(c), Some(v)) = (
+        fields.first().and_then(|f| f.parse::<usize>().ok()),
+        fields.get(1).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(2).and_then(|f| f.parse::<f32>().ok()),
+    ) else {
+        return Err(parse_error(
+            matrix,
+            line,
+            format!("expected 'row col value', found '{text}'"),
+        ));
+    };
+    if r == 0 || c == 0 || r > rows || c > cols {
+        return Err(parse_error(
+            matrix,
+            line,
+            format!("entry ({r}, {c}) is outside {rows} × {cols}"),
+        ));
+    }
+    if !v.is_finite() {
+        return Err(parse_error(
+            matrix,
+            line,
+            format!("value '{}' is not a finite number", fields[2]),
+        ));
+    }
+    Ok((r, c, v))
 }
 
 /// The names whose `keep` is true.

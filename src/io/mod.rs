@@ -1,0 +1,20 @@
+//! Readers and writers for the file formats the stages share, each with errors that
+//! name the file (and the line, where the fault is on one).
+//!
+//! - [`anndata`]: AnnData `.h5ad` files (matrix, `obs`, `var`);
+//! - [`expression`]: expression matrices from 10x MatrixMarket folders and dense tables;
+//! - [`gmt`]: gene-set files (GMT);
+//! - [`csv_table`]: CSV/TSV label and metadata tables, columns found by name;
+//! - [`tsv`]: the shipped tab-separated data files;
+//! - [`parquet`]: Arrow record batches as Parquet files.
+
+pub mod anndata;
+pub mod csv_table;
+pub mod expression;
+pub mod gmt;
+pub mod parquet;
+pub mod tsv;
+
+pub use anndata::H5ad;
+pub use expression::ExpressionMatrix;
+pub use gmt::{read_gmt, GeneSet};

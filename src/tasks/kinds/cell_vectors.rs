@@ -1,0 +1,294 @@
+//! GenePT cell vectors from gene vectors: the expression-weighted mean of a cell's gene
+//! vectors (GenePT-w), or the store's text encoder on a "cell sentence" of its top
+//! genes (GenePT-s). Computed once per run for every task that embeds the same cells.
+
+use super::cell_labels::LabelledCell;
+use super::cell_types::{CellClassifier, CellEmbedding, CellTypeSpec};
+use crate::embed::SentenceEmbedder;
+use crate::error::{Error, Result};
+use crate::io::ExpressionMatrix;
+use crate::tasks::spec::TaskSpec;
+use crate::tasks::task::{RunState, StoreView};
+use crate::tasks::vectors::{GeneVectors, SymbolMapper};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What decides a task's cell vectors: the settings that choose and embed the cells
+/// (every cell setting but the classifier, its k and the folds), the folder the task's
+/// paths are relative to, and the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CellKey {
+    base: PathBuf,
+    spec: CellTypeSpec,
+    store: String,
+}
+
+/// One vector per cell (`None` for a cell with no known gene), shared between tasks.
+pub(crate) type CellVectors = Arc<Vec<Option<Vec<f32>>>>;
+
+/// Cell vectors already computed in this run.
+pub(crate) type CellEmbeddingCache = HashMap<CellKey, CellVectors>;
+
+/// A task's expression matrix with its genes resolved.
+pub(crate) struct CellInputs {
+    /// The (log-normalised) matrix.
+    pub(crate) matrix: ExpressionMatrix,
+    /// The approved symbol of each matrix gene.
+    approved: Vec<Option<String>>,
+    /// The same names moved to other genes by a seeded permutation: the sentences a
+    /// store without a text encoder (the random floor) is scored on.
+    permuted: Vec<Option<String>>,
+}
+
+impl CellInputs {
+    /// Resolves the matrix's genes; `seed` draws the permutation.
+    pub(crate) fn new(matrix: ExpressionMatrix, mapper: &mut SymbolMapper, seed: u64) -> Self {
+        let approved = approved_genes(&matrix, mapper);
+        let permuted = permuted_names(&approved, seed);
+        CellInputs {
+            matrix,
+            approved,
+            permuted,
+        }
+    }
+
+    /// Matrix genes the store has a vector for.
+    pub(crate) fn known_genes(&self, vectors: &GeneVectors) -> usize {
+        self.approved
+            .iter()
+            .filter(|g| g.as_ref().and_then(|g| vectors.get(g)).is_some())
+            .count()
+    }
+
+    /// Whether the cell at `row` expresses a gene the store itself has.
+    pub(crate) fn expresses_gene_of(&self, row: usize, vectors: &GeneVectors) -> bool {
+        self.matrix.values[row].iter().any(|&(g, x)| {
+            x > 0.0
+                && self.approved[g as usize]
+                    .as_deref()
+                    .is_some_and(|s| vectors.covers(s))
+        })
+    }
+}
+
+/// The approved symbol of each matrix gene: by its name (symbol or Ensembl id), else by
+/// the 10x features file's symbol column.
+pub(crate) fn approved_genes(
+    matrix: &ExpressionMatrix,
+    mapper: &mut SymbolMapper,
+) -> Vec<Option<String>> {
+    (0..matrix.genes.len())
+        .map(|i| {
+            mapper.approved(&matrix.genes[i]).or_else(|| {
+                let symbols = matrix.gene_symbols.as_ref()?;
+                mapper.approved(&symbols[i])
+            })
+        })
+        .collect()
+}
+
+/// The cell vectors of `cells` for the store, from the run's cache when another task
+/// embedded the same cells; `None` when the task needs a text encoder and no store of
+/// the run has one.
+pub(crate) fn embedded_cells(
+    spec: &CellTypeSpec,
+    task: &TaskSpec,
+    inputs: &CellInputs,
+    cells: &[LabelledCell],
+    store: StoreView,
+    state: &mut RunState,
+) -> Result<Option<CellVectors>> {
+    let vectors = store.vectors;
+    // GenePT-s needs a text encoder. A store without one (the random floor) is scored on
+    // the same sentences with every gene name swapped for another by a fixed
+    // permutation, read by the first store's encoder: the text analogue of random gene
+    // vectors, which keeps which genes a cell expresses and drops what the names mean.
+    let sentences = spec.embedding == CellEmbedding::Sentence;
+    let encoder = vectors
+        .encoder()
+        .or_else(|| store.all.iter().find_map(|v| v.encoder()));
+    if sentences && encoder.is_none() {
+        return Ok(None);
+    }
+    let words = if sentences && vectors.encoder().is_none() {
+        &inputs.permuted
+    } else {
+        &inputs.approved
+    };
+    if inputs.known_genes(vectors) == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "none of the matrix's {} genes is in the store (are the gene names symbols? for an .h5ad whose var index holds Ensembl ids, name its symbol column with h5ad_gene_column)",
+            inputs.matrix.genes.len()
+        )));
+    }
+    let mut shared = spec.clone();
+    (shared.classifier, shared.k, shared.folds) = (CellClassifier::Logistic, 0, 0);
+    let key = CellKey {
+        base: task.base.clone(),
+        spec: shared,
+        store: vectors.name.clone(),
+    };
+    if let Some(hit) = state.cells.get(&key) {
+        return Ok(Some(hit.clone()));
+    }
+    let embedded = Arc::new(embed_cells(spec, inputs, words, cells, vectors, encoder)?);
+    state.cells.insert(key, embedded.clone());
+    Ok(Some(embedded))
+}
+
+/// Approved symbols moved to other genes by a seeded permutation (each name used once).
+fn permuted_names(approved: &[Option<String>], seed: u64) -> Vec<Option<String>> {
+    let named: Vec<usize> = (0..approved.len())
+        .filter(|&i| approved[i].is_some())
+        .collect();
+    let mut order = named.clone();
+    crate::tasks::resample::shuffle(&mut order, seed ^ 0x5e17);
+    let mut out = vec![None; approved.len()];
+    for (&to, &from) in named.iter().zip(&order) {
+        out[to] = approved[from].clone();
+    }
+    out
+}
+
+/// One unit vector per cell (GenePT-w from `vectors`, or GenePT-s: the cell's top genes
+/// by expression, written as `words`, through `encoder`), `None` for a cell with no
+/// known gene.
+fn embed_cells(
+    spec: &CellTypeSpec,
+    inputs: &CellInputs,
+    words: &[Option<String>],
+    cells: &[LabelledCell],
+    vectors: &GeneVectors,
+    encoder: Option<&SentenceEmbedder>,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let approved = &inputs.approved;
+    // With disjoint genes, training cells see only half 0 and test cells only half 1.
+    let half: Vec<u64> = approved
+        .iter()
+        .map(|g| {
+            // A high bit: FNV-1a's lowest bit is only the parity of the bytes.
+            g.as_ref().map_or(2, |g| {
+                crate::fsutil::fnv1a(format!("{}:{g}", spec.seed).as_bytes()) >> 40 & 1
+            })
+        })
+        .collect();
+    let uses = |cell: &LabelledCell, gene: u32| -> bool {
+        match (spec.disjoint_genes, cell.train) {
+            (true, Some(train)) => half[gene as usize] == u64::from(!train),
+            _ => true,
+        }
+    };
+    match spec.embedding {
+        CellEmbedding::Weighted => Ok(weighted(spec, inputs, cells, vectors, uses)),
+        CellEmbedding::Sentence => {
+            let encoder = encoder.ok_or_else(|| {
+                Error::InvalidArgument("no text encoder for cell sentences".into())
+            })?;
+            let sentences: Vec<Option<String>> = cells
+                .iter()
+                .map(|c| {
+                    let mut genes: Vec<(u32, f32)> = inputs.matrix.values[c.row]
+                        .iter()
+                        .filter(|(g, _)| approved[*g as usize].is_some() && uses(c, *g))
+                        .copied()
+                        .collect();
+                    genes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    let words: Vec<&str> = genes
+                        .iter()
+                        .take(spec.top_genes)
+                        .filter_map(|(g, _)| words[*g as usize].as_deref())
+                        .collect();
+                    (!words.is_empty()).then(|| words.join(" "))
+                })
+                .collect();
+            let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+            let embedded = encoder.embed(&texts)?;
+            let mut next = 0;
+            Ok(sentences
+                .iter()
+                .map(|s| {
+                    s.as_ref().map(|_| {
+                        next += 1;
+                        embedded.row(next - 1).to_vec()
+                    })
+                })
+                .collect())
+        }
+    }
+}
+
+/// GenePT-w: each cell's expression-weighted mean of the (optionally centred) vectors of
+/// the genes it uses, normalised.
+fn weighted(
+    spec: &CellTypeSpec,
+    inputs: &CellInputs,
+    cells: &[LabelledCell],
+    vectors: &GeneVectors,
+    uses: impl Fn(&LabelledCell, u32) -> bool,
+) -> Vec<Option<Vec<f32>>> {
+    let d = vectors.dim();
+    let gene_vector: Vec<Option<&[f32]>> = inputs
+        .approved
+        .iter()
+        .map(|g| g.as_ref().and_then(|g| vectors.get(g)))
+        .collect();
+    let mut centre = vec![0f32; d];
+    if spec.center_gene_vectors {
+        let known: Vec<&[f32]> = gene_vector.iter().flatten().copied().collect();
+        for v in &known {
+            for (c, x) in centre.iter_mut().zip(v.iter()) {
+                *c += x / known.len() as f32;
+            }
+        }
+    }
+    cells
+        .iter()
+        .map(|c| {
+            let mut v = vec![0f32; d];
+            let mut weight = 0f32;
+            for &(g, x) in inputs.matrix.values[c.row]
+                .iter()
+                .filter(|(g, _)| uses(c, *g))
+            {
+                if let Some(gv) = gene_vector[g as usize] {
+                    for ((a, b), m) in v.iter_mut().zip(gv).zip(&centre) {
+                        *a += x * (b - m);
+                    }
+                    weight += x;
+                }
+            }
+            (weight > 0.0).then(|| unit(v))
+        })
+        .collect()
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permuted_names;
+
+    #[test]
+    fn permuted_names_use_every_name_once_and_keep_unnamed_genes() {
+        let approved: Vec<Option<String>> = ["CD3E", "", "MS4A1", "LYZ", "NKG7", "", "GNLY"]
+            .iter()
+            .map(|s| (!s.is_empty()).then(|| s.to_string()))
+            .collect();
+        let permuted = permuted_names(&approved, 7);
+        assert_eq!(permuted, permuted_names(&approved, 7), "seeded");
+        assert_eq!((permuted[1].clone(), permuted[5].clone()), (None, None));
+        let mut before: Vec<_> = approved.iter().flatten().collect();
+        let mut after: Vec<_> = permuted.iter().flatten().collect();
+        before.sort();
+        after.sort();
+        assert_eq!(before, after);
+        assert_ne!(permuted, approved);
+    }
+}

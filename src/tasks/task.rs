@@ -1,0 +1,240 @@
+//! The shape every task kind has. A kind reads its items once, then for each store says
+//! which items the store covers, how they split into folds, and how to fit on one
+//! fold's training items and predict its test items; [`super::cv`] drives that for
+//! every kind alike (stores, folds, coverage, intervals, per-item outcomes), so a kind
+//! is one file with its settings and these steps.
+
+use super::checks::Check;
+use super::outcomes::ItemOutcomes;
+use super::score::TaskScore;
+use super::spec::TaskSpec;
+use super::vectors::{GeneVectors, SymbolMapper};
+use crate::error::Result;
+use std::collections::BTreeSet;
+
+/// One task kind's steps (the settings struct of a `[table]` implements it).
+pub(crate) trait Task {
+    /// The kind's table name in task files.
+    const TABLE: &'static str;
+    /// The items and their truth, read from the task's files once per run.
+    type Data;
+    /// What one store makes of the items: their features, or what builds them.
+    type Features;
+
+    /// The settings' numbers with their allowed ranges, checked when the file is read.
+    fn checks(&self) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Rules between settings (keys that go together), checked when the file is read.
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// Reads the items (symbols mapped to approved ones).
+    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<Self::Data>;
+
+    /// The genes the kind scores as items, with their classes or pairs.
+    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
+
+    /// The genes the kind reads as features or predicts over the whole transcriptome
+    /// (an expression matrix's genes); empty for most kinds.
+    fn expression_genes(
+        &self,
+        _task: &TaskSpec,
+        _mapper: &mut SymbolMapper,
+    ) -> Result<BTreeSet<String>> {
+        Ok(BTreeSet::new())
+    }
+
+    /// How the kind's outcomes are named and summarised.
+    fn scoring(&self, data: &Self::Data) -> Scoring;
+
+    /// One store's covered items, features and folds; `None` when the store cannot
+    /// take the task at all (cell sentences with no text encoder in the run).
+    fn layout(
+        &self,
+        task: &TaskSpec,
+        data: &Self::Data,
+        store: StoreView,
+        state: &mut RunState,
+    ) -> Result<Option<Layout<Self::Features>>>;
+
+    /// Fits on one fold's training items and predicts its test items.
+    fn fit_fold(
+        &self,
+        task: &TaskSpec,
+        data: &Self::Data,
+        store: &GeneVectors,
+        layout: &Layout<Self::Features>,
+        fold: &Fold,
+    ) -> Result<Predictions>;
+
+    /// Adds the kind's further metrics (from the predictions' `extra` rows) and, for
+    /// the first store scored, a map of the items.
+    fn finish(
+        &self,
+        _data: &Self::Data,
+        _store: &GeneVectors,
+        _layout: &Layout<Self::Features>,
+        _extra: &[Vec<f64>],
+        _score: &mut TaskScore,
+        _first: bool,
+    ) {
+    }
+}
+
+/// The object-safe face of [`Task`], which [`super::TaskKind`] hands out per kind.
+pub(crate) trait AnyTask {
+    /// See [`Task::TABLE`].
+    fn table(&self) -> &'static str;
+    /// See [`Task::checks`].
+    fn number_checks(&self) -> Vec<Check>;
+    /// See [`Task::validate`].
+    fn validate(&self) -> std::result::Result<(), String>;
+    /// See [`Task::genes`].
+    fn scored_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
+    /// See [`Task::expression_genes`].
+    fn read_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTreeSet<String>>;
+    /// Scores every store (see [`super::cv::run`]).
+    fn run(
+        &self,
+        task: &TaskSpec,
+        stores: &[&GeneVectors],
+        mapper: &mut SymbolMapper,
+        state: &mut RunState,
+    ) -> Result<Vec<TaskScore>>;
+}
+
+impl<T: Task> AnyTask for T {
+    fn table(&self) -> &'static str {
+        T::TABLE
+    }
+    fn number_checks(&self) -> Vec<Check> {
+        Task::checks(self)
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        Task::validate(self)
+    }
+    fn scored_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+        Task::genes(self, task, mapper)
+    }
+    fn read_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTreeSet<String>> {
+        Task::expression_genes(self, task, mapper)
+    }
+    fn run(
+        &self,
+        task: &TaskSpec,
+        stores: &[&GeneVectors],
+        mapper: &mut SymbolMapper,
+        state: &mut RunState,
+    ) -> Result<Vec<TaskScore>> {
+        super::cv::run(self, task, stores, mapper, state)
+    }
+}
+
+/// A task's labelled pairs as (gene, gene, interacts): training file, then test file.
+pub type LabelledPairs = (Vec<(String, String, bool)>, Vec<(String, String, bool)>);
+
+/// The genes a task scores as items, so that training data can leave them out and a
+/// caller drawing genes can keep every class (or whole pairs) scorable.
+#[derive(Debug, Clone, Default)]
+pub struct TaskGenes {
+    /// Approved symbols of every gene scored as an item (pair members, classified
+    /// genes, perturbed genes, genes whose number is predicted).
+    pub items: BTreeSet<String>,
+    /// For class and family tasks: (approved symbol, class name), sorted by symbol;
+    /// genes with more than one of the task's classes are left out, as the task leaves
+    /// them out.
+    pub classes: Option<Vec<(String, String)>>,
+    /// For pair tasks: the labelled pairs.
+    pub pairs: Option<LabelledPairs>,
+}
+
+/// The store being scored, and every store of the run (a store without a text encoder
+/// borrows another's for cell sentences).
+#[derive(Clone, Copy)]
+pub(crate) struct StoreView<'a> {
+    /// The store.
+    pub(crate) vectors: &'a GeneVectors,
+    /// All stores of the run, the floor last.
+    pub(crate) all: &'a [&'a GeneVectors],
+}
+
+/// What lives across the tasks of one run: cell embeddings that tasks share.
+#[derive(Default)]
+pub(crate) struct RunState {
+    /// GenePT cell vectors by what determines them (see `kinds::cell_types`).
+    pub(crate) cells: super::kinds::CellEmbeddingCache,
+}
+
+/// One store's view of a task's items.
+pub(crate) struct Layout<F> {
+    /// The kind's features for the covered items.
+    pub(crate) features: F,
+    /// Items scored (with several stores, those every store covers).
+    pub(crate) covered: usize,
+    /// Items the store covers by itself.
+    pub(crate) own_covered: usize,
+    /// The folds (or the one given split); indices are the kind's own.
+    pub(crate) folds: Vec<Fold>,
+}
+
+/// Training and test items of one fold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fold {
+    /// Training items.
+    pub(crate) train: Vec<usize>,
+    /// Test items.
+    pub(crate) test: Vec<usize>,
+}
+
+/// What one fold predicted.
+pub(crate) struct Predictions {
+    /// Per test item, the outcome the main metric is made from.
+    pub(crate) outcomes: ItemOutcomes,
+    /// Per test item, the layout's index of the item (for [`OutcomeOrder::Items`]).
+    pub(crate) items: Vec<usize>,
+    /// Per test item, values the kind's further metrics need (class probabilities, a
+    /// baseline's score); empty rows when it needs none.
+    pub(crate) extra: Vec<Vec<f64>>,
+}
+
+/// How a kind's outcomes become a score.
+pub(crate) struct Scoring {
+    /// The main metric's name.
+    pub(crate) metric: String,
+    /// Items in the task's files.
+    pub(crate) total: usize,
+    /// What the items are called in messages ("cells", "genes", ...).
+    pub(crate) unit: &'static str,
+    /// How the interval is made.
+    pub(crate) interval: IntervalRule,
+    /// Class names, for class outcomes (confusion matrix rows).
+    pub(crate) classes: Option<Vec<String>>,
+    /// In which order the outcomes are listed (which the bootstrap resamples).
+    pub(crate) order: OutcomeOrder,
+}
+
+/// How a score's interval is made.
+pub(crate) enum IntervalRule {
+    /// 95% percentile bootstrap over test items, with the seed given and the items
+    /// named in the report.
+    Bootstrap {
+        /// Seed of the resamples.
+        seed: u64,
+        /// What is resampled ("test items", "genes").
+        of: &'static str,
+    },
+    /// The lowest and highest per-fold value.
+    FoldRange,
+}
+
+/// The order of the outcomes of all folds together.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutcomeOrder {
+    /// Fold after fold, as predicted.
+    Folds,
+    /// By the layout's item index.
+    Items,
+}
