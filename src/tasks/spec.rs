@@ -4,7 +4,7 @@
 
 use super::kinds::{
     CellTypeSpec, ExpressionResponseSpec, GeneClassSpec, GeneFamilySpec, GenePairSpec,
-    PerturbationSpec,
+    GeneValueSpec, PerturbationSpec,
 };
 use super::task::AnyTask;
 use crate::error::{Error, Result};
@@ -42,6 +42,8 @@ pub enum TaskKind {
     Perturbations(PerturbationSpec),
     /// Predicting each gene's expression response to a stimulus from its vector.
     ExpressionResponse(ExpressionResponseSpec),
+    /// Predicting one number per gene (an essentiality or impact score) from its vector.
+    GeneValues(GeneValueSpec),
 }
 
 impl TaskKind {
@@ -54,6 +56,7 @@ impl TaskKind {
             TaskKind::CellTypes(s) => s,
             TaskKind::Perturbations(s) => s,
             TaskKind::ExpressionResponse(s) => s,
+            TaskKind::GeneValues(s) => s,
         }
     }
 

@@ -9,6 +9,7 @@ mod expression_response;
 mod gene_classes;
 mod gene_families;
 mod gene_pairs;
+mod gene_values;
 mod perturbations;
 
 pub use cell_types::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
@@ -16,6 +17,7 @@ pub use expression_response::ExpressionResponseSpec;
 pub use gene_classes::GeneClassSpec;
 pub use gene_families::GeneFamilySpec;
 pub use gene_pairs::{GenePairSpec, PairSplit};
+pub use gene_values::{GeneValueSpec, ValueTransform};
 pub use perturbations::PerturbationSpec;
 
 pub(crate) use cell_vectors::CellEmbeddingCache;
