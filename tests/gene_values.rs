@@ -60,15 +60,30 @@ fn refseq_vectors_predict_knockdown_impact_and_shuffled_values_do_not() {
     let store = common::full_gene_store();
     let catalog = GeneCatalog::embedded().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let vectors = || vec![(GeneVectors::from_store(&store, "refseq"), "full store".into())];
+    let vectors = || {
+        vec![(
+            GeneVectors::from_store(&store, "refseq"),
+            "full store".into(),
+        )]
+    };
 
     let report = evaluate(&[task(tmp.path(), None)], vectors(), &catalog).unwrap();
     let scores = &report.tasks[0].scores;
     let (real, floor) = (&scores[0], &scores[1]);
-    assert_eq!((real.metric.as_str(), floor.store.as_str()), ("Pearson r", "random"));
+    assert_eq!(
+        (real.metric.as_str(), floor.store.as_str()),
+        ("Pearson r", "random")
+    );
     assert_eq!(real.items_total, 585);
-    assert!(real.items_covered >= 450, "{} genes scored", real.items_covered);
-    assert_eq!(real.test_items, real.items_covered, "every gene is tested once");
+    assert!(
+        real.items_covered >= 450,
+        "{} genes scored",
+        real.items_covered
+    );
+    assert_eq!(
+        real.test_items, real.items_covered,
+        "every gene is tested once"
+    );
     // Measured 0.237 [0.161, 0.311] (Spearman 0.233) against the floor's -0.038.
     assert!(real.value > 0.15 && real.interval.0 > 0.05, "{real:?}");
     assert!(floor.value.abs() < 0.12, "floor r {}", floor.value);

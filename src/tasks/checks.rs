@@ -2,17 +2,13 @@
 //! value no probe can use (`folds = 0`, `k = 0`, a negative ridge) is an error naming the
 //! key and its line instead of a panic or a silent zero later.
 
-use super::spec::TaskSpec;
-use crate::error::{Error, Result};
-use std::path::Path;
-
 /// One number of a task file and whether it is in range.
 pub(crate) struct Check {
-    table: &'static str,
-    key: &'static str,
-    value: String,
-    ok: bool,
-    rule: &'static str,
+    pub(crate) table: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) value: String,
+    pub(crate) ok: bool,
+    pub(crate) rule: &'static str,
 }
 
 /// `value` must be at least `min` (1 or 2).
@@ -47,54 +43,9 @@ pub(crate) fn finite(
     }
 }
 
-/// Every number of `spec` checked against its range; the first out of range is an error
-/// at its line of `text` (the file's contents).
-pub(super) fn check_numbers(spec: &TaskSpec, text: &str, path: &Path) -> Result<()> {
-    for check in checks(spec) {
-        if !check.ok {
-            let message = format!(
-                "[{}] {} = {}: {}",
-                check.table, check.key, check.value, check.rule
-            );
-            // Inline tables and dotted keys have no `[table]` line to point at.
-            return Err(match key_line(text, check.table, check.key) {
-                Some(line) => Error::Parse {
-                    path: path.to_path_buf(),
-                    line,
-                    message,
-                },
-                None => Error::bad_file(path, message),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The probe's numbers, then the kind's own.
-fn checks(spec: &TaskSpec) -> Vec<Check> {
-    let mut all = vec![
-        finite(
-            "probe",
-            "alpha",
-            spec.probe.alpha,
-            spec.probe.alpha >= 0.0,
-            "must be 0 or more",
-        ),
-        Check {
-            table: "probe",
-            key: "max_iterations",
-            value: spec.probe.max_iterations.to_string(),
-            ok: spec.probe.max_iterations >= 1,
-            rule: "must be at least 1",
-        },
-    ];
-    all.extend(spec.kind.task().number_checks());
-    all
-}
-
 /// The 1-based line where `key` is set inside `[table]` (or where the table starts when
 /// the key is left at its default); `None` when neither is in the text.
-pub(super) fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+pub(crate) fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut current = String::new();
     let mut table_line = None;
     for (i, raw) in text.lines().enumerate() {

@@ -3,26 +3,90 @@
 //! bookkeeping a report needs (coverage, training items, per-item outcomes). Also the
 //! fold makers the kinds share.
 
+use super::checks::Check;
 use super::metrics::{accuracy, average_precision, macro_f1, roc_auc, roc_curve};
 use super::outcomes::{ItemOutcomes, OutcomeKind};
 use super::resample::{bootstrap_interval, shuffle, RESAMPLES};
 use super::score::TaskScore;
-use super::spec::TaskSpec;
 use super::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState, Scoring};
-use super::task::{StoreView, Task};
+use super::task::{StoreView, Task, TaskContext, TaskGenes};
 use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
+use std::collections::BTreeSet;
+
+/// A task as the driver sees it: its id (for errors) and its context.
+pub(crate) struct TaskRef<'a> {
+    /// The task's id.
+    pub(crate) id: &'a str,
+    /// Its folder and probe settings.
+    pub(crate) context: TaskContext<'a>,
+}
+
+/// The object-safe face of [`Task`], which [`super::TaskKind`] hands out per kind.
+pub(crate) trait AnyTask {
+    /// See [`Task::TABLE`].
+    fn table(&self) -> &'static str;
+    /// See [`Task::checks`].
+    fn number_checks(&self) -> Vec<Check>;
+    /// See [`Task::validate`].
+    fn validate(&self) -> std::result::Result<(), String>;
+    /// See [`Task::genes`].
+    fn scored_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
+    /// See [`Task::expression_genes`].
+    fn read_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper)
+        -> Result<BTreeSet<String>>;
+    /// Scores every store (see [`run`]).
+    fn run(
+        &self,
+        task: &TaskRef,
+        stores: &[&GeneVectors],
+        mapper: &mut SymbolMapper,
+        state: &mut RunState,
+    ) -> Result<Vec<TaskScore>>;
+}
+
+impl<T: Task> AnyTask for T {
+    fn table(&self) -> &'static str {
+        T::TABLE
+    }
+    fn number_checks(&self) -> Vec<Check> {
+        Task::checks(self)
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        Task::validate(self)
+    }
+    fn scored_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+        Task::genes(self, task, mapper)
+    }
+    fn read_genes(
+        &self,
+        task: &TaskContext,
+        mapper: &mut SymbolMapper,
+    ) -> Result<BTreeSet<String>> {
+        Task::expression_genes(self, task, mapper)
+    }
+    fn run(
+        &self,
+        task: &TaskRef,
+        stores: &[&GeneVectors],
+        mapper: &mut SymbolMapper,
+        state: &mut RunState,
+    ) -> Result<Vec<TaskScore>> {
+        run(self, task, stores, mapper, state)
+    }
+}
 
 /// Runs `kind` on every store; a store the kind cannot take is left out, and any error
 /// names the task and the store.
 pub(crate) fn run<T: Task>(
     kind: &T,
-    task: &TaskSpec,
+    task: &TaskRef,
     stores: &[&GeneVectors],
     mapper: &mut SymbolMapper,
     state: &mut RunState,
 ) -> Result<Vec<TaskScore>> {
-    let data = kind.read(task, mapper)?;
+    let ctx = &task.context;
+    let data = kind.read(ctx, mapper)?;
     let scoring = kind.scoring(&data);
     let mut out = Vec::new();
     for &vectors in stores {
@@ -30,12 +94,12 @@ pub(crate) fn run<T: Task>(
             vectors,
             all: stores,
         };
-        let wrap = |e| task_error(task, vectors, e);
-        let Some(layout) = kind.layout(task, &data, view, state).map_err(wrap)? else {
+        let wrap = |e| task_error(task.id, vectors, e);
+        let Some(layout) = kind.layout(ctx, &data, view, state).map_err(wrap)? else {
             continue;
         };
         let (mut score, extra) =
-            score_store(kind, task, &data, &scoring, vectors, &layout).map_err(wrap)?;
+            score_store(kind, ctx, &data, &scoring, vectors, &layout).map_err(wrap)?;
         kind.finish(&data, vectors, &layout, &extra, &mut score, out.is_empty());
         out.push(score);
     }
@@ -45,7 +109,7 @@ pub(crate) fn run<T: Task>(
 /// Fits and predicts every fold of one store and summarises the outcomes.
 fn score_store<T: Task>(
     kind: &T,
-    task: &TaskSpec,
+    task: &TaskContext,
     data: &T::Data,
     scoring: &Scoring,
     vectors: &GeneVectors,
@@ -174,13 +238,13 @@ fn thinned_roc(truth: &[bool], scores: &[f64]) -> Result<Vec<(f64, f64)>> {
 }
 
 /// An error of one task on one store.
-pub(crate) fn task_error(spec: &TaskSpec, vectors: &GeneVectors, e: Error) -> Error {
+pub(crate) fn task_error(task: &str, vectors: &GeneVectors, e: Error) -> Error {
     let message = match e {
         Error::InvalidArgument(m) => m,
         other => other.to_string(),
     };
     Error::Task {
-        task: spec.id.clone(),
+        task: task.to_string(),
         store: vectors.name.clone(),
         message,
     }

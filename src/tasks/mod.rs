@@ -7,6 +7,7 @@
 
 mod checks;
 mod cv;
+mod defaults;
 mod kinds;
 mod metrics;
 mod outcomes;
@@ -25,11 +26,12 @@ pub use kinds::*;
 pub use metrics::{accuracy, average_precision, macro_f1, pearson, roc_auc, roc_curve};
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::ItemMap;
+pub use probe::ProbeSpec;
 pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult};
 pub use score::TaskScore;
-pub use spec::{ProbeSpec, TaskKind, TaskSpec};
+pub use spec::{TaskKind, TaskSpec};
 pub use task::{LabelledPairs, TaskGenes};
-pub use vectors::{GeneVectors, SymbolMapper};
+pub use vectors::{GeneVectors, SymbolMapper, RANDOM_FLOOR_NAME};
 
 use crate::error::Result;
 use crate::genes::GeneCatalog;
@@ -81,7 +83,10 @@ fn run_tasks(
     let bar = crate::progress::items_bar(tasks.len() as u64, "evaluating", "tasks");
     for task in tasks {
         bar.set_message(format!("task {}", task.id));
-        let scores = task.kind.task().run(task, &refs, &mut mapper, &mut state);
+        let scores = task
+            .kind
+            .task()
+            .run(&task.as_ref(), &refs, &mut mapper, &mut state);
         bar.inc(1);
         match scores {
             Ok(mut scores) => {
@@ -135,7 +140,7 @@ fn run_tasks(
 /// The genes a task scores as items (with their classes or pairs), so that training
 /// data can leave them out and a caller drawing genes can keep every class scorable.
 pub fn task_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
-    spec.kind.task().scored_genes(spec, mapper)
+    spec.kind.task().scored_genes(&spec.context(), mapper)
 }
 
 /// The genes a cell-level or expression-response task reads: the expression matrix's
@@ -145,11 +150,8 @@ pub fn expression_genes(
     spec: &TaskSpec,
     mapper: &mut SymbolMapper,
 ) -> Result<std::collections::BTreeSet<String>> {
-    spec.kind.task().read_genes(spec, mapper)
+    spec.kind.task().read_genes(&spec.context(), mapper)
 }
-
-/// Name of the random floor in reports; no store may take it.
-pub const RANDOM_FLOOR_NAME: &str = "random";
 
 /// The vectors a report compares: every store, restricted to the genes all of them
 /// have when there are several (so each is scored on the same items), and the random

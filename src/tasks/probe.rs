@@ -2,11 +2,35 @@
 //! (linfa-logistic, L-BFGS) fitted on training rows and scored on test rows, or ridge
 //! regression (closed form, Cholesky) for numeric targets.
 
-use super::spec::ProbeSpec;
 use crate::error::{Error, Result};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, Axis};
+
+/// Logistic-regression probe settings (features are standardised first).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// L2 penalty.
+    #[serde(default = "super::defaults::default_alpha")]
+    pub alpha: f64,
+    /// L-BFGS iterations at most.
+    #[serde(default = "default_iterations")]
+    pub max_iterations: u64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            alpha: super::defaults::default_alpha(),
+            max_iterations: default_iterations(),
+        }
+    }
+}
+
+fn default_iterations() -> u64 {
+    100
+}
 
 /// Column means and standard deviations of the training rows.
 pub struct Standardizer {

@@ -2,11 +2,14 @@
 //! settings, and the probe's settings. Adding a task is adding a file; a typo in a key
 //! is an error naming the key and its line.
 
+use super::checks::{finite, key_line, Check};
+use super::cv::{AnyTask, TaskRef};
 use super::kinds::{
     CellTypeSpec, ExpressionResponseSpec, GeneClassSpec, GeneFamilySpec, GenePairSpec,
     GeneValueSpec, PerturbationSpec,
 };
-use super::task::AnyTask;
+use super::probe::ProbeSpec;
+use super::task::TaskContext;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -66,48 +69,11 @@ impl TaskKind {
     }
 }
 
-/// Logistic-regression probe settings (features are standardised first).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeSpec {
-    /// L2 penalty.
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
-    /// L-BFGS iterations at most.
-    #[serde(default = "default_iterations")]
-    pub max_iterations: u64,
-}
-
-impl Default for ProbeSpec {
-    fn default() -> Self {
-        ProbeSpec {
-            alpha: default_alpha(),
-            max_iterations: default_iterations(),
-        }
-    }
-}
-
-/// The default seed of every kind's splits and resamples.
-pub(crate) fn default_seed() -> u64 {
-    17
-}
-/// The default number of cross-validation folds.
-pub(crate) fn default_folds() -> usize {
-    5
-}
-/// The default penalty (L2 of the logistic probe, ridge of the regressions).
-pub(crate) fn default_alpha() -> f64 {
-    1.0
-}
-fn default_iterations() -> u64 {
-    100
-}
-
 impl TaskSpec {
     /// Reads and checks a task file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let file: super::spec_file::TaskFile =
+        let file: super::spec_file::TaskFile<TaskKind> =
             toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
         let spec = TaskSpec {
             id: file.id,
@@ -116,7 +82,7 @@ impl TaskSpec {
             probe: file.probe,
             base: crate::fsutil::parent_dir(path),
         };
-        super::checks::check_numbers(&spec, &text, path)?;
+        check_numbers(&spec, &text, path)?;
         spec.kind
             .task()
             .validate()
@@ -144,10 +110,67 @@ impl TaskSpec {
 
     /// A data path from the task file, relative to the file's folder.
     pub fn data_path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
+        self.context().data_path(p)
+    }
+
+    /// What the kind needs from the file besides its table.
+    pub(crate) fn context(&self) -> TaskContext<'_> {
+        TaskContext {
+            base: &self.base,
+            probe: &self.probe,
         }
     }
+
+    /// The task as the driver sees it.
+    pub(crate) fn as_ref(&self) -> TaskRef<'_> {
+        TaskRef {
+            id: &self.id,
+            context: self.context(),
+        }
+    }
+}
+
+/// Every number of `spec` checked against its range; the first out of range is an error
+/// at its line of `text` (the file's contents).
+fn check_numbers(spec: &TaskSpec, text: &str, path: &Path) -> Result<()> {
+    for check in checks(spec) {
+        if !check.ok {
+            let message = format!(
+                "[{}] {} = {}: {}",
+                check.table, check.key, check.value, check.rule
+            );
+            // Inline tables and dotted keys have no `[table]` line to point at.
+            return Err(match key_line(text, check.table, check.key) {
+                Some(line) => Error::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    message,
+                },
+                None => Error::bad_file(path, message),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The probe's numbers, then the kind's own.
+fn checks(spec: &TaskSpec) -> Vec<Check> {
+    let mut all = vec![
+        finite(
+            "probe",
+            "alpha",
+            spec.probe.alpha,
+            spec.probe.alpha >= 0.0,
+            "must be 0 or more",
+        ),
+        Check {
+            table: "probe",
+            key: "max_iterations",
+            value: spec.probe.max_iterations.to_string(),
+            ok: spec.probe.max_iterations >= 1,
+            rule: "must be at least 1",
+        },
+    ];
+    all.extend(spec.kind.task().number_checks());
+    all
 }

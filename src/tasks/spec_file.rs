@@ -1,48 +1,51 @@
 //! How a task file's TOML becomes a [`TaskSpec`](super::TaskSpec)'s parts: `id`,
-//! `title` and `[probe]` by name, and any other table as the [`TaskKind`] it names.
+//! `title` and `[probe]` by name, and any other table as the kind it names (generic
+//! over the kinds' enum, so this module names no kind).
 //!
 //! serde's derive reads the kind (its `rename_all` names, `deny_unknown_fields` inside
 //! each table) from a key and a value; this module only hands it that pair from inside
 //! the file's map, so the TOML reader's errors keep their line numbers and an unknown
 //! table is refused with the list of kinds serde knows.
 
-use super::spec::{ProbeSpec, TaskKind};
+use super::probe::ProbeSpec;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use std::marker::PhantomData;
 
-/// A task file's contents, before paths are attached.
-pub(super) struct TaskFile {
+/// A task file's contents, before paths are attached; `K` is the enum of kinds (an
+/// externally tagged serde enum of one-table variants).
+pub(super) struct TaskFile<K> {
     pub(super) id: String,
     pub(super) title: String,
-    pub(super) kind: TaskKind,
+    pub(super) kind: K,
     pub(super) probe: ProbeSpec,
 }
 
-impl<'de> Deserialize<'de> for TaskFile {
+impl<'de, K: Deserialize<'de>> Deserialize<'de> for TaskFile<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(FileVisitor)
+        deserializer.deserialize_map(FileVisitor(PhantomData))
     }
 }
 
-struct FileVisitor;
+struct FileVisitor<K>(PhantomData<K>);
 
-impl<'de> Visitor<'de> for FileVisitor {
-    type Value = TaskFile;
+impl<'de, K: Deserialize<'de>> Visitor<'de> for FileVisitor<K> {
+    type Value = TaskFile<K>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a task file: id, title, one task table and an optional [probe]")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskFile, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskFile<K>, A::Error> {
         let (mut id, mut title, mut probe) = (None, None, None);
-        let mut kind: Option<(String, TaskKind)> = None;
+        let mut kind: Option<(String, K)> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "id" => id = Some(map.next_value::<String>()?),
                 "title" => title = Some(map.next_value::<String>()?),
                 "probe" => probe = Some(map.next_value::<ProbeSpec>()?),
                 _ => {
-                    let read = map.next_value_seed(KindSeed(&key))?;
+                    let read = map.next_value_seed(KindSeed::<K>(&key, PhantomData))?;
                     if let Some((first, _)) = &kind {
                         return Err(de::Error::custom(format!(
                             "a task has exactly one kind, but both [{first}] and [{key}] are here"
@@ -55,7 +58,7 @@ impl<'de> Visitor<'de> for FileVisitor {
         let Some((_, kind)) = kind else {
             return Err(de::Error::custom(format!(
                 "no task table: a task needs exactly one of {}",
-                kind_tables()
+                kind_tables::<K>()
             )));
         };
         Ok(TaskFile {
@@ -69,8 +72,8 @@ impl<'de> Visitor<'de> for FileVisitor {
 
 /// The kinds' table names, as serde's derive lists them when asked for a kind it does
 /// not know (so the list is never written a second time).
-fn kind_tables() -> String {
-    let unknown: Result<TaskKind, de::value::Error> = TaskKind::deserialize(KeyedValue {
+fn kind_tables<'de, K: Deserialize<'de>>() -> String {
+    let unknown: Result<K, de::value::Error> = K::deserialize(KeyedValue {
         key: "",
         value: ().into_deserializer(),
     });
@@ -85,14 +88,14 @@ fn kind_tables() -> String {
     }
 }
 
-/// Reads the value of the table named `.0` as the [`TaskKind`] of that name.
-struct KindSeed<'a>(&'a str);
+/// Reads the value of the table named `.0` as the kind of that name.
+struct KindSeed<'a, K>(&'a str, PhantomData<K>);
 
-impl<'de> DeserializeSeed<'de> for KindSeed<'_> {
-    type Value = TaskKind;
+impl<'de, K: Deserialize<'de>> DeserializeSeed<'de> for KindSeed<'_, K> {
+    type Value = K;
 
-    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<TaskKind, D::Error> {
-        TaskKind::deserialize(KeyedValue { key: self.0, value })
+    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<K, D::Error> {
+        K::deserialize(KeyedValue { key: self.0, value })
     }
 }
 

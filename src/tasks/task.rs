@@ -1,16 +1,20 @@
 //! The shape every task kind has. A kind reads its items once, then for each store says
 //! which items the store covers, how they split into folds, and how to fit on one
-//! fold's training items and predict its test items; [`super::cv`] drives that for
-//! every kind alike (stores, folds, coverage, intervals, per-item outcomes), so a kind
+//! fold's training items and predict its test items; the driver (`cv.rs`) runs that
+//! for every kind alike (stores, folds, coverage, intervals, per-item outcomes), so a kind
 //! is one file with its settings and these steps.
+//!
+//! This module names no kind: kinds depend on it, never the other way round.
 
 use super::checks::Check;
 use super::outcomes::ItemOutcomes;
+use super::probe::ProbeSpec;
 use super::score::TaskScore;
-use super::spec::TaskSpec;
 use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::Result;
-use std::collections::BTreeSet;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 /// One task kind's steps (the settings struct of a `[table]` implements it).
 pub(crate) trait Task {
@@ -32,16 +36,16 @@ pub(crate) trait Task {
     }
 
     /// Reads the items (symbols mapped to approved ones).
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<Self::Data>;
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<Self::Data>;
 
     /// The genes the kind scores as items, with their classes or pairs.
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
 
     /// The genes the kind reads as features or predicts over the whole transcriptome
     /// (an expression matrix's genes); empty for most kinds.
     fn expression_genes(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         _mapper: &mut SymbolMapper,
     ) -> Result<BTreeSet<String>> {
         Ok(BTreeSet::new())
@@ -54,7 +58,7 @@ pub(crate) trait Task {
     /// take the task at all (cell sentences with no text encoder in the run).
     fn layout(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         data: &Self::Data,
         store: StoreView,
         state: &mut RunState,
@@ -63,7 +67,7 @@ pub(crate) trait Task {
     /// Fits on one fold's training items and predicts its test items.
     fn fit_fold(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         data: &Self::Data,
         store: &GeneVectors,
         layout: &Layout<Self::Features>,
@@ -81,55 +85,6 @@ pub(crate) trait Task {
         _score: &mut TaskScore,
         _first: bool,
     ) {
-    }
-}
-
-/// The object-safe face of [`Task`], which [`super::TaskKind`] hands out per kind.
-pub(crate) trait AnyTask {
-    /// See [`Task::TABLE`].
-    fn table(&self) -> &'static str;
-    /// See [`Task::checks`].
-    fn number_checks(&self) -> Vec<Check>;
-    /// See [`Task::validate`].
-    fn validate(&self) -> std::result::Result<(), String>;
-    /// See [`Task::genes`].
-    fn scored_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
-    /// See [`Task::expression_genes`].
-    fn read_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTreeSet<String>>;
-    /// Scores every store (see [`super::cv::run`]).
-    fn run(
-        &self,
-        task: &TaskSpec,
-        stores: &[&GeneVectors],
-        mapper: &mut SymbolMapper,
-        state: &mut RunState,
-    ) -> Result<Vec<TaskScore>>;
-}
-
-impl<T: Task> AnyTask for T {
-    fn table(&self) -> &'static str {
-        T::TABLE
-    }
-    fn number_checks(&self) -> Vec<Check> {
-        Task::checks(self)
-    }
-    fn validate(&self) -> std::result::Result<(), String> {
-        Task::validate(self)
-    }
-    fn scored_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
-        Task::genes(self, task, mapper)
-    }
-    fn read_genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<BTreeSet<String>> {
-        Task::expression_genes(self, task, mapper)
-    }
-    fn run(
-        &self,
-        task: &TaskSpec,
-        stores: &[&GeneVectors],
-        mapper: &mut SymbolMapper,
-        state: &mut RunState,
-    ) -> Result<Vec<TaskScore>> {
-        super::cv::run(self, task, stores, mapper, state)
     }
 }
 
@@ -161,11 +116,42 @@ pub(crate) struct StoreView<'a> {
     pub(crate) all: &'a [&'a GeneVectors],
 }
 
-/// What lives across the tasks of one run: cell embeddings that tasks share.
+/// What kinds keep across the tasks of one run (cell vectors that several cell tasks
+/// share, say): one value per type, made on first use, so that this module needs to
+/// know no kind's types.
 #[derive(Default)]
 pub(crate) struct RunState {
-    /// GenePT cell vectors by what determines them (see `kinds::cell_types`).
-    pub(crate) cells: super::kinds::CellEmbeddingCache,
+    shared: HashMap<TypeId, Box<dyn Any>>,
+}
+
+impl RunState {
+    /// The run's value of type `T` (its default the first time).
+    pub(crate) fn get<T: Default + 'static>(&mut self) -> &mut T {
+        self.shared
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut::<T>()
+            .expect("a RunState value is stored under its own type id")
+    }
+}
+
+/// What a kind needs from its task file besides its own table.
+pub(crate) struct TaskContext<'a> {
+    /// The folder the task file is in; relative data paths start here.
+    pub(crate) base: &'a Path,
+    /// The probe's settings.
+    pub(crate) probe: &'a ProbeSpec,
+}
+
+impl TaskContext<'_> {
+    /// A data path from the task file, relative to the file's folder.
+    pub(crate) fn data_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
 }
 
 /// One store's view of a task's items.

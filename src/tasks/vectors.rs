@@ -8,6 +8,9 @@ use crate::store::GeneStore;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// Name of the random floor in reports; no store may take it.
+pub const RANDOM_FLOOR_NAME: &str = "random";
+
 /// Named gene vectors.
 pub struct GeneVectors {
     /// Shown in reports.
@@ -66,7 +69,7 @@ impl GeneVectors {
             data.extend(v.iter().map(|x| x / norm));
         }
         GeneVectors {
-            name: super::RANDOM_FLOOR_NAME.into(),
+            name: RANDOM_FLOOR_NAME.into(),
             dim: other.dim,
             rows,
             data,

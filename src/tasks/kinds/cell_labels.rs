@@ -1,11 +1,11 @@
 //! Which cells of a cell-typing task's matrix are labelled, with which class and on
 //! which side of a given split: from a metadata CSV or the `.h5ad`'s own `obs` table.
 
-use super::cell_types::CellTypeSpec;
+use super::cell_spec::CellTypeSpec;
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::io::{ExpressionMatrix, H5ad};
-use crate::tasks::spec::TaskSpec;
+use crate::tasks::task::TaskContext;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ type CellRecord = (String, Option<String>, Option<String>);
 /// Cells of the matrix with a label (and split side), and the sorted class names.
 pub(crate) fn read_labels(
     spec: &CellTypeSpec,
-    task: &TaskSpec,
+    task: &TaskContext,
     matrix: &ExpressionMatrix,
 ) -> Result<(Vec<LabelledCell>, Vec<String>)> {
     let row_of: HashMap<&str, usize> = matrix
@@ -95,7 +95,7 @@ fn no_labelled_cell(spec: &CellTypeSpec, in_matrix: usize) -> String {
 
 /// Every cell's (id, label, split value), from the metadata CSV or the `.h5ad`'s
 /// own `obs` table, with the file they came from.
-fn cell_records(spec: &CellTypeSpec, task: &TaskSpec) -> Result<(PathBuf, Vec<CellRecord>)> {
+fn cell_records(spec: &CellTypeSpec, task: &TaskContext) -> Result<(PathBuf, Vec<CellRecord>)> {
     let (Some(metadata), Some(cell_column)) = (&spec.metadata, &spec.cell_column) else {
         let path = task.data_path(&spec.matrix);
         let file = H5ad::open(&path)?;

@@ -3,11 +3,11 @@
 //! genes (GenePT-s). Computed once per run for every task that embeds the same cells.
 
 use super::cell_labels::LabelledCell;
-use super::cell_types::{CellClassifier, CellEmbedding, CellTypeSpec};
+use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec};
 use crate::embed::SentenceEmbedder;
 use crate::error::{Error, Result};
 use crate::io::ExpressionMatrix;
-use crate::tasks::spec::TaskSpec;
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{RunState, StoreView};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
 use std::collections::HashMap;
@@ -93,7 +93,7 @@ pub(crate) fn approved_genes(
 /// the run has one.
 pub(crate) fn embedded_cells(
     spec: &CellTypeSpec,
-    task: &TaskSpec,
+    task: &TaskContext,
     inputs: &CellInputs,
     cells: &[LabelledCell],
     store: StoreView,
@@ -125,15 +125,16 @@ pub(crate) fn embedded_cells(
     let mut shared = spec.clone();
     (shared.classifier, shared.k, shared.folds) = (CellClassifier::Logistic, 0, 0);
     let key = CellKey {
-        base: task.base.clone(),
+        base: task.base.to_path_buf(),
         spec: shared,
         store: vectors.name.clone(),
     };
-    if let Some(hit) = state.cells.get(&key) {
+    let cache = state.get::<CellEmbeddingCache>();
+    if let Some(hit) = cache.get(&key) {
         return Ok(Some(hit.clone()));
     }
     let embedded = Arc::new(embed_cells(spec, inputs, words, cells, vectors, encoder)?);
-    state.cells.insert(key, embedded.clone());
+    cache.insert(key, embedded.clone());
     Ok(Some(embedded))
 }
 

@@ -7,10 +7,11 @@
 use super::gene_rows;
 use crate::error::{Error, Result};
 use crate::tasks::checks::{at_least, finite, Check};
+use crate::tasks::defaults::{default_alpha, default_folds, default_seed};
 use crate::tasks::metrics::pearson;
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::probe::{ridge, ridge_predict, Standardizer};
-use crate::tasks::spec::{default_alpha, default_folds, default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -95,18 +96,18 @@ impl Task for ExpressionResponseSpec {
         ]
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<ResponseTable> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<ResponseTable> {
         read_response(task, self, mapper)
     }
 
     /// The genes are features of a transcriptome-wide regression, not labelled items.
-    fn genes(&self, _task: &TaskSpec, _mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, _task: &TaskContext, _mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         Ok(TaskGenes::default())
     }
 
     fn expression_genes(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         mapper: &mut SymbolMapper,
     ) -> Result<BTreeSet<String>> {
         Ok(self.read(task, mapper)?.genes.into_iter().collect())
@@ -128,7 +129,7 @@ impl Task for ExpressionResponseSpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &ResponseTable,
         store: StoreView,
         _state: &mut RunState,
@@ -161,7 +162,7 @@ impl Task for ExpressionResponseSpec {
 
     fn fit_fold(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &ResponseTable,
         _store: &GeneVectors,
         layout: &Layout<ResponseFeatures>,
@@ -293,7 +294,7 @@ fn read_sizes(path: &std::path::Path) -> Result<HashMap<String, usize>> {
 /// The table's genes (those above `min_expression`) with their response in every cell
 /// type that has both conditions (with enough cells).
 fn read_response(
-    spec: &TaskSpec,
+    spec: &TaskContext,
     r: &ExpressionResponseSpec,
     mapper: &mut SymbolMapper,
 ) -> Result<ResponseTable> {

@@ -6,10 +6,11 @@ use super::gene_rows;
 use crate::error::Result;
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, Check};
+use crate::tasks::defaults::{default_folds, default_seed};
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::pca::ItemMap;
 use crate::tasks::probe::logistic_scores;
-use crate::tasks::spec::{default_folds, default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -61,7 +62,7 @@ impl Task for GeneClassSpec {
         vec![at_least(Self::TABLE, "folds", self.folds, 2)]
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<LabelledGenes> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<LabelledGenes> {
         let path = task.data_path(&self.labels);
         let mut table = CsvTable::open(&path)?;
         let symbol_col = table.column(&self.symbol_column)?;
@@ -87,7 +88,7 @@ impl Task for GeneClassSpec {
         Ok(data)
     }
 
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         let data = self.read(task, mapper)?;
         let name = |positive: bool| {
             if positive {
@@ -122,7 +123,7 @@ impl Task for GeneClassSpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &LabelledGenes,
         store: StoreView,
         _state: &mut RunState,
@@ -146,7 +147,7 @@ impl Task for GeneClassSpec {
 
     fn fit_fold(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         data: &LabelledGenes,
         store: &GeneVectors,
         layout: &Layout<Vec<usize>>,
@@ -157,7 +158,7 @@ impl Task for GeneClassSpec {
             |idx: &[usize]| -> Vec<&str> { idx.iter().map(|&i| gene(i).0.as_str()).collect() };
         let labels = |idx: &[usize]| -> Vec<bool> { idx.iter().map(|&i| gene(i).1).collect() };
         let scores = logistic_scores(
-            &task.probe,
+            task.probe,
             &gene_rows(store, &symbols(&fold.train)),
             &labels(&fold.train),
             &gene_rows(store, &symbols(&fold.test)),

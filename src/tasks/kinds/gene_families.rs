@@ -6,11 +6,12 @@ use super::gene_rows;
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, Check};
+use crate::tasks::defaults::{default_folds, default_seed};
 use crate::tasks::metrics::roc_auc;
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::pca::ItemMap;
 use crate::tasks::probe::Standardizer;
-use crate::tasks::spec::{default_folds, default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -84,7 +85,7 @@ impl Task for GeneFamilySpec {
         }
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<FamilyGenes> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<FamilyGenes> {
         let path = task.data_path(&self.labels);
         let mut table = CsvTable::open(&path)?;
         let symbol_col = table.column(&self.symbol_column)?;
@@ -128,7 +129,7 @@ impl Task for GeneFamilySpec {
         Ok(FamilyGenes { genes, mentioned })
     }
 
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         let data = self.read(task, mapper)?;
         Ok(TaskGenes {
             classes: Some(
@@ -158,7 +159,7 @@ impl Task for GeneFamilySpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &FamilyGenes,
         store: StoreView,
         _state: &mut RunState,
@@ -182,7 +183,7 @@ impl Task for GeneFamilySpec {
 
     fn fit_fold(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         data: &FamilyGenes,
         store: &GeneVectors,
         layout: &Layout<Vec<usize>>,

@@ -3,10 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::tasks::checks::{at_least, finite, Check};
+use crate::tasks::defaults::default_seed;
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::probe::logistic_scores;
 use crate::tasks::resample::shuffle;
-use crate::tasks::spec::{default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -87,7 +88,7 @@ impl Task for GenePairSpec {
         all
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<Pairs> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<Pairs> {
         let (mut pairs, train_total) =
             read_pairs(task, &self.train_pairs, &self.train_labels, mapper)?;
         let train_len = pairs.len();
@@ -100,7 +101,7 @@ impl Task for GenePairSpec {
         })
     }
 
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         let data = self.read(task, mapper)?;
         let triples = |pairs: &[Pair]| -> Vec<(String, String, bool)> {
             pairs
@@ -136,7 +137,7 @@ impl Task for GenePairSpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &Pairs,
         store: StoreView,
         _state: &mut RunState,
@@ -184,7 +185,7 @@ impl Task for GenePairSpec {
 
     fn fit_fold(
         &self,
-        task: &TaskSpec,
+        task: &TaskContext,
         data: &Pairs,
         store: &GeneVectors,
         _layout: &Layout<()>,
@@ -192,7 +193,7 @@ impl Task for GenePairSpec {
     ) -> Result<Predictions> {
         let (train_x, train_y) = pair_features(&data.pairs, &fold.train, store);
         let (test_x, test_y) = pair_features(&data.pairs, &fold.test, store);
-        let scores = logistic_scores(&task.probe, &train_x, &train_y, &test_x)?;
+        let scores = logistic_scores(task.probe, &train_x, &train_y, &test_x)?;
         let ids = fold
             .test
             .iter()
@@ -247,7 +248,7 @@ impl GenePairSpec {
 
 /// The resolved pairs of a pairs file and its labels file, and the pairs in the files.
 fn read_pairs(
-    task: &TaskSpec,
+    task: &TaskContext,
     pairs: &Path,
     labels: &Path,
     mapper: &mut SymbolMapper,

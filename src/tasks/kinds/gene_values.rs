@@ -7,10 +7,11 @@ use super::gene_rows;
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, finite, Check};
+use crate::tasks::defaults::{default_alpha, default_folds, default_seed};
 use crate::tasks::metrics::pearson;
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::probe::{ridge, ridge_predict, Standardizer};
-use crate::tasks::spec::{default_alpha, default_folds, default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -85,7 +86,7 @@ impl Task for GeneValueSpec {
         ]
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<GeneValues> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<GeneValues> {
         let path = task.data_path(&self.table);
         let mut table = CsvTable::open(&path)?;
         let symbol_col = table.column(&self.symbol_column)?;
@@ -124,7 +125,7 @@ impl Task for GeneValueSpec {
         Ok(data)
     }
 
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         Ok(TaskGenes {
             items: self
                 .read(task, mapper)?
@@ -152,7 +153,7 @@ impl Task for GeneValueSpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &GeneValues,
         store: StoreView,
         _state: &mut RunState,
@@ -187,7 +188,7 @@ impl Task for GeneValueSpec {
 
     fn fit_fold(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &GeneValues,
         _store: &GeneVectors,
         layout: &Layout<ValueFeatures>,

@@ -3,6 +3,7 @@
 //! [`TaskKind`](super::TaskKind) and a line in `tasks/README.md`.
 
 mod cell_labels;
+mod cell_spec;
 mod cell_types;
 mod cell_vectors;
 mod expression_response;
@@ -12,15 +13,13 @@ mod gene_pairs;
 mod gene_values;
 mod perturbations;
 
-pub use cell_types::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
+pub use cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
 pub use expression_response::ExpressionResponseSpec;
 pub use gene_classes::GeneClassSpec;
 pub use gene_families::GeneFamilySpec;
 pub use gene_pairs::{GenePairSpec, PairSplit};
 pub use gene_values::{GeneValueSpec, ValueTransform};
 pub use perturbations::PerturbationSpec;
-
-pub(crate) use cell_vectors::CellEmbeddingCache;
 
 use super::vectors::GeneVectors;
 use ndarray::Array2;

@@ -6,8 +6,9 @@
 use crate::error::Result;
 use crate::io::read_gmt;
 use crate::tasks::checks::{at_least, Check};
+use crate::tasks::defaults::{default_folds, default_seed};
 use crate::tasks::outcomes::{unique_ids, ItemOutcomes, OutcomeKind};
-use crate::tasks::spec::{default_folds, default_seed, TaskSpec};
+use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
@@ -65,7 +66,7 @@ impl Task for PerturbationSpec {
         ]
     }
 
-    fn read(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<Signatures> {
+    fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<Signatures> {
         let (mut signatures, train_total) = read_signatures(&task.data_path(&self.train), mapper)?;
         let train_len = signatures.len();
         let mut total = train_total;
@@ -81,7 +82,7 @@ impl Task for PerturbationSpec {
         })
     }
 
-    fn genes(&self, task: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         let data = self.read(task, mapper)?;
         Ok(TaskGenes {
             items: data.signatures.into_iter().map(|s| s.target).collect(),
@@ -105,7 +106,7 @@ impl Task for PerturbationSpec {
 
     fn layout(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &Signatures,
         store: StoreView,
         _state: &mut RunState,
@@ -146,7 +147,7 @@ impl Task for PerturbationSpec {
 
     fn fit_fold(
         &self,
-        _task: &TaskSpec,
+        _task: &TaskContext,
         data: &Signatures,
         store: &GeneVectors,
         _layout: &Layout<()>,
