@@ -87,3 +87,15 @@ fn a_task_has_exactly_one_kind() {
     let err = TaskSpec::read(&no_id).unwrap_err().to_string();
     assert!(err.contains("missing field `id`"), "{err}");
 }
+
+#[test]
+fn a_family_task_listing_a_class_twice_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "twice.toml",
+        "id = \"t\"\ntitle = \"t\"\n[gene_families]\nlabels = \"x.csv\"\nsymbol_column = \"g\"\nclass_column = \"c\"\nclasses = [\"A\", \"B\", \"A\"]\n",
+    );
+    let err = TaskSpec::read(&path).unwrap_err().to_string();
+    assert!(err.contains("twice.toml") && err.contains("twice"), "{err}");
+}

@@ -4,9 +4,7 @@ use anyhow::{bail, Context, Result};
 use bftembed::genes::GeneCatalog;
 use bftembed::models::ModelCache;
 use bftembed::store::GeneStore;
-use bftembed::tasks::{
-    evaluate_each, CellEmbedding, GeneVectors, TaskKind, TaskSpec, RANDOM_FLOOR_NAME,
-};
+use bftembed::tasks::{evaluate_each, GeneVectors, TaskSpec, RANDOM_FLOOR_NAME};
 use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
@@ -33,9 +31,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         args.store.clone()
     };
     let labels = store_labels(&paths)?;
-    let needs_encoder = tasks.iter().any(
-        |t| matches!(&t.kind, TaskKind::CellTypes(c) if c.embedding == CellEmbedding::Sentence),
-    );
+    let needs_encoder = tasks.iter().any(|t| t.kind.needs_text_encoder());
     let mut stores = Vec::new();
     for (path, name) in paths.iter().zip(&labels) {
         let store =

@@ -25,7 +25,7 @@ pub fn read_gmt(path: &Path) -> Result<Vec<GeneSet>> {
     let lines = crate::fsutil::read_utf8_lines(path)?;
     let mut sets = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split('\t').collect();
@@ -53,10 +53,7 @@ pub fn read_gmt(path: &Path) -> Result<Vec<GeneSet>> {
         });
     }
     if sets.is_empty() {
-        return Err(Error::bad_file(
-            path,
-            "the GMT file is empty (no signatures)",
-        ));
+        return Err(Error::bad_file(path, "the GMT file has no gene sets"));
     }
     Ok(sets)
 }

@@ -4,10 +4,15 @@
 
 /// One number of a task file and whether it is in range.
 pub(crate) struct Check {
+    /// The table the key is in (`probe`, `gene_pairs`, ...).
     pub(crate) table: &'static str,
+    /// The key.
     pub(crate) key: &'static str,
+    /// Its value, as shown in the error.
     pub(crate) value: String,
+    /// Whether the value is in range.
     pub(crate) ok: bool,
+    /// The range, said as the error says it ("must be at least 2").
     pub(crate) rule: &'static str,
 }
 

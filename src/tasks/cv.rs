@@ -27,14 +27,19 @@ pub(crate) trait AnyTask {
     /// See [`Task::TABLE`].
     fn table(&self) -> &'static str;
     /// See [`Task::checks`].
-    fn number_checks(&self) -> Vec<Check>;
+    fn checks(&self) -> Vec<Check>;
     /// See [`Task::validate`].
     fn validate(&self) -> std::result::Result<(), String>;
+    /// See [`Task::needs_text_encoder`].
+    fn needs_text_encoder(&self) -> bool;
     /// See [`Task::genes`].
-    fn scored_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes>;
     /// See [`Task::expression_genes`].
-    fn read_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper)
-        -> Result<BTreeSet<String>>;
+    fn expression_genes(
+        &self,
+        task: &TaskContext,
+        mapper: &mut SymbolMapper,
+    ) -> Result<BTreeSet<String>>;
     /// Scores every store (see [`run`]).
     fn run(
         &self,
@@ -49,16 +54,19 @@ impl<T: Task> AnyTask for T {
     fn table(&self) -> &'static str {
         T::TABLE
     }
-    fn number_checks(&self) -> Vec<Check> {
+    fn checks(&self) -> Vec<Check> {
         Task::checks(self)
     }
     fn validate(&self) -> std::result::Result<(), String> {
         Task::validate(self)
     }
-    fn scored_genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
+    fn needs_text_encoder(&self) -> bool {
+        Task::needs_text_encoder(self)
+    }
+    fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
         Task::genes(self, task, mapper)
     }
-    fn read_genes(
+    fn expression_genes(
         &self,
         task: &TaskContext,
         mapper: &mut SymbolMapper,
@@ -76,8 +84,9 @@ impl<T: Task> AnyTask for T {
     }
 }
 
-/// Runs `kind` on every store; a store the kind cannot take is left out, and any error
-/// names the task and the store.
+/// Runs `kind` on every store; a store the kind cannot take is left out. An error in
+/// reading the task's files names the file; one in scoring a store names the task and
+/// the store.
 pub(crate) fn run<T: Task>(
     kind: &T,
     task: &TaskRef,
@@ -191,7 +200,17 @@ fn summarise(outcomes: ItemOutcomes, scoring: &Scoring, fold_values: &[f64]) -> 
             score.roc = thinned_roc(truth, scores)?;
         }
         OutcomeKind::Classes { truth, predicted } => {
-            let names = scoring.classes.clone().unwrap_or_default();
+            let mut names = scoring.classes.clone().unwrap_or_default();
+            // Sized to hold every label, named or not.
+            let largest = truth
+                .iter()
+                .chain(predicted)
+                .copied()
+                .max()
+                .map_or(0, |m| m + 1);
+            while names.len() < largest {
+                names.push(format!("class {}", names.len()));
+            }
             let mut confusion = vec![vec![0usize; names.len()]; names.len()];
             for (&t, &p) in truth.iter().zip(predicted) {
                 confusion[t][p] += 1;
@@ -262,10 +281,11 @@ pub(crate) fn stratified<T: Ord + Clone + std::fmt::Debug>(
 
 /// `k` folds of a seeded random order of `n` items; each fold lists its items in that
 /// order.
-pub(crate) fn shuffled(n: usize, k: usize, seed: u64) -> Vec<Fold> {
+pub(crate) fn shuffled(n: usize, k: usize, seed: u64) -> Result<Vec<Fold>> {
+    at_least_two_folds(k)?;
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut order, seed);
-    (0..k)
+    Ok((0..k)
         .map(|f| {
             let (mut train, mut test) = (Vec::new(), Vec::new());
             for (position, &i) in order.iter().enumerate() {
@@ -277,7 +297,17 @@ pub(crate) fn shuffled(n: usize, k: usize, seed: u64) -> Vec<Fold> {
             }
             Fold { train, test }
         })
-        .collect()
+        .collect())
+}
+
+/// Task files are checked for this when read; a spec built in code is checked here.
+fn at_least_two_folds(k: usize) -> Result<()> {
+    if k < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "{k} folds: cross-validation needs at least 2"
+        )));
+    }
+    Ok(())
 }
 
 /// One fold from a train/test flag per item.
@@ -299,11 +329,12 @@ fn split_by<A: Copy>(assignment: &[A], is_train: impl Fn(A) -> bool) -> Fold {
 
 /// Fold number per item for any class labels, each class spread evenly over folds;
 /// each fold must see every class.
-pub fn stratified_folds_by<T: Ord + Clone + std::fmt::Debug>(
+pub(crate) fn stratified_folds_by<T: Ord + Clone + std::fmt::Debug>(
     labels: &[T],
     k: usize,
     seed: u64,
 ) -> Result<Vec<usize>> {
+    at_least_two_folds(k)?;
     let mut folds = vec![0; labels.len()];
     let mut classes: Vec<T> = labels.to_vec();
     classes.sort();
@@ -344,7 +375,8 @@ mod tests {
 
     #[test]
     fn shuffled_folds_cover_every_item_once_as_test() {
-        let folds = shuffled(23, 5, 3);
+        let folds = shuffled(23, 5, 3).unwrap();
+        assert!(shuffled(23, 0, 3).is_err());
         let mut seen: Vec<usize> = folds.iter().flat_map(|f| f.test.clone()).collect();
         seen.sort();
         assert_eq!(seen, (0..23).collect::<Vec<_>>());

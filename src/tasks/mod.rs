@@ -86,7 +86,7 @@ fn run_tasks(
         let scores = task
             .kind
             .task()
-            .run(&task.as_ref(), &refs, &mut mapper, &mut state);
+            .run(&task.task_ref(), &refs, &mut mapper, &mut state);
         bar.inc(1);
         match scores {
             Ok(mut scores) => {
@@ -140,7 +140,7 @@ fn run_tasks(
 /// The genes a task scores as items (with their classes or pairs), so that training
 /// data can leave them out and a caller drawing genes can keep every class scorable.
 pub fn task_genes(spec: &TaskSpec, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
-    spec.kind.task().scored_genes(&spec.context(), mapper)
+    spec.kind.task().genes(&spec.context(), mapper)
 }
 
 /// The genes a cell-level or expression-response task reads: the expression matrix's
@@ -150,7 +150,7 @@ pub fn expression_genes(
     spec: &TaskSpec,
     mapper: &mut SymbolMapper,
 ) -> Result<std::collections::BTreeSet<String>> {
-    spec.kind.task().read_genes(&spec.context(), mapper)
+    spec.kind.task().expression_genes(&spec.context(), mapper)
 }
 
 /// The vectors a report compares: every store, restricted to the genes all of them

@@ -90,9 +90,27 @@ pub fn logistic_scores(
         .collect())
 }
 
+/// Ridge regression on standardised rows: fitted on the rows `train` of (x, y),
+/// predictions for the rows `test` (one row per test item, one column per target).
+pub(crate) fn ridge_fold(
+    x: &Array2<f64>,
+    y: &Array2<f64>,
+    train: &[usize],
+    test: &[usize],
+    alpha: f64,
+) -> Result<Array2<f64>> {
+    let xt = x.select(Axis(0), train);
+    let scaler = Standardizer::fit(&xt);
+    let w = ridge(&scaler.transform(&xt), &y.select(Axis(0), train), alpha)?;
+    Ok(ridge_predict(
+        &w,
+        &scaler.transform(&x.select(Axis(0), test)),
+    ))
+}
+
 /// Ridge regression weights (with intercept as the last row) for every target column; the
 /// penalty leaves the intercept alone.
-pub(crate) fn ridge(x: &Array2<f64>, y: &Array2<f64>, alpha: f64) -> Result<Array2<f64>> {
+fn ridge(x: &Array2<f64>, y: &Array2<f64>, alpha: f64) -> Result<Array2<f64>> {
     let x_mean = x
         .mean_axis(Axis(0))
         .unwrap_or_else(|| Array1::zeros(x.ncols()));
@@ -114,7 +132,8 @@ pub(crate) fn ridge(x: &Array2<f64>, y: &Array2<f64>, alpha: f64) -> Result<Arra
     Ok(out)
 }
 
-pub(crate) fn ridge_predict(w: &Array2<f64>, x: &Array2<f64>) -> Array2<f64> {
+/// Predictions of a ridge fit (weights with the intercept as the last row).
+fn ridge_predict(w: &Array2<f64>, x: &Array2<f64>) -> Array2<f64> {
     let d = x.ncols();
     x.dot(&w.slice(ndarray::s![..d, ..])) + w.row(d)
 }

@@ -47,9 +47,7 @@ impl TaskScore {
             .find(|(n, _)| n == name)
             .map(|(_, v)| *v)
     }
-}
 
-impl TaskScore {
     /// An empty score for `metric` on `test_items` items of `items_total`, filled in by
     /// the driver and the kind.
     pub(crate) fn new(metric: &str, items_total: usize, test_items: usize) -> Self {

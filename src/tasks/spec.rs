@@ -63,6 +63,12 @@ impl TaskKind {
         }
     }
 
+    /// Whether scoring the task embeds text with each store's encoder (GenePT-s cell
+    /// sentences), so stores must be given with theirs.
+    pub fn needs_text_encoder(&self) -> bool {
+        self.task().needs_text_encoder()
+    }
+
     /// The kind's table name in task files, as `gene_pairs`.
     pub fn table(&self) -> &'static str {
         self.task().table()
@@ -122,7 +128,7 @@ impl TaskSpec {
     }
 
     /// The task as the driver sees it.
-    pub(crate) fn as_ref(&self) -> TaskRef<'_> {
+    pub(crate) fn task_ref(&self) -> TaskRef<'_> {
         TaskRef {
             id: &self.id,
             context: self.context(),
@@ -171,6 +177,6 @@ fn checks(spec: &TaskSpec) -> Vec<Check> {
             rule: "must be at least 1",
         },
     ];
-    all.extend(spec.kind.task().number_checks());
+    all.extend(spec.kind.task().checks());
     all
 }

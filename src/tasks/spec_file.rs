@@ -15,9 +15,13 @@ use std::marker::PhantomData;
 /// A task file's contents, before paths are attached; `K` is the enum of kinds (an
 /// externally tagged serde enum of one-table variants).
 pub(super) struct TaskFile<K> {
+    /// `id`.
     pub(super) id: String,
+    /// `title`.
     pub(super) title: String,
+    /// The one kind table.
     pub(super) kind: K,
+    /// `[probe]`, or its defaults.
     pub(super) probe: ProbeSpec,
 }
 

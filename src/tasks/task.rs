@@ -51,6 +51,12 @@ pub(crate) trait Task {
         Ok(BTreeSet::new())
     }
 
+    /// Whether the kind embeds text with the store's encoder (cell sentences), so that
+    /// the stores must be opened with it.
+    fn needs_text_encoder(&self) -> bool {
+        false
+    }
+
     /// How the kind's outcomes are named and summarised.
     fn scoring(&self, data: &Self::Data) -> Scoring;
 
@@ -184,6 +190,18 @@ pub(crate) struct Predictions {
     /// Per test item, values the kind's further metrics need (class probabilities, a
     /// baseline's score); empty rows when it needs none.
     pub(crate) extra: Vec<Vec<f64>>,
+}
+
+impl Predictions {
+    /// Predictions of `items` with no further values.
+    pub(crate) fn new(outcomes: ItemOutcomes, items: Vec<usize>) -> Self {
+        let extra = vec![Vec::new(); items.len()];
+        Predictions {
+            outcomes,
+            items,
+            extra,
+        }
+    }
 }
 
 /// How a kind's outcomes become a score.

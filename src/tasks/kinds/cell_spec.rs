@@ -1,7 +1,7 @@
 //! The settings of a cell-typing task (`[cell_types]`): the matrix and its labels, how
 //! cells become vectors, and which classifier reads them.
 
-use crate::tasks::defaults::{default_folds, default_seed};
+use crate::tasks::defaults::{default_folds, default_k, default_seed};
 use std::path::PathBuf;
 
 /// What the expression values are.
@@ -97,7 +97,4 @@ pub struct CellTypeSpec {
 
 fn default_top_genes() -> usize {
     100
-}
-fn default_k() -> usize {
-    10
 }

@@ -119,6 +119,10 @@ impl Task for CellTypeSpec {
             .collect())
     }
 
+    fn needs_text_encoder(&self) -> bool {
+        self.embedding == CellEmbedding::Sentence
+    }
+
     fn scoring(&self, data: &LabelledCells) -> Scoring {
         Scoring {
             metric: "macro-F1".into(),
@@ -195,8 +199,8 @@ impl Task for CellTypeSpec {
         };
         let train_y: Vec<usize> = fold.train.iter().map(|&i| f.labels[i]).collect();
         let predicted = self.classify(task, &rows(&fold.train), &train_y, &rows(&fold.test))?;
-        Ok(Predictions {
-            outcomes: ItemOutcomes {
+        Ok(Predictions::new(
+            ItemOutcomes {
                 ids: fold
                     .test
                     .iter()
@@ -207,9 +211,8 @@ impl Task for CellTypeSpec {
                     predicted,
                 },
             },
-            items: fold.test.clone(),
-            extra: vec![Vec::new(); fold.test.len()],
-        })
+            fold.test.clone(),
+        ))
     }
 
     fn finish(
@@ -331,12 +334,7 @@ fn knn_vote(
             for (s, y) in &sims[..k] {
                 votes[*y] += s.max(0.0) + 1e-9;
             }
-            votes
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-                .map(|(i, _)| i)
-                .unwrap_or(0)
+            super::argmax(&votes)
         })
         .collect()
 }

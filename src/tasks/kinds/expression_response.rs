@@ -4,19 +4,18 @@
 //! correlation of predicted and measured change over held-out genes, averaged over
 //! cell types.
 
-use super::gene_rows;
+use super::regression::{self, GeneRegression};
 use crate::error::{Error, Result};
 use crate::tasks::checks::{at_least, finite, Check};
 use crate::tasks::defaults::{default_alpha, default_folds, default_seed};
 use crate::tasks::metrics::pearson;
-use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
-use crate::tasks::probe::{ridge, ridge_predict, Standardizer};
+use crate::tasks::outcomes::OutcomeKind;
 use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
-use crate::tasks::{cv, TaskScore};
-use ndarray::{Array2, Axis};
+use crate::tasks::TaskScore;
+use ndarray::Array2;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
@@ -61,20 +60,10 @@ pub(crate) struct ResponseTable {
     total_genes: usize,
 }
 
-/// One store's covered genes and their responses.
-pub(crate) struct ResponseFeatures {
-    /// Indices of the covered genes.
-    covered: Vec<usize>,
-    /// Their vectors, one row per covered gene.
-    x: Array2<f64>,
-    /// Their responses, covered genes × cell types.
-    y: Array2<f64>,
-}
-
 impl Task for ExpressionResponseSpec {
     const TABLE: &'static str = "expression_response";
     type Data = ResponseTable;
-    type Features = ResponseFeatures;
+    type Features = GeneRegression;
 
     fn checks(&self) -> Vec<Check> {
         vec![
@@ -133,31 +122,9 @@ impl Task for ExpressionResponseSpec {
         data: &ResponseTable,
         store: StoreView,
         _state: &mut RunState,
-    ) -> Result<Option<Layout<ResponseFeatures>>> {
-        let covered: Vec<usize> = (0..data.genes.len())
-            .filter(|&i| store.vectors.get(&data.genes[i]).is_some())
-            .collect();
-        if covered.len() < 2 * self.folds {
-            return Err(Error::InvalidArgument(format!(
-                "only {} genes are covered",
-                covered.len()
-            )));
-        }
-        let symbols: Vec<&str> = covered.iter().map(|&g| data.genes[g].as_str()).collect();
-        Ok(Some(Layout {
-            covered: covered.len(),
-            own_covered: data
-                .genes
-                .iter()
-                .filter(|g| store.vectors.covers(g))
-                .count(),
-            folds: cv::shuffled(covered.len(), self.folds, self.seed),
-            features: ResponseFeatures {
-                x: gene_rows(store.vectors, &symbols),
-                y: data.response.select(Axis(0), &covered),
-                covered,
-            },
-        }))
+    ) -> Result<Option<Layout<GeneRegression>>> {
+        let symbols: Vec<&str> = data.genes.iter().map(String::as_str).collect();
+        regression::layout(&symbols, &data.response, store, self.folds, self.seed).map(Some)
     }
 
     fn fit_fold(
@@ -165,40 +132,17 @@ impl Task for ExpressionResponseSpec {
         _task: &TaskContext,
         data: &ResponseTable,
         _store: &GeneVectors,
-        layout: &Layout<ResponseFeatures>,
+        layout: &Layout<GeneRegression>,
         fold: &Fold,
     ) -> Result<Predictions> {
-        let f = &layout.features;
-        let xt = f.x.select(Axis(0), &fold.train);
-        let scaler = Standardizer::fit(&xt);
-        let w = ridge(
-            &scaler.transform(&xt),
-            &f.y.select(Axis(0), &fold.train),
-            self.ridge,
-        )?;
-        let p = ridge_predict(&w, &scaler.transform(&f.x.select(Axis(0), &fold.test)));
-        Ok(Predictions {
-            outcomes: ItemOutcomes {
-                ids: fold
-                    .test
-                    .iter()
-                    .map(|&i| data.genes[f.covered[i]].clone())
-                    .collect(),
-                kind: OutcomeKind::Columns {
-                    truth: fold.test.iter().map(|&i| f.y.row(i).to_vec()).collect(),
-                    predicted: p.rows().into_iter().map(|r| r.to_vec()).collect(),
-                },
-            },
-            items: fold.test.clone(),
-            extra: vec![Vec::new(); fold.test.len()],
-        })
+        regression::fit_fold(&layout.features, |i| &data.genes[i], fold, self.ridge)
     }
 
     fn finish(
         &self,
         data: &ResponseTable,
         _store: &GeneVectors,
-        _layout: &Layout<ResponseFeatures>,
+        _layout: &Layout<GeneRegression>,
         _extra: &[Vec<f64>],
         score: &mut TaskScore,
         _first: bool,
@@ -294,11 +238,11 @@ fn read_sizes(path: &std::path::Path) -> Result<HashMap<String, usize>> {
 /// The table's genes (those above `min_expression`) with their response in every cell
 /// type that has both conditions (with enough cells).
 fn read_response(
-    spec: &TaskContext,
+    task: &TaskContext,
     r: &ExpressionResponseSpec,
     mapper: &mut SymbolMapper,
 ) -> Result<ResponseTable> {
-    let path = spec.data_path(&r.table);
+    let path = task.data_path(&r.table);
     let lines = crate::fsutil::read_utf8_lines(&path)?;
     let header: Vec<&str> = lines
         .first()
@@ -306,7 +250,7 @@ fn read_response(
         .split('\t')
         .collect();
     let sizes: HashMap<String, usize> = match &r.sizes {
-        Some(s) => read_sizes(&spec.data_path(s))?,
+        Some(s) => read_sizes(&task.data_path(s))?,
         None => HashMap::new(),
     };
     let types = paired_columns(&path, &header, &sizes, r)?;

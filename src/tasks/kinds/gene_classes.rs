@@ -163,17 +163,16 @@ impl Task for GeneClassSpec {
             &labels(&fold.train),
             &gene_rows(store, &symbols(&fold.test)),
         )?;
-        Ok(Predictions {
-            outcomes: ItemOutcomes {
+        Ok(Predictions::new(
+            ItemOutcomes {
                 ids: fold.test.iter().map(|&i| gene(i).0.clone()).collect(),
                 kind: OutcomeKind::Binary {
                     truth: labels(&fold.test),
                     scores,
                 },
             },
-            items: fold.test.clone(),
-            extra: vec![Vec::new(); fold.test.len()],
-        })
+            fold.test.clone(),
+        ))
     }
 
     fn finish(

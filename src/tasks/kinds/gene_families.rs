@@ -2,7 +2,7 @@
 //! logistic regression on the gene vectors, stratified k-fold cross-validation;
 //! macro-F1, accuracy and one-vs-rest ROC-AUC averaged over classes.
 
-use super::gene_rows;
+use super::{argmax, gene_rows};
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, Check};
@@ -61,6 +61,8 @@ pub(crate) struct FamilyGenes {
     genes: Vec<(String, usize)>,
     /// Every gene with any of the classes, also those with several.
     mentioned: BTreeSet<String>,
+    /// Classes some gene has together with another.
+    multi: HashSet<usize>,
 }
 
 impl Task for GeneFamilySpec {
@@ -81,36 +83,19 @@ impl Task for GeneFamilySpec {
             Some(names) if names.len() != self.classes.len() => {
                 Err("class_names needs one name per entry of classes".into())
             }
+            _ if self.classes.iter().collect::<HashSet<_>>().len() != self.classes.len() => {
+                Err("classes lists a class twice".into())
+            }
             _ => Ok(()),
         }
     }
 
     fn read(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<FamilyGenes> {
-        let path = task.data_path(&self.labels);
-        let mut table = CsvTable::open(&path)?;
-        let symbol_col = table.column(&self.symbol_column)?;
-        let class_col = table.column(&self.class_column)?;
-        let wanted: HashMap<&str, usize> = self
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.as_str(), i))
-            .collect();
-        let mut classes_of: HashMap<String, HashSet<usize>> = HashMap::new();
-        for record in table.records() {
-            let record = record?;
-            let class = record.get(class_col).unwrap_or("").trim();
-            let Some(&c) = wanted.get(class) else {
-                continue;
-            };
-            if let Some(symbol) = mapper.approved(record.get(symbol_col).unwrap_or("").trim()) {
-                classes_of.entry(symbol).or_default().insert(c);
-            }
-        }
+        let data = self.read_classes(task, mapper)?;
         for (c, name) in self.classes.iter().enumerate() {
-            if !classes_of.values().any(|s| s.contains(&c)) {
+            if !data.genes.iter().any(|(_, gc)| *gc == c) && !data.multi.contains(&c) {
                 return Err(Error::bad_file(
-                    &path,
+                    task.data_path(&self.labels),
                     format!(
                         "no gene has class '{name}' in column '{}'",
                         self.class_column
@@ -118,19 +103,11 @@ impl Task for GeneFamilySpec {
                 ));
             }
         }
-        let mentioned = classes_of.keys().cloned().collect();
-        // One class per gene: genes in several of the chosen classes are left out.
-        let mut genes: Vec<(String, usize)> = classes_of
-            .into_iter()
-            .filter(|(_, s)| s.len() == 1)
-            .filter_map(|(g, s)| s.into_iter().next().map(|c| (g, c)))
-            .collect();
-        genes.sort();
-        Ok(FamilyGenes { genes, mentioned })
+        Ok(data)
     }
 
     fn genes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<TaskGenes> {
-        let data = self.read(task, mapper)?;
+        let data = self.read_classes(task, mapper)?;
         Ok(TaskGenes {
             classes: Some(
                 data.genes
@@ -256,13 +233,51 @@ impl Task for GeneFamilySpec {
     }
 }
 
-/// The most probable class (the lower index on a tie).
-fn argmax(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-        .map(|(c, _)| c)
-        .unwrap_or(0)
+impl GeneFamilySpec {
+    /// The genes with their classes, without requiring every class to have a gene (so
+    /// that which genes a task scores can be asked of any label file).
+    fn read_classes(&self, task: &TaskContext, mapper: &mut SymbolMapper) -> Result<FamilyGenes> {
+        let path = task.data_path(&self.labels);
+        let mut table = CsvTable::open(&path)?;
+        let symbol_col = table.column(&self.symbol_column)?;
+        let class_col = table.column(&self.class_column)?;
+        let wanted: HashMap<&str, usize> = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let mut classes_of: HashMap<String, HashSet<usize>> = HashMap::new();
+        for record in table.records() {
+            let record = record?;
+            let class = record.get(class_col).unwrap_or("").trim();
+            let Some(&c) = wanted.get(class) else {
+                continue;
+            };
+            if let Some(symbol) = mapper.approved(record.get(symbol_col).unwrap_or("").trim()) {
+                classes_of.entry(symbol).or_default().insert(c);
+            }
+        }
+        let mentioned = classes_of.keys().cloned().collect();
+        let multi = classes_of
+            .values()
+            .filter(|s| s.len() > 1)
+            .flatten()
+            .copied()
+            .collect();
+        // One class per gene: genes in several of the chosen classes are left out.
+        let mut genes: Vec<(String, usize)> = classes_of
+            .into_iter()
+            .filter(|(_, s)| s.len() == 1)
+            .filter_map(|(g, s)| s.into_iter().next().map(|c| (g, c)))
+            .collect();
+        genes.sort();
+        Ok(FamilyGenes {
+            genes,
+            mentioned,
+            multi,
+        })
+    }
 }
 
 /// ROC-AUC of each class against the rest, averaged over the classes where it is

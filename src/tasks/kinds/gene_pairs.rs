@@ -199,17 +199,16 @@ impl Task for GenePairSpec {
             .iter()
             .map(|&i| format!("{}|{}", data.pairs[i].a, data.pairs[i].b))
             .collect();
-        Ok(Predictions {
-            outcomes: ItemOutcomes {
+        Ok(Predictions::new(
+            ItemOutcomes {
                 ids,
                 kind: OutcomeKind::Binary {
                     truth: test_y,
                     scores,
                 },
             },
-            items: fold.test.clone(),
-            extra: vec![Vec::new(); fold.test.len()],
-        })
+            fold.test.clone(),
+        ))
     }
 }
 

@@ -3,29 +3,29 @@
 //! k-fold cross-validation over genes, scored by the Pearson r of predicted and true
 //! values on the held-out genes (Spearman's rho beside it).
 
-use super::gene_rows;
+use super::regression::{self, GeneRegression};
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, finite, Check};
 use crate::tasks::defaults::{default_alpha, default_folds, default_seed};
 use crate::tasks::metrics::pearson;
-use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
-use crate::tasks::probe::{ridge, ridge_predict, Standardizer};
+use crate::tasks::outcomes::OutcomeKind;
 use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
-use crate::tasks::{cv, TaskScore};
-use ndarray::{Array2, Axis};
+use crate::tasks::TaskScore;
+use ndarray::Array2;
 use std::path::PathBuf;
 
 /// How the values are transformed before fitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueTransform {
-    /// As written.
+    /// As written (`"none"`).
     #[default]
-    None,
+    #[serde(rename = "none")]
+    AsWritten,
     /// ln(1 + x), for counts (values must be above -1).
     Log1p,
 }
@@ -61,17 +61,10 @@ pub(crate) struct GeneValues {
     total: usize,
 }
 
-/// One store's covered genes, their vectors and values.
-pub(crate) struct ValueFeatures {
-    covered: Vec<usize>,
-    x: Array2<f64>,
-    y: Array2<f64>,
-}
-
 impl Task for GeneValueSpec {
     const TABLE: &'static str = "gene_values";
     type Data = GeneValues;
-    type Features = ValueFeatures;
+    type Features = GeneRegression;
 
     fn checks(&self) -> Vec<Check> {
         vec![
@@ -108,7 +101,7 @@ impl Task for GeneValueSpec {
                     self.value_column,
                     match self.transform {
                         ValueTransform::Log1p => " above -1 (transform = \"log1p\")",
-                        ValueTransform::None => "",
+                        ValueTransform::AsWritten => "",
                     }
                 ),
             })?;
@@ -157,33 +150,10 @@ impl Task for GeneValueSpec {
         data: &GeneValues,
         store: StoreView,
         _state: &mut RunState,
-    ) -> Result<Option<Layout<ValueFeatures>>> {
-        let covered: Vec<usize> = (0..data.genes.len())
-            .filter(|&i| store.vectors.get(&data.genes[i].0).is_some())
-            .collect();
-        if covered.len() < 2 * self.folds {
-            return Err(Error::InvalidArgument(format!(
-                "only {} genes are covered, too few for {} folds",
-                covered.len(),
-                self.folds
-            )));
-        }
-        let symbols: Vec<&str> = covered.iter().map(|&i| data.genes[i].0.as_str()).collect();
-        let y = Array2::from_shape_fn((covered.len(), 1), |(r, _)| data.genes[covered[r]].1);
-        Ok(Some(Layout {
-            covered: covered.len(),
-            own_covered: data
-                .genes
-                .iter()
-                .filter(|(g, _)| store.vectors.covers(g))
-                .count(),
-            folds: cv::shuffled(covered.len(), self.folds, self.seed),
-            features: ValueFeatures {
-                x: gene_rows(store.vectors, &symbols),
-                y,
-                covered,
-            },
-        }))
+    ) -> Result<Option<Layout<GeneRegression>>> {
+        let symbols: Vec<&str> = data.genes.iter().map(|g| g.0.as_str()).collect();
+        let values = Array2::from_shape_fn((data.genes.len(), 1), |(r, _)| data.genes[r].1);
+        regression::layout(&symbols, &values, store, self.folds, self.seed).map(Some)
     }
 
     fn fit_fold(
@@ -191,40 +161,17 @@ impl Task for GeneValueSpec {
         _task: &TaskContext,
         data: &GeneValues,
         _store: &GeneVectors,
-        layout: &Layout<ValueFeatures>,
+        layout: &Layout<GeneRegression>,
         fold: &Fold,
     ) -> Result<Predictions> {
-        let f = &layout.features;
-        let xt = f.x.select(Axis(0), &fold.train);
-        let scaler = Standardizer::fit(&xt);
-        let w = ridge(
-            &scaler.transform(&xt),
-            &f.y.select(Axis(0), &fold.train),
-            self.ridge,
-        )?;
-        let p = ridge_predict(&w, &scaler.transform(&f.x.select(Axis(0), &fold.test)));
-        Ok(Predictions {
-            outcomes: ItemOutcomes {
-                ids: fold
-                    .test
-                    .iter()
-                    .map(|&i| data.genes[f.covered[i]].0.clone())
-                    .collect(),
-                kind: OutcomeKind::Columns {
-                    truth: fold.test.iter().map(|&i| vec![f.y[(i, 0)]]).collect(),
-                    predicted: p.rows().into_iter().map(|r| r.to_vec()).collect(),
-                },
-            },
-            items: fold.test.clone(),
-            extra: vec![Vec::new(); fold.test.len()],
-        })
+        regression::fit_fold(&layout.features, |i| &data.genes[i].0, fold, self.ridge)
     }
 
     fn finish(
         &self,
         _data: &GeneValues,
         _store: &GeneVectors,
-        _layout: &Layout<ValueFeatures>,
+        _layout: &Layout<GeneRegression>,
         _extra: &[Vec<f64>],
         score: &mut TaskScore,
         _first: bool,
@@ -247,7 +194,7 @@ impl GeneValueSpec {
     fn value(&self, raw: &str) -> Option<f64> {
         let v: f64 = raw.parse().ok().filter(|v: &f64| v.is_finite())?;
         match self.transform {
-            ValueTransform::None => Some(v),
+            ValueTransform::AsWritten => Some(v),
             ValueTransform::Log1p => (v > -1.0).then(|| v.ln_1p()),
         }
     }

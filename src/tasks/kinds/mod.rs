@@ -1,6 +1,7 @@
 //! The task kinds, one file each: its settings (the `[table]` of a task file) and its
-//! [`Task`](super::task::Task) steps. A new kind is a new file here, a variant of
-//! [`TaskKind`](super::TaskKind) and a line in `tasks/README.md`.
+//! [`Task`](super::task::Task) steps. A new kind is a new file here with its `mod` and
+//! `pub use` lines below, a variant of [`TaskKind`](super::TaskKind) with its arm in
+//! `TaskKind::task()`, and a line in `tasks/README.md`.
 
 mod cell_labels;
 mod cell_spec;
@@ -12,6 +13,7 @@ mod gene_families;
 mod gene_pairs;
 mod gene_values;
 mod perturbations;
+mod regression;
 
 pub use cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
 pub use expression_response::ExpressionResponseSpec;
@@ -37,4 +39,14 @@ fn gene_rows(vectors: &GeneVectors, symbols: &[&str]) -> Array2<f64> {
         }
     }
     x
+}
+
+/// The index of the largest value (the lower index on a tie).
+fn argmax(values: &[f64]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }

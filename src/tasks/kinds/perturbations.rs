@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::io::read_gmt;
 use crate::tasks::checks::{at_least, Check};
-use crate::tasks::defaults::{default_folds, default_seed};
+use crate::tasks::defaults::{default_folds, default_k, default_seed};
 use crate::tasks::outcomes::{unique_ids, ItemOutcomes, OutcomeKind};
 use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
@@ -34,10 +34,6 @@ pub struct PerturbationSpec {
     /// Seed for the folds and the bootstrap.
     #[serde(default = "default_seed")]
     pub seed: u64,
-}
-
-fn default_k() -> usize {
-    10
 }
 
 /// One perturbation: the knocked-down gene and the genes that responded.
@@ -120,7 +116,7 @@ impl Task for PerturbationSpec {
             let covered = test.len();
             (vec![Fold { train, test }], covered)
         } else {
-            let folds = cv::shuffled(train.len(), self.folds, self.seed)
+            let folds = cv::shuffled(train.len(), self.folds, self.seed)?
                 .into_iter()
                 .map(|f| Fold {
                     train: f.train.iter().map(|&i| train[i]).collect(),
@@ -195,6 +191,9 @@ impl Task for PerturbationSpec {
         score
             .other_metrics
             .push(("signature-frequency prior".into(), prior));
+        // Items scored: a query left with no training perturbation of another gene to
+        // vote is known to the store but not scored.
+        score.items_covered = score.test_items;
         // Two signatures of one gene (in different folds) still pair up one to one.
         if let Some(outcomes) = &mut score.outcomes {
             outcomes.ids = unique_ids(std::mem::take(&mut outcomes.ids));
