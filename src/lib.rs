@@ -8,8 +8,11 @@
 //! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report;
 //! - [`train`]: the fine-tuning objectives (SFT, DFT, BFT, BFT-v3).
 //!
-//! Shared pieces: [`llm`] (llama-family causal LMs for generation and training), [`models`] (fetching and caching pretrained weights), [`genes`]
-//! (HGNC symbol resolution and gene lists), [`device`], and the [`Error`] type.
+//! Shared pieces: [`io`] (the file formats the stages read: `.h5ad`, expression
+//! matrices, GMT, CSV/TSV, Parquet), [`llm`] (llama-family causal LMs for generation and
+//! training), [`models`] (fetching and caching pretrained weights), [`genes`] (HGNC
+//! symbol resolution and gene lists), [`rng`] (the one seeded generator), [`device`],
+//! and the [`Error`] type. docs/ARCHITECTURE.md maps the code.
 //!
 //! Resolving what a user typed, and making the GenePT-style profile of a gene:
 //!
