@@ -127,7 +127,7 @@ pub fn optional_u32s(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec
         .collect())
 }
 
-/// A FixedSizeList<f32> column flattened row-major; returns (dim, values).
+/// A `FixedSizeList<f32>` column flattened row-major; returns (dim, values).
 pub fn f32_vectors(batch: &RecordBatch, name: &str, path: &Path) -> Result<(usize, Vec<f32>)> {
     let col = column(batch, name, path)?;
     let list = col
@@ -159,7 +159,7 @@ pub fn vector_field(name: &str, dim: usize) -> Field {
     Field::new(name, DataType::FixedSizeList(item, dim as i32), false)
 }
 
-/// A FixedSizeList<f32> column from row-major values.
+/// A `FixedSizeList<f32>` column from row-major values.
 pub fn vector_column(dim: usize, values: &[f32], path: &Path) -> Result<ArrayRef> {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let values = Float32Array::from(values.to_vec());

@@ -83,7 +83,7 @@ fn quantize_block(values: &[f32], out: &mut [i8]) -> f32 {
 
 impl Q8Matrix {
     /// Quantizes a row-major (n, k) f32 matrix; `None` when this CPU cannot run the
-    /// kernel (see [`supported`]) or the shape does not tile (n must be a multiple of 16
+    /// kernel (AVX-512 VNNI, as `supported` checks) or the shape does not tile (n must be a multiple of 16
     /// and k of 32). A `Q8Matrix` therefore only exists where [`matmul`](Self::matmul)
     /// can run.
     pub fn from_f32(w: &[f32], n: usize, k: usize) -> Option<Self> {

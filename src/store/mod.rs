@@ -2,7 +2,7 @@
 //! nearest-neighbour search, and a manifest that ties the two together.
 //!
 //! A store is a folder:
-//! - `vectors.parquet`: symbol, entrez_id, source, model_id, text, vector (FixedSizeList<f32>);
+//! - `vectors.parquet`: symbol, entrez_id, source, model_id, text, vector (`FixedSizeList<f32>`);
 //! - `index.hnsw.graph`, `index.hnsw.data`: the HNSW graph (hnsw_rs format);
 //! - `manifest.json`: model id and sha256, dimension, count, creation time and the
 //!   checksums of the vectors and of every file. A store whose files disagree with its
