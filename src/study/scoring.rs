@@ -42,10 +42,11 @@ pub(super) fn probe_tasks(
     stores: &[(String, GeneStore)],
 ) -> Result<Probes> {
     eprintln!("study: probe tasks on {} stores", stores.len() + 1);
-    let coverage = coverage(genes, &gene_vectors(stores));
+    let vectors = gene_vectors(stores);
+    let coverage = coverage(genes, &vectors);
     // A task the drawn genes cannot support (too few items of a class, say) is reported
     // as a problem rather than losing the hours of profiles.
-    let (eval, failed) = evaluate_each(&setup.tasks, gene_vectors(stores), &setup.catalog)?;
+    let (eval, failed) = evaluate_each(&setup.tasks, vectors, &setup.catalog)?;
     let problems = failed
         .into_iter()
         .map(|(id, e)| format!("task {id} could not be scored: {e}"))

@@ -2,19 +2,18 @@
 //! a logistic probe on the gene vector, stratified k-fold cross-validation, ROC-AUC with
 //! the range over folds.
 
-use super::gene_rows;
+use super::{gene_map, gene_rows, labelled_gene_layout};
 use crate::error::Result;
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, Check};
 use crate::tasks::defaults::{default_folds, default_seed};
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
-use crate::tasks::pca::ItemMap;
 use crate::tasks::probe::logistic_scores;
 use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
-use crate::tasks::{cv, TaskScore};
+use crate::tasks::TaskScore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -128,21 +127,7 @@ impl Task for GeneClassSpec {
         store: StoreView,
         _state: &mut RunState,
     ) -> Result<Option<Layout<Vec<usize>>>> {
-        let covered: Vec<usize> = (0..data.genes.len())
-            .filter(|&i| store.vectors.get(&data.genes[i].0).is_some())
-            .collect();
-        let labels: Vec<bool> = covered.iter().map(|&i| data.genes[i].1).collect();
-        let folds = cv::stratified(&labels, self.folds, self.seed)?;
-        Ok(Some(Layout {
-            covered: covered.len(),
-            own_covered: data
-                .genes
-                .iter()
-                .filter(|(s, _)| store.vectors.covers(s))
-                .count(),
-            features: covered,
-            folds,
-        }))
+        labelled_gene_layout(&data.genes, store, self.folds, self.seed).map(Some)
     }
 
     fn fit_fold(
@@ -185,14 +170,12 @@ impl Task for GeneClassSpec {
         first: bool,
     ) {
         if first {
-            let genes: Vec<&(String, bool)> =
-                layout.features.iter().map(|&i| &data.genes[i]).collect();
-            let rows: Vec<&[f32]> = genes.iter().filter_map(|(s, _)| store.get(s)).collect();
-            score.map = Some(ItemMap::project(
-                &rows,
-                genes.iter().map(|(_, l)| *l as usize).collect(),
+            score.map = Some(gene_map(
+                store,
+                &data.genes,
+                &layout.features,
+                |l: &bool| *l as usize,
                 vec![self.negative_name.clone(), self.positive_name.clone()],
-                "genes",
             ));
         }
     }

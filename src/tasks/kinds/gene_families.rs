@@ -2,20 +2,19 @@
 //! logistic regression on the gene vectors, stratified k-fold cross-validation;
 //! macro-F1, accuracy and one-vs-rest ROC-AUC averaged over classes.
 
-use super::{argmax, gene_rows};
+use super::{argmax, gene_map, gene_rows, labelled_gene_layout};
 use crate::error::{Error, Result};
 use crate::io::csv_table::CsvTable;
 use crate::tasks::checks::{at_least, Check};
 use crate::tasks::defaults::{default_folds, default_seed};
 use crate::tasks::metrics::roc_auc;
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
-use crate::tasks::pca::ItemMap;
 use crate::tasks::probe::Standardizer;
 use crate::tasks::task::TaskContext;
 use crate::tasks::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunState};
 use crate::tasks::task::{Scoring, StoreView, Task, TaskGenes};
 use crate::tasks::vectors::{GeneVectors, SymbolMapper};
-use crate::tasks::{cv, TaskScore};
+use crate::tasks::TaskScore;
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
 use ndarray::Array1;
@@ -141,21 +140,7 @@ impl Task for GeneFamilySpec {
         store: StoreView,
         _state: &mut RunState,
     ) -> Result<Option<Layout<Vec<usize>>>> {
-        let covered: Vec<usize> = (0..data.genes.len())
-            .filter(|&i| store.vectors.get(&data.genes[i].0).is_some())
-            .collect();
-        let labels: Vec<usize> = covered.iter().map(|&i| data.genes[i].1).collect();
-        let folds = cv::stratified(&labels, self.folds, self.seed)?;
-        Ok(Some(Layout {
-            covered: covered.len(),
-            own_covered: data
-                .genes
-                .iter()
-                .filter(|(g, _)| store.vectors.covers(g))
-                .count(),
-            features: covered,
-            folds,
-        }))
+        labelled_gene_layout(&data.genes, store, self.folds, self.seed).map(Some)
     }
 
     fn fit_fold(
@@ -219,15 +204,12 @@ impl Task for GeneFamilySpec {
                 .push(("one-vs-rest ROC-AUC".into(), auc));
         }
         if first {
-            let genes: Vec<&(String, usize)> =
-                layout.features.iter().map(|&i| &data.genes[i]).collect();
-            let points: Vec<&[f32]> = genes.iter().filter_map(|(g, _)| store.get(g)).collect();
-            let labels = genes.iter().map(|(_, c)| *c).collect();
-            score.map = Some(ItemMap::project(
-                &points,
-                labels,
+            score.map = Some(gene_map(
+                store,
+                &data.genes,
+                &layout.features,
+                |c: &usize| *c,
                 self.display_names(),
-                "genes",
             ));
         }
     }

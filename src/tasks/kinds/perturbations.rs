@@ -109,12 +109,14 @@ impl Task for PerturbationSpec {
     ) -> Result<Option<Layout<()>>> {
         let known = |i: &usize| store.vectors.get(&data.signatures[*i].target).is_some();
         let train: Vec<usize> = (0..data.train_len).filter(known).collect();
-        let (folds, covered) = if self.test.is_some() {
-            let test: Vec<usize> = (data.train_len..data.signatures.len())
+        let (mut folds, queries) = if self.test.is_some() {
+            let test = (data.train_len..data.signatures.len())
                 .filter(known)
                 .collect();
-            let covered = test.len();
-            (vec![Fold { train, test }], covered)
+            (
+                vec![Fold { train, test }],
+                &data.signatures[data.train_len..],
+            )
         } else {
             let folds = cv::shuffled(train.len(), self.folds, self.seed)?
                 .into_iter()
@@ -123,13 +125,16 @@ impl Task for PerturbationSpec {
                     test: f.test.iter().map(|&i| train[i]).collect(),
                 })
                 .collect();
-            (folds, train.len())
+            (folds, &data.signatures[..data.train_len])
         };
-        let queries = if self.test.is_some() {
-            &data.signatures[data.train_len..]
-        } else {
-            &data.signatures[..data.train_len]
-        };
+        // A query scores only if a training perturbation of another gene can vote.
+        let target = |i: usize| &data.signatures[i].target;
+        for fold in &mut folds {
+            let pool = &fold.train;
+            fold.test
+                .retain(|&q| pool.iter().any(|&p| target(p) != target(q)));
+        }
+        let covered = folds.iter().map(|f| f.test.len()).sum();
         Ok(Some(Layout {
             features: (),
             covered,
@@ -191,9 +196,6 @@ impl Task for PerturbationSpec {
         score
             .other_metrics
             .push(("signature-frequency prior".into(), prior));
-        // Items scored: a query left with no training perturbation of another gene to
-        // vote is known to the store but not scored.
-        score.items_covered = score.test_items;
         // Two signatures of one gene (in different folds) still pair up one to one.
         if let Some(outcomes) = &mut score.outcomes {
             outcomes.ids = unique_ids(std::mem::take(&mut outcomes.ids));
