@@ -6,9 +6,10 @@ use bftembed::genes::{read_gene_list, GeneCatalog};
 use bftembed::models::{ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{
     gene_subjects, read_cell_types, read_gene_sets, read_perturbations, write_profiles,
-    write_profiles_with_metadata, AnswerBackend, GenerationSettings, Generator, LocalBackend,
-    OpenAiBackend, OpenAiSettings, ProfileBuild, ProfileJob, PromptTemplate, RefseqSummaries,
-    RefseqTextStyle, Subject, SubjectKind,
+    write_profiles_with_metadata, AnswerBackend, CardTemplate, GeneCards, GenerationSettings,
+    Generator, LocalBackend, OpenAiBackend, OpenAiSettings, ProfileBuild, ProfileJob,
+    PromptTemplate, RefseqSummaries, RefseqTextStyle, Subject, SubjectKind,
+    CARD_TEMPLATE_METADATA_KEY,
 };
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -18,6 +19,9 @@ use std::time::Duration;
 pub enum Source {
     /// NCBI RefSeq gene summaries (release 220), shipped with bftembed (genes only).
     Refseq,
+    /// Gene cards: HGNC names, symbols, locus type and groups, chromosome, RefSeq
+    /// summary and GO terms, written through profiles/card.toml (genes only).
+    Card,
     /// A language model answers the prompt template for each gene, cell type or
     /// perturbation.
     Model,
@@ -44,7 +48,7 @@ pub struct ProfileArgs {
     /// Gene list: one symbol (or alias, or Entrez id) per line, `#` comments allowed.
     #[arg(long, group = "subjects")]
     genes: Option<PathBuf>,
-    /// Profile every gene the RefSeq source has.
+    /// Profile every gene the source has (cards: every protein-coding gene).
     #[arg(long, group = "subjects")]
     all: bool,
     /// Cell types: per line a name, a tab, then marker genes (comma or space separated).
@@ -87,7 +91,8 @@ pub struct ProfileArgs {
     #[arg(long, default_value = DEFAULT_GENERATOR_MODEL)]
     model: String,
     /// Prompt template (default: the shipped profiles/gene.toml, cell_type.toml or
-    /// perturbation.toml).
+    /// perturbation.toml); with --source card, the card template (default
+    /// profiles/card.toml).
     #[arg(long)]
     template: Option<PathBuf>,
     /// Most tokens per generated profile.
@@ -131,17 +136,19 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     } else {
         Source::Model
     };
-    match args.source.unwrap_or(default_source) {
-        Source::Refseq if kind != SubjectKind::Gene => {
-            bail!(
-                "RefSeq summaries describe genes only; use --source model for {}s",
-                kind.label()
-            )
-        }
-        Source::Refseq if args.backend == Backend::Openai => {
-            bail!("--backend openai needs --source model")
-        }
+    let source = args.source.unwrap_or(default_source);
+    if source != Source::Model && kind != SubjectKind::Gene {
+        bail!(
+            "RefSeq summaries and gene cards describe genes only; use --source model for {}s",
+            kind.label()
+        )
+    }
+    if source != Source::Model && args.backend == Backend::Openai {
+        bail!("--backend openai needs --source model")
+    }
+    match source {
         Source::Refseq => refseq_profiles(&args, &catalog),
+        Source::Card => card_profiles(&args, &catalog),
         Source::Model => model_profiles(&args, &catalog, kind),
     }
 }
@@ -165,6 +172,28 @@ fn refseq_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
         summaries.profiles_for(&list, catalog)
     };
     report_and_write(build, args, &[])
+}
+
+fn card_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
+    let template = match &args.template {
+        Some(path) => CardTemplate::read(path)?,
+        None => CardTemplate::default_card()?,
+    };
+    let toml = template.toml.clone();
+    let cards = GeneCards::embedded(template)?;
+    let build = if args.all {
+        cards.all_cards(catalog)
+    } else {
+        let path = args
+            .genes
+            .as_ref()
+            .context("--genes or --all is required")?;
+        let list = read_gene_list(path)?;
+        report_duplicates(&list, path);
+        report_case_only(&list, catalog);
+        cards.cards_for(&list, catalog)
+    };
+    report_and_write(build, args, &[(CARD_TEMPLATE_METADATA_KEY, toml)])
 }
 
 fn report_case_only(list: &bftembed::genes::GeneList, catalog: &GeneCatalog) {
@@ -284,12 +313,17 @@ fn report_and_write(
     args: &ProfileArgs,
     metadata: &[(&str, String)],
 ) -> Result<()> {
-    for s in &build.skipped {
+    // A whole-genome build skips hundreds of name-only genes: a count and examples.
+    let shown = if args.all { 20 } else { usize::MAX };
+    for s in build.skipped.iter().take(shown) {
         let place = match &args.genes {
             Some(p) if s.line > 0 => format!("{}:{}: ", p.display(), s.line),
             _ => String::new(),
         };
         eprintln!("skipped: {place}{}: {}", s.symbol, s.reason);
+    }
+    if build.skipped.len() > shown {
+        eprintln!("skipped: ... and {} more", build.skipped.len() - shown);
     }
     if build.records.is_empty() {
         bail!(

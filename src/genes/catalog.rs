@@ -24,6 +24,10 @@ pub struct Gene {
     pub locus_type: String,
     /// Ensembl gene id (ENSG00000141510), when HGNC records one.
     pub ensembl_id: Option<String>,
+    /// Alias symbols, as HGNC lists them.
+    pub aliases: Vec<String>,
+    /// Previous (withdrawn) approved symbols, as HGNC lists them.
+    pub previous_symbols: Vec<String>,
 }
 
 /// How a query matched a gene.
@@ -146,6 +150,8 @@ impl GeneCatalog {
                 ensembl_id: c_ensembl
                     .map(|c| field(c).to_string())
                     .filter(|e| !e.is_empty()),
+                aliases: split_list(field(c_alias)).map(str::to_string).collect(),
+                previous_symbols: split_list(field(c_prev)).map(str::to_string).collect(),
             };
             if let Some(e) = &gene.ensembl_id {
                 catalog.by_ensembl.insert(e.clone(), idx);
@@ -181,6 +187,11 @@ impl GeneCatalog {
     /// True when the catalogue holds no genes.
     pub fn is_empty(&self) -> bool {
         self.genes.is_empty()
+    }
+
+    /// Every approved gene, in the order of the HGNC table.
+    pub fn genes(&self) -> impl Iterator<Item = &Gene> {
+        self.genes.iter()
     }
 
     /// The gene with this Entrez id.

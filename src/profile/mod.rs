@@ -1,12 +1,15 @@
 //! The profile stage: one descriptive text per gene, cell type or perturbation,
 //! written as a profile table that the embed stage reads.
 //!
-//! Sources: the NCBI RefSeq summaries (the GenePT-style reference that model-written
+//! Sources: gene cards from the shipped HGNC, RefSeq and GO tables ([`GeneCards`]),
+//! the NCBI RefSeq summaries (the GenePT-style reference that model-written
 //! profiles are compared with), a local causal LM ([`Generator`]), or an
 //! OpenAI-compatible server ([`OpenAiBackend`]).
 
 mod backend;
+mod card;
 mod fingerprint;
+mod gene_knowledge;
 mod generator;
 mod model_job;
 mod openai_client;
@@ -16,7 +19,12 @@ mod table;
 mod template;
 
 pub use backend::{AnswerBackend, LocalBackend, Question};
+pub use card::{
+    card_fields_of, CardField, CardPart, CardTemplate, GeneCards, CARD_TEMPLATE_METADATA_KEY,
+    DEFAULT_CARD_TEMPLATE, PROTEIN_CODING, SOURCE_CARD_PREFIX,
+};
 pub use fingerprint::{generation_parts, hash_parts, journal_parts, CodeIdentity};
+pub use gene_knowledge::{GeneKnowledge, Ontology};
 pub use generator::{Completion, FinishReason, GenerationSettings, Generator};
 pub use model_job::{ProfileJob, GENERATION_METADATA_KEY};
 pub use openai_client::{OpenAiBackend, OpenAiSettings};

@@ -140,6 +140,14 @@ impl RefseqSummaries {
         self.rows.is_empty()
     }
 
+    /// The summary of an HGNC gene: matched by Entrez id, else by approved symbol.
+    pub fn summary_for(&self, gene: &crate::genes::Gene) -> Option<&str> {
+        gene.entrez_id
+            .and_then(|id| self.by_entrez.get(&id))
+            .or_else(|| self.by_symbol.get(&gene.symbol.to_uppercase()))
+            .map(|&i| self.rows[i].summary.as_str())
+    }
+
     /// Profiles for every gene that has a summary, named by its current HGNC symbol.
     pub fn all_profiles(&self, catalog: &GeneCatalog) -> ProfileBuild {
         let mut seen = std::collections::HashSet::new();

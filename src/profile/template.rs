@@ -94,7 +94,7 @@ impl PromptTemplate {
     }
 }
 
-fn placeholders(text: &str) -> Vec<String> {
+pub(super) fn placeholders(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find('{') {
