@@ -1,6 +1,8 @@
 //! Gene cards on real genes: coverage of the protein-coding genome, the content and
 //! order of a card, the `source` column, template errors, and the CLI end to end.
 
+mod common;
+
 use bftembed::genes::{read_gene_list, GeneCatalog};
 use bftembed::profile::{
     card_fields_of, read_profile_metadata, read_profiles, CardTemplate, GeneCards,
@@ -168,4 +170,107 @@ fn the_cli_writes_cards_with_their_template() {
         .map(|(_, v)| v.as_str())
         .unwrap();
     assert_eq!(template, bftembed::profile::DEFAULT_CARD_TEMPLATE);
+}
+
+/// A two-family task over HGNC groups, with the shipped hgnc_gene_families label source.
+fn two_family_task(dir: &Path) -> std::path::PathBuf {
+    let labels =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/hgnc/hgnc_gene_families_by_symbol.tsv.gz");
+    let text = format!(
+        "id = \"two_families\"\ntitle = \"two HGNC groups\"\nlabel_sources = [\"groups\"]\n\
+         [gene_families]\nlabels = \"{}\"\nsymbol_column = \"symbol\"\nclass_column = \"family_name\"\n\
+         classes = [\"Solute carriers\", \"Zinc fingers C2H2-type\"]\n",
+        labels.display()
+    );
+    let path = dir.join("two_families.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn eval_marks_scores_of_stores_whose_cards_state_the_labels() {
+    use bftembed::tasks::{evaluate, GeneVectors, TaskSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = GeneCatalog::embedded().unwrap();
+    let genes: Vec<String> = (1..=24)
+        .map(|i| format!("SLC2A{}", 1 + i % 14))
+        .chain((1..=40).map(|i| format!("ZNF{}", 100 + i * 3)))
+        .collect();
+    let list = dir.path().join("genes.txt");
+    std::fs::write(&list, genes.join("\n")).unwrap();
+    let build = cards().cards_for(&read_gene_list(&list).unwrap(), &catalog);
+    assert!(build.records.len() > 40, "{}", build.records.len());
+    let store = bftembed::store::embed_into_store(
+        &common::embedder(),
+        &build.records,
+        &dir.path().join("store"),
+        bftembed::store::IndexParams::default(),
+    )
+    .unwrap();
+    let vectors = GeneVectors::from_store(&store, "cards");
+    assert!(vectors.text_parts().contains("groups") && vectors.text_parts().contains("go_process"));
+    let task = TaskSpec::read(&two_family_task(dir.path())).unwrap();
+    let report = evaluate(&[task], vec![(vectors, "cards".into())], &catalog).unwrap();
+    let scores = &report.tasks[0].scores;
+    assert_eq!(scores[0].label_text, ["groups"]);
+    assert!(
+        scores[1].label_text.is_empty(),
+        "the random floor reads nothing"
+    );
+    let markdown = report.markdown();
+    assert!(
+        markdown.contains("Reading test, not evidence of knowledge"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("cards on two_families (groups)"),
+        "{markdown}"
+    );
+    // The shipped label sources: GO classes read go_process, families read groups; a
+    // RefSeq store carries neither.
+    let shipped = |name: &str| {
+        TaskSpec::read(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tasks")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let parts = store_parts(&store);
+    assert_eq!(
+        shipped("go_process_classes.toml").label_text_in(&parts),
+        ["go_process"]
+    );
+    assert_eq!(
+        shipped("hgnc_gene_families.toml").label_text_in(&parts),
+        ["groups"]
+    );
+    assert!(shipped("dosage_sensitive_tfs.toml")
+        .label_text_in(&parts)
+        .is_empty());
+}
+
+fn store_parts(store: &bftembed::store::GeneStore) -> std::collections::BTreeSet<String> {
+    bftembed::tasks::GeneVectors::from_store(store, "s")
+        .text_parts()
+        .clone()
+}
+
+#[test]
+fn an_unknown_label_source_is_refused_with_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = two_family_task(dir.path());
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[\"groups\"]", "[\"go_processes\"]");
+    std::fs::write(&path, text).unwrap();
+    let err = bftembed::tasks::TaskSpec::read(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("two_families.toml")
+            && err.contains("go_processes")
+            && err.contains("go_process"),
+        "{err}"
+    );
 }

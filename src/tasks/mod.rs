@@ -96,9 +96,19 @@ fn run_tasks(
                         s.own_items_covered = s.items_covered;
                     }
                 }
+                for s in &mut scores {
+                    if let Some(v) = refs.iter().find(|v| v.name == s.store) {
+                        s.label_text = task.label_text_in(v.text_parts());
+                    }
+                }
                 results.push(TaskResult {
                     id: task.id.clone(),
                     title: task.title.clone(),
+                    label_sources: task
+                        .label_sources
+                        .iter()
+                        .map(|f| f.name().to_string())
+                        .collect(),
                     scores,
                 });
             }

@@ -35,8 +35,36 @@ pub struct TaskResult {
     pub id: String,
     /// Task title.
     pub title: String,
+    /// The profile-text parts the task's labels come from (see [`super::TaskSpec`]).
+    pub label_sources: Vec<String>,
     /// Scores, one per store.
     pub scores: Vec<TaskScore>,
+}
+
+impl TaskResult {
+    /// Names the task's label sources and the stores whose texts carry them.
+    fn label_note(&self) -> Option<String> {
+        if self.label_sources.is_empty() {
+            return None;
+        }
+        let readers: Vec<&str> = self
+            .scores
+            .iter()
+            .filter(|x| !x.label_text.is_empty())
+            .map(|x| x.store.as_str())
+            .collect();
+        let sources = self.label_sources.join(", ");
+        Some(if readers.is_empty() {
+            format!("Labels come from {sources}; no store's profile texts carry it.")
+        } else {
+            format!(
+                "Labels come from {sources}, which the profile texts of {} carry \
+                 {READS_LABELS_MARK}: for them this task is partly a reading test, not \
+                 evidence of knowledge.",
+                readers.join(", ")
+            )
+        })
+    }
 }
 
 /// A whole report.
@@ -58,6 +86,9 @@ pub struct EvalReport {
     /// was ignored (the sign of mouse or rat data).
     pub case_only_genes: crate::genes::CaseOnlyMatches,
 }
+
+/// Marks a score whose store text states the task's labels.
+pub const READS_LABELS_MARK: &str = "‡";
 
 const COLORS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f",
@@ -141,6 +172,9 @@ impl EvalReport {
                         if show_items {
                             let _ = write!(s, " ({})", x.test_items);
                         }
+                        if !x.label_text.is_empty() {
+                            let _ = write!(s, " {READS_LABELS_MARK}");
+                        }
                         let _ = write!(s, " |");
                     }
                     None => {
@@ -150,7 +184,33 @@ impl EvalReport {
             }
             let _ = writeln!(s);
         }
+        if let Some(note) = self.reading_note() {
+            let _ = writeln!(s, "\n{note}");
+        }
         s
+    }
+
+    /// Explains the mark on scores whose store text carries the task's label source;
+    /// `None` when no score has it.
+    pub fn reading_note(&self) -> Option<String> {
+        let marked: Vec<String> = self
+            .tasks
+            .iter()
+            .flat_map(|t| {
+                t.scores
+                    .iter()
+                    .filter(|x| !x.label_text.is_empty())
+                    .map(move |x| format!("{} on {} ({})", x.store, t.id, x.label_text.join(", ")))
+            })
+            .collect();
+        if marked.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{READS_LABELS_MARK} Reading test, not evidence of knowledge: the store's profile \
+             texts carry the source the task's labels were taken from: {}.",
+            marked.join("; ")
+        ))
     }
 
     /// Says that several stores were scored on the items all of them cover, and on how
@@ -193,6 +253,9 @@ impl EvalReport {
         }
         for task in &self.tasks {
             let _ = writeln!(s, "\n## {}: {}\n", task.id, task.title);
+            if let Some(note) = task.label_note() {
+                let _ = writeln!(s, "{note}\n");
+            }
             let _ = writeln!(
                 s,
                 "| store | scored | own coverage | train | test | metric | value | interval | other |"

@@ -33,6 +33,9 @@ pub struct TaskScore {
     pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
     /// A 2-D PCA map of the items coloured by class (first store only).
     pub map: Option<super::pca::ItemMap>,
+    /// The task's label sources that the store's profile texts carry: when not empty,
+    /// the score is partly a reading test and not evidence of knowledge.
+    pub label_text: Vec<String>,
     /// The per-item outcomes the main metric comes from (not written to report.json),
     /// for paired comparisons between stores.
     #[serde(skip)]
@@ -58,6 +61,7 @@ impl TaskScore {
             own_items_covered: 0,
             train_items: 0,
             test_items,
+            label_text: Vec::new(),
             metric: metric.to_string(),
             value: f64::NAN,
             interval: (f64::NAN, f64::NAN),

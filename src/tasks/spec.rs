@@ -11,6 +11,7 @@ use super::kinds::{
 use super::probe::ProbeSpec;
 use super::task::TaskContext;
 use crate::error::{Error, Result};
+use crate::profile::CardField;
 use std::path::{Path, PathBuf};
 
 /// One evaluation task as written in its file.
@@ -24,6 +25,10 @@ pub struct TaskSpec {
     pub kind: TaskKind,
     /// The probe's settings.
     pub probe: ProbeSpec,
+    /// The parts of a gene card the labels were taken from (`go_process` for GO
+    /// classes, `groups` for HGNC groups): a store whose profile texts carry one of
+    /// them is partly read, not known, and its row is marked so.
+    pub label_sources: Vec<CardField>,
     /// The folder the task file is in; relative data paths start here.
     pub base: PathBuf,
 }
@@ -86,6 +91,7 @@ impl TaskSpec {
             title: file.title,
             kind: file.kind,
             probe: file.probe,
+            label_sources: file.label_sources,
             base: crate::fsutil::parent_dir(path),
         };
         check_numbers(&spec, &text, path)?;
@@ -125,6 +131,16 @@ impl TaskSpec {
             base: &self.base,
             probe: &self.probe,
         }
+    }
+
+    /// Which of the task's label sources a store's profile texts carry (empty: its
+    /// score is evidence of knowledge, not of reading).
+    pub fn label_text_in(&self, text_parts: &std::collections::BTreeSet<String>) -> Vec<String> {
+        self.label_sources
+            .iter()
+            .map(|f| f.name().to_string())
+            .filter(|name| text_parts.contains(name))
+            .collect()
     }
 
     /// The task as the driver sees it.

@@ -1,5 +1,5 @@
 //! How a task file's TOML becomes a [`TaskSpec`](super::TaskSpec)'s parts: `id`,
-//! `title` and `[probe]` by name, and any other table as the kind it names (generic
+//! `title`, `label_sources` and `[probe]` by name, and any other table as the kind it names (generic
 //! over the kinds' enum, so this module names no kind).
 //!
 //! serde's derive reads the kind (its `rename_all` names, `deny_unknown_fields` inside
@@ -8,6 +8,7 @@
 //! table is refused with the list of kinds serde knows.
 
 use super::probe::ProbeSpec;
+use crate::profile::CardField;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::marker::PhantomData;
@@ -23,6 +24,8 @@ pub(super) struct TaskFile<K> {
     pub(super) kind: K,
     /// `[probe]`, or its defaults.
     pub(super) probe: ProbeSpec,
+    /// `label_sources`: the profile-text parts the labels were taken from.
+    pub(super) label_sources: Vec<CardField>,
 }
 
 impl<'de, K: Deserialize<'de>> Deserialize<'de> for TaskFile<K> {
@@ -42,12 +45,14 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for FileVisitor<K> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskFile<K>, A::Error> {
         let (mut id, mut title, mut probe) = (None, None, None);
+        let mut label_sources = Vec::new();
         let mut kind: Option<(String, K)> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "id" => id = Some(map.next_value::<String>()?),
                 "title" => title = Some(map.next_value::<String>()?),
                 "probe" => probe = Some(map.next_value::<ProbeSpec>()?),
+                "label_sources" => label_sources = map.next_value::<Vec<CardField>>()?,
                 _ => {
                     let read = map.next_value_seed(KindSeed::<K>(&key, PhantomData))?;
                     if let Some((first, _)) = &kind {
@@ -70,6 +75,7 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for FileVisitor<K> {
             title: title.ok_or_else(|| de::Error::missing_field("title"))?,
             kind,
             probe: probe.unwrap_or_default(),
+            label_sources,
         })
     }
 }

@@ -5,7 +5,7 @@ use crate::embed::SentenceEmbedder;
 use crate::genes::GeneCatalog;
 use crate::rng::SplitMix64;
 use crate::store::GeneStore;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Name of the random floor in reports; no store may take it.
@@ -21,6 +21,8 @@ pub struct GeneVectors {
     encoder: Option<Arc<SentenceEmbedder>>,
     /// The store's own genes when `rows` holds only those every compared store has.
     own_genes: Option<HashSet<String>>,
+    /// The gene-card fields any of the store's profile texts carry (`go_process`, ...).
+    text_parts: BTreeSet<String>,
 }
 
 impl GeneVectors {
@@ -28,9 +30,12 @@ impl GeneVectors {
     pub fn from_store(store: &GeneStore, name: &str) -> Self {
         let mut rows = HashMap::new();
         let mut data = Vec::with_capacity(store.len() * store.dim());
+        let mut text_parts = BTreeSet::new();
         for (i, symbol) in store.symbols().iter().enumerate() {
             rows.insert(symbol.clone(), i);
             data.extend_from_slice(store.vector(i));
+            let parts = crate::profile::card_fields_of(store.source(i));
+            text_parts.extend(parts.into_iter().map(str::to_string));
         }
         GeneVectors {
             name: name.to_string(),
@@ -39,6 +44,7 @@ impl GeneVectors {
             data,
             encoder: None,
             own_genes: None,
+            text_parts,
         }
     }
 
@@ -47,6 +53,12 @@ impl GeneVectors {
     pub fn with_encoder(mut self, encoder: Arc<SentenceEmbedder>) -> Self {
         self.encoder = Some(encoder);
         self
+    }
+
+    /// The gene-card fields (`go_process`, `groups`, ...) that any of the store's
+    /// profile texts carry; empty for RefSeq, model-written or imported vectors.
+    pub fn text_parts(&self) -> &BTreeSet<String> {
+        &self.text_parts
     }
 
     /// The text encoder, if any.
@@ -75,6 +87,7 @@ impl GeneVectors {
             data,
             encoder: None,
             own_genes: None,
+            text_parts: BTreeSet::new(),
         }
     }
 
@@ -101,6 +114,7 @@ impl GeneVectors {
                     .clone()
                     .unwrap_or_else(|| self.symbols().cloned().collect()),
             ),
+            text_parts: self.text_parts.clone(),
         }
     }
 
