@@ -85,7 +85,11 @@ fn fused_encoder_matches_candle_transformers_bert() {
         )
         .unwrap()
     };
-    let ours = bftembed::embed::BertEncoder::load(load(), &config).unwrap();
+    let config_path = model.path.join("config.json");
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let ours_config = bftembed::embed::EncoderConfig::from_json(&config_path, &raw).unwrap();
+    let ours = bftembed::embed::TransformerEncoder::load(load(), &ours_config).unwrap();
     let theirs = BertModel::load(load(), &config).unwrap();
     let ids = Tensor::new(
         &[[101u32, 1000, 2023, 3045, 102], [101, 7592, 102, 0, 0]],

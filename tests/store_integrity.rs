@@ -43,6 +43,7 @@ fn build_small_store(dir: &Path) -> GeneStore {
     let model = StoreModel {
         id: embedder.model_id().into(),
         sha256: embedder.weights_sha256().into(),
+        encoder: Some(embedder.record()),
     };
     build_store(
         dir,

@@ -1,6 +1,7 @@
 //! Models bftembed cannot run exactly are refused, early and with what is supported,
 //! instead of giving wrong vectors or wrong text without a word: encoders other than
-//! BERT, pooling other than mean, GGUF tokenizers other than SmolLM's, other
+//! BERT, RoBERTa, XLM-RoBERTa and MPNet, pooling other than mean, CLS, max and last
+//! token, GGUF tokenizers other than SmolLM's, other
 //! architectures, rope scaling, wider heads, biases, experts. Each case is a tiny model
 //! written here that loads when the one setting under test is left as supported.
 
@@ -183,17 +184,16 @@ fn the_tiny_bert_loads_and_gives_unit_vectors() {
 }
 
 #[test]
-fn an_encoder_that_is_not_bert_is_refused() {
+fn an_encoder_of_another_family_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tiny_bert(tmp.path());
     let config = folder.join("config.json");
-    for model_type in ["roberta", "mpnet", "xlm-roberta"] {
+    for model_type in ["distilbert", "deberta-v2", "electra", "nomic_bert"] {
         edit_json(&config, |c| c["model_type"] = json!(model_type));
         let err = encoder_refusal(&folder);
         assert!(
             err.contains(&format!("model_type \"{model_type}\" is not supported"))
-                && err.contains("model_type \"bert\"")
-                && err.contains("mean of the token vectors")
+                && err.contains("model_type \"bert\", \"roberta\", \"xlm-roberta\" or \"mpnet\"")
                 && err.contains("config.json"),
             "{err}"
         );
@@ -248,34 +248,63 @@ fn bert_settings_the_encoder_does_not_compute_are_refused() {
 }
 
 #[test]
-fn pooling_other_than_mean_is_refused() {
+fn pooling_modes_bftembed_does_not_compute_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tiny_bert(tmp.path());
     let pooling = folder.join("1_Pooling/config.json");
-    for mode in [
-        "pooling_mode_cls_token",
-        "pooling_mode_max_tokens",
-        "pooling_mode_mean_sqrt_len_tokens",
-        "pooling_mode_lasttoken",
+    // The supported modes load, by flag (sentence-transformers 2-5) or by name (6).
+    for (flag, name) in [
+        ("pooling_mode_cls_token", "cls"),
+        ("pooling_mode_max_tokens", "max"),
+        ("pooling_mode_lasttoken", "lasttoken"),
     ] {
         write_json(&pooling, &mean_pooling());
         edit_json(&pooling, |p| {
             p["pooling_mode_mean_tokens"] = json!(false);
-            p[mode] = json!(true);
+            p[flag] = json!(true);
+        });
+        assert_eq!(load_encoder(&folder).unwrap().pooling().mode(), name);
+        write_json(
+            &pooling,
+            &json!({"embedding_dimension": BERT_HIDDEN, "pooling_mode": name}),
+        );
+        assert_eq!(load_encoder(&folder).unwrap().pooling().mode(), name);
+    }
+    for (edit, expected) in [
+        (
+            json!({"pooling_mode_mean_sqrt_len_tokens": true}),
+            "pooling_mode_mean_sqrt_len_tokens",
+        ),
+        (
+            json!({"pooling_mode_weightedmean_tokens": true}),
+            "pooling_mode_weightedmean_tokens",
+        ),
+        (
+            json!({"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}),
+            "cls + mean",
+        ),
+    ] {
+        write_json(&pooling, &mean_pooling());
+        edit_json(&pooling, |p| {
+            p["pooling_mode_mean_tokens"] = json!(false);
+            for (k, v) in edit.as_object().unwrap() {
+                p[k] = v.clone();
+            }
         });
         let err = encoder_refusal(&folder);
         assert!(
-            err.contains(&format!("pooling by {mode} is not supported"))
-                && err.contains("mean of the token")
+            err.contains(&format!("pooling by {expected} is not supported"))
+                && err.contains("mean, cls, max or lasttoken")
                 && err.contains("1_Pooling"),
             "{err}"
         );
     }
-    // Mean and CLS together is not mean pooling either.
-    write_json(&pooling, &mean_pooling());
-    edit_json(&pooling, |p| p["pooling_mode_cls_token"] = json!(true));
+    write_json(
+        &pooling,
+        &json!({"pooling_mode": "mean", "include_prompt": false}),
+    );
     let err = encoder_refusal(&folder);
-    assert!(err.contains("pooling_mode_cls_token"), "{err}");
+    assert!(err.contains("include_prompt false"), "{err}");
 
     // The pooling config where bftembed's model cache keeps it, without modules.json.
     std::fs::remove_file(folder.join("modules.json")).unwrap();
@@ -285,11 +314,11 @@ fn pooling_other_than_mean_is_refused() {
     load_encoder(&folder).unwrap();
     edit_json(&cached, |p| {
         p["pooling_mode_mean_tokens"] = json!(false);
-        p["pooling_mode_max_tokens"] = json!(true);
+        p["pooling_mode_mean_sqrt_len_tokens"] = json!(true);
     });
     let err = encoder_refusal(&folder);
     assert!(
-        err.contains("pooling by pooling_mode_max_tokens is not supported")
+        err.contains("pooling by pooling_mode_mean_sqrt_len_tokens is not supported")
             && err.contains("pooling_config.json"),
         "{err}"
     );
@@ -313,11 +342,11 @@ fn a_module_after_pooling_is_refused() {
 }
 
 #[test]
-fn the_cli_refuses_a_roberta_folder_without_writing_output() {
+fn the_cli_refuses_a_deberta_folder_without_writing_output() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tiny_bert(tmp.path());
     edit_json(&folder.join("config.json"), |c| {
-        c["model_type"] = json!("roberta")
+        c["model_type"] = json!("deberta-v2")
     });
     let texts = tmp.path().join("texts.txt");
     std::fs::write(&texts, "gene tp53\ncell\n").unwrap();
@@ -335,7 +364,8 @@ fn the_cli_refuses_a_roberta_folder_without_writing_output() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("model_type \"roberta\" is not supported") && !stderr.contains("panicked"),
+        stderr.contains("model_type \"deberta-v2\" is not supported")
+            && !stderr.contains("panicked"),
         "{stderr}"
     );
     assert!(!out.exists());

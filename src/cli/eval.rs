@@ -147,8 +147,13 @@ fn summary(report: &bftembed::tasks::EvalReport) -> String {
     for task in &report.tasks {
         out.push_str(&format!("{}\n", task.id));
         for s in &task.scores {
+            let mark = if s.label_text.is_empty() {
+                ""
+            } else {
+                bftembed::tasks::READS_LABELS_MARK
+            };
             out.push_str(&format!(
-                "  {:<32} {} {:.3} [{:.3}, {:.3}]  scored {}/{}, own coverage {}/{}\n",
+                "  {:<32} {} {:.3} [{:.3}, {:.3}]{mark}  scored {}/{}, own coverage {}/{}\n",
                 s.store,
                 s.metric,
                 s.value,
@@ -160,6 +165,9 @@ fn summary(report: &bftembed::tasks::EvalReport) -> String {
                 s.items_total
             ));
         }
+    }
+    if let Some(note) = report.reading_note() {
+        out.push_str(&format!("{note}\n"));
     }
     out
 }

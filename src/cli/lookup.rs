@@ -129,7 +129,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
                 store.manifest().model_id
             )
         })?;
-    let query = embedder.embed(&[args.query.as_str()])?;
+    let query = embedder.embed_queries(&[args.query.as_str()])?;
     let hits = store.search_vector(query.row(0), args.opts.k, args.opts.mode())?;
     print_hits(
         &store,

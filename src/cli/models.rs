@@ -56,9 +56,18 @@ pub fn run(action: ModelsAction) -> Result<()> {
                 } else {
                     "not fetched"
                 };
+                let wheels: Vec<String> = m
+                    .wheels
+                    .iter()
+                    .map(|w| format!("{}=={}", w.package, w.version))
+                    .collect();
                 println!(
-                    "{}\t{}\t{}\t{}=={}\t{}",
-                    m.name, status, m.upstream, m.package, m.version, m.licence
+                    "{}\t{}\t{}\t{}\t{}",
+                    m.name,
+                    status,
+                    m.upstream,
+                    wheels.join(" "),
+                    m.licence
                 );
             }
             println!("cache: {}", cache.root().join("models").display());

@@ -1,14 +1,15 @@
-//! Loading a BERT sentence encoder and embedding batches of texts with it.
+//! Loading a sentence encoder (BERT, RoBERTa, XLM-RoBERTa or MPNet with its
+//! sentence-transformers pooling and prompts) and embedding batches of texts with it.
 
-use super::bert::BertEncoder;
+use super::config::{EncoderConfig, EncoderFamily};
 use super::matrix::Embeddings;
-use super::pooling::{l2_normalize_rows, masked_mean_pool};
-use super::support::{check_encoder_config, check_pooling, check_sentence_bert_config};
+use super::pooling::{l2_normalize_rows, Pooling};
+use super::support::SentenceSetup;
+use super::transformer::TransformerEncoder;
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::Config as BertConfig;
 use indicatif::ProgressBar;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
@@ -30,9 +31,27 @@ impl Default for EncoderSettings {
     }
 }
 
+/// How an encoder turns a text into a vector, beyond its weights: recorded in store
+/// manifests so that a query is embedded the way the store's texts were.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncoderRecord {
+    /// `model_type` of the encoder (`bert`, `mpnet`, ...).
+    pub model_type: String,
+    /// Pooling mode (`mean`, `cls`, `max`, `lasttoken`).
+    pub pooling: String,
+    /// Put before every document text.
+    pub document_prefix: String,
+    /// Put before every search query.
+    pub query_prefix: String,
+    /// Truncation length in tokens, special tokens included.
+    pub max_tokens: usize,
+}
+
 /// A loaded sentence encoder.
 pub struct SentenceEmbedder {
-    model: BertEncoder,
+    model: TransformerEncoder,
+    family: EncoderFamily,
+    setup: SentenceSetup,
     tokenizer: Tokenizer,
     device: Device,
     model_id: String,
@@ -42,26 +61,29 @@ pub struct SentenceEmbedder {
 }
 
 impl SentenceEmbedder {
-    /// Loads a BERT encoder from a model folder (config.json, tokenizer.json,
-    /// model.safetensors). `max_tokens` defaults to the folder's
-    /// `sentence_bert_config.json` `max_seq_length` when present.
+    /// Loads an encoder from a model folder (config.json, tokenizer.json,
+    /// model.safetensors, and the sentence-transformers files when there are any).
+    /// `max_tokens` is the folder's `max_seq_length` (else what the position table
+    /// allows), capped by the position table.
     ///
-    /// What the BERT pass would not reproduce (another `model_type`, a pooling mode
-    /// other than mean, a Dense module, ...) is refused before the weights are read;
-    /// see [`check_encoder_config`] and [`check_pooling`].
+    /// What the forward pass would not reproduce (another `model_type`, an unknown
+    /// pooling mode, a Dense module, ...) is refused before the weights are read.
     pub fn load(model: &ModelDir, device: &Device) -> Result<Self> {
-        let config = read_bert_config(model)?;
+        let config = read_encoder_config(model)?;
+        let setup = SentenceSetup::read(&model.path, config.hidden_size)?;
         let tokenizer_path = model.file("tokenizer.json")?;
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
                 path: tokenizer_path.clone(),
                 message: e.to_string(),
             })?;
-        let mut settings = EncoderSettings::default();
-        if let Some(n) = read_max_seq_length(&model.path.join("sentence_bert_config.json")) {
-            settings.max_tokens = n;
-        }
-        settings.max_tokens = settings.max_tokens.min(config.max_position_embeddings);
+        let settings = EncoderSettings {
+            max_tokens: setup
+                .max_seq_length
+                .unwrap_or(usize::MAX)
+                .min(config.max_input_tokens()),
+            ..EncoderSettings::default()
+        };
         configure_tokenizer(&mut tokenizer, settings.max_tokens)?;
         // SAFETY: the weights file was hashed just before (cache) or is the user's own
         // folder; memory-mapping a file that changes underneath us is the only risk.
@@ -76,12 +98,14 @@ impl SentenceEmbedder {
             path: model.weights.clone(),
             message: e.to_string(),
         })?;
-        let bert = BertEncoder::load(vb, &config).map_err(|e| Error::ModelCorrupt {
+        let encoder = TransformerEncoder::load(vb, &config).map_err(|e| Error::ModelCorrupt {
             path: model.weights.clone(),
             message: format!("does not hold the weights config.json describes: {e}"),
         })?;
         Ok(SentenceEmbedder {
-            model: bert,
+            model: encoder,
+            family: config.family,
+            setup,
             tokenizer,
             device: device.clone(),
             model_id: model.id.clone(),
@@ -101,6 +125,37 @@ impl SentenceEmbedder {
     /// Current settings.
     pub fn settings(&self) -> EncoderSettings {
         self.settings
+    }
+
+    /// The encoder family (`bert`, `mpnet`, ...).
+    pub fn family(&self) -> EncoderFamily {
+        self.family
+    }
+
+    /// How token vectors are pooled.
+    pub fn pooling(&self) -> Pooling {
+        self.setup.pooling
+    }
+
+    /// What is put before every document text (the model's `document` or default prompt).
+    pub fn document_prefix(&self) -> &str {
+        &self.setup.document_prefix
+    }
+
+    /// What is put before every search query (the model's `query` prompt).
+    pub fn query_prefix(&self) -> &str {
+        &self.setup.query_prefix
+    }
+
+    /// What, besides the weights, decides the vectors.
+    pub fn record(&self) -> EncoderRecord {
+        EncoderRecord {
+            model_type: self.family.model_type().to_string(),
+            pooling: self.setup.pooling.mode().to_string(),
+            document_prefix: self.setup.document_prefix.clone(),
+            query_prefix: self.setup.query_prefix.clone(),
+            max_tokens: self.settings.max_tokens,
+        }
     }
 
     /// Embedding dimension.
@@ -123,9 +178,20 @@ impl SentenceEmbedder {
         &self.device
     }
 
-    /// Embeds texts into unit vectors, in input order.
+    /// Embeds documents (profiles, cell sentences) into unit vectors, in input order,
+    /// each after the model's document prompt.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
         self.embed_with_progress(texts, None)
+    }
+
+    /// Embeds search queries, each after the model's query prompt.
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Embeddings> {
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{t}", self.setup.query_prefix))
+            .collect();
+        let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+        self.embed_encodings(self.tokenize_raw(&refs)?, None)
     }
 
     /// Like [`embed`](Self::embed), advancing `bar` by one per text.
@@ -134,14 +200,21 @@ impl SentenceEmbedder {
         texts: &[&str],
         bar: Option<&ProgressBar>,
     ) -> Result<Embeddings> {
-        if texts.is_empty() {
+        self.embed_encodings(self.tokenize(texts)?, bar)
+    }
+
+    fn embed_encodings(
+        &self,
+        encodings: Vec<Encoding>,
+        bar: Option<&ProgressBar>,
+    ) -> Result<Embeddings> {
+        if encodings.is_empty() {
             return Ok(Embeddings::empty(self.dim));
         }
-        let encodings = self.tokenize(texts)?;
         // Sorting by length keeps padding (wasted work) small inside each batch.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
-        let mut out = vec![0f32; texts.len() * self.dim];
+        let mut out = vec![0f32; encodings.len() * self.dim];
         for chunk in order.chunks(self.settings.batch_size.max(1)) {
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let vectors = self.forward_batch(&batch)?;
@@ -156,9 +229,19 @@ impl SentenceEmbedder {
         Ok(Embeddings::new(self.dim, out))
     }
 
-    /// Word-piece ids for each text, truncated to `max_tokens` (special tokens
-    /// included, as sentence-transformers does), without padding.
+    /// Token ids for each document text (after the document prompt), truncated to
+    /// `max_tokens` (special tokens included, as sentence-transformers does), without
+    /// padding.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        let prefix = &self.setup.document_prefix;
+        if prefix.is_empty() {
+            return self.tokenize_raw(texts);
+        }
+        let prefixed: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        self.tokenize_raw(&prefixed.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn tokenize_raw(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
         self.tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))
@@ -178,26 +261,18 @@ impl SentenceEmbedder {
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let hidden = self.model.forward(&ids, &mask)?;
-        let pooled = l2_normalize_rows(&masked_mean_pool(&hidden, &mask)?)?;
+        // Stores compare by cosine, so vectors are unit length whether or not the
+        // folder ends in a Normalize module.
+        let pooled = l2_normalize_rows(&self.setup.pooling.pool(&hidden, &mask)?)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
 }
 
-/// The folder's BERT config, after refusing what the encoder cannot run exactly.
-fn read_bert_config(model: &ModelDir) -> Result<BertConfig> {
-    let config_path = model.file("config.json")?;
-    let config_text =
-        std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-    let corrupt = |e: serde_json::Error| Error::ModelCorrupt {
-        path: config_path.clone(),
-        message: format!("not a BERT config: {e}"),
-    };
-    let raw: serde_json::Value = serde_json::from_str(&config_text).map_err(corrupt)?;
-    check_encoder_config(&config_path, &raw)?;
-    let config: BertConfig = serde_json::from_value(raw).map_err(corrupt)?;
-    check_pooling(&model.path, config.hidden_size)?;
-    check_sentence_bert_config(&model.path.join("sentence_bert_config.json"))?;
-    Ok(config)
+/// The folder's encoder config, after refusing what the encoder cannot run exactly.
+fn read_encoder_config(model: &ModelDir) -> Result<EncoderConfig> {
+    let path = model.file("config.json")?;
+    let raw = crate::fsutil::read_json(&path)?;
+    EncoderConfig::from_json(&path, &raw)
 }
 
 /// Packaged tokenizer files often pad to a fixed length; padding is done per batch here
@@ -211,10 +286,4 @@ fn configure_tokenizer(tokenizer: &mut Tokenizer, max_tokens: usize) -> Result<(
         }))
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(())
-}
-
-fn read_max_seq_length(path: &std::path::Path) -> Option<usize> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json.get("max_seq_length")?.as_u64().map(|n| n as usize)
 }

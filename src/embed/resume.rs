@@ -23,6 +23,12 @@ pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) 
     h.update(version.as_bytes());
     h.update(embedder.weights_sha256().as_bytes());
     h.update(embedder.settings().max_tokens.to_le_bytes());
+    // Pooling and prompts change the vectors as much as the weights do.
+    let record = embedder.record();
+    for part in [&record.model_type, &record.pooling, &record.document_prefix] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
     for t in texts {
         h.update((t.len() as u64).to_le_bytes());
         h.update(t.as_bytes());

@@ -1,156 +1,165 @@
-//! What the sentence encoder computes exactly, checked before any weight is read.
-//!
-//! [`super::BertEncoder`] is BERT: absolute positions from 0, post-layer-norm blocks,
-//! GELU (erf) or ReLU, and the vectors are the mean of the token vectors. A RoBERTa
-//! or MPNet checkpoint, a CLS- or max-pooled model, or a Dense layer after pooling
-//! would load (or nearly) and give vectors that look right and are not, so each is
-//! refused here with what is supported.
+//! What a sentence-transformers folder asks for after the transformer: pooling,
+//! normalisation, prompts and the truncation length, read from `modules.json`,
+//! `1_Pooling/config.json`, `config_sentence_transformers.json`,
+//! `sentence_bert_config.json` and `tokenizer_config.json`, in the layouts of
+//! sentence-transformers 2.x to 6.x. A module, pooling mode or option whose computation
+//! bftembed does not perform is refused with what is supported.
 
+use super::config::SUPPORTED;
+use super::pooling::Pooling;
 use crate::error::{Error, Result};
-use serde_json::Value;
-use std::path::Path;
+use crate::fsutil::read_json;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
 
-/// The `model_type` values the BERT forward pass reproduces.
-pub const SUPPORTED_ENCODER_TYPES: &[&str] = &["bert"];
+/// The module kinds whose computation bftembed performs, by the last part of their
+/// type name (`sentence_transformers.models.Pooling` in 2.x-5.x,
+/// `sentence_transformers.sentence_transformer.modules.pooling.Pooling` in 6.x).
+const SUPPORTED_MODULES: &[&str] = &["Transformer", "Pooling", "Normalize"];
 
-/// Said after every refusal, so the user knows what would load.
-const SUPPORTED: &str = "bftembed's encoder runs BERT models (model_type \"bert\", absolute \
-     positions, hidden_act \"gelu\" or \"relu\") pooled by the mean of the token vectors";
-
-/// The sentence-transformers module types whose computation bftembed performs
-/// (Transformer: the BERT pass; Pooling: checked to be mean pooling; Normalize: bftembed
-/// always L2-normalises).
-const SUPPORTED_MODULES: &[&str] = &[
-    "sentence_transformers.models.Transformer",
-    "sentence_transformers.models.Pooling",
-    "sentence_transformers.models.Normalize",
-];
-
-/// Refuses a `config.json` (at `path`, parsed as `config`) that the BERT forward pass
-/// would not reproduce.
-pub fn check_encoder_config(path: &Path, config: &Value) -> Result<()> {
-    match config.get("model_type").and_then(Value::as_str) {
-        Some(t) if SUPPORTED_ENCODER_TYPES.contains(&t) => {}
-        Some(t) => {
-            return Err(Error::unsupported(
-                path,
-                format!("model_type \"{t}\" is not supported; {SUPPORTED}"),
-            ))
-        }
-        None => {
-            return Err(Error::unsupported(
-                path,
-                format!(
-                    "config.json has no model_type, so its architecture is unknown; \
-                     {SUPPORTED} (add \"model_type\": \"bert\" if this is a BERT model)"
-                ),
-            ))
-        }
-    }
-    if let Some(kind) = config.get("position_embedding_type") {
-        if kind.as_str() != Some("absolute") {
-            return Err(Error::unsupported(
-                path,
-                format!("position_embedding_type {kind} is not supported; {SUPPORTED}"),
-            ));
-        }
-    }
-    if let Some(act) = config.get("hidden_act") {
-        if !matches!(act.as_str(), Some("gelu" | "relu")) {
-            return Err(Error::unsupported(
-                path,
-                format!("hidden_act {act} is not supported; {SUPPORTED}"),
-            ));
-        }
-    }
-    // A decoder-configured BERT masks attention causally, which the encoder never does.
-    if config.get("is_decoder").and_then(Value::as_bool) == Some(true) {
-        return Err(Error::unsupported(
-            path,
-            format!("is_decoder true (causal attention) is not supported; {SUPPORTED}"),
-        ));
-    }
-    Ok(())
+/// How a sentence-transformers folder turns token vectors into a text's vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentenceSetup {
+    /// How token vectors are pooled.
+    pub pooling: Pooling,
+    /// Whether the pipeline ends in a Normalize module (bftembed's stores normalise
+    /// either way, since their distance is cosine).
+    pub normalize: bool,
+    /// Put before every document (profile) text: the `document` prompt, else the
+    /// default prompt.
+    pub document_prefix: String,
+    /// Put before every search query: the `query` prompt, else the document prefix.
+    pub query_prefix: String,
+    /// The folder's truncation length in tokens, when it gives one.
+    pub max_seq_length: Option<usize>,
 }
 
-/// Refuses a sentence-transformers folder whose pipeline is not BERT, mean pooling
-/// and (optionally) normalisation, or whose pooling does not match `hidden_size`.
-///
-/// The pooling config is looked for where `modules.json` says, else in
-/// `1_Pooling/config.json`, else in `pooling_config.json` (where bftembed's model cache
-/// keeps it). A folder with none of these is a plain transformer checkpoint, which
-/// sentence-transformers itself pools by the mean: that is accepted.
-pub fn check_pooling(folder: &Path, hidden_size: usize) -> Result<()> {
-    let modules = folder.join("modules.json");
-    let pooling = if modules.is_file() {
-        let dir = pooling_dir_from_modules(&modules)?;
-        let config = folder.join(dir).join("config.json");
-        if !config.is_file() {
-            return Err(Error::ModelCorrupt {
-                path: modules,
-                message: format!(
-                    "its Pooling module's config {} is missing",
-                    config.display()
-                ),
-            });
-        }
-        Some(config)
-    } else {
-        ["1_Pooling/config.json", "pooling_config.json"]
-            .iter()
-            .map(|name| folder.join(name))
-            .find(|p| p.is_file())
-    };
-    match pooling {
-        Some(path) => check_pooling_config(&path, &crate::fsutil::read_json(&path)?, hidden_size),
-        None => Ok(()),
+impl SentenceSetup {
+    /// Reads the folder; `hidden_size` is checked against the pooling dimension. A
+    /// folder without sentence-transformers files is a plain transformer checkpoint,
+    /// which sentence-transformers pools by the mean, without prompts.
+    pub fn read(folder: &Path, hidden_size: usize) -> Result<Self> {
+        let modules = folder.join("modules.json");
+        let (pooling_config, normalize) = if modules.is_file() {
+            let listed = read_modules(&modules)?;
+            let config = folder.join(&listed.pooling_dir).join("config.json");
+            if !config.is_file() {
+                return Err(Error::ModelCorrupt {
+                    path: modules,
+                    message: format!(
+                        "its Pooling module's config {} is missing",
+                        config.display()
+                    ),
+                });
+            }
+            (Some(config), listed.normalize)
+        } else {
+            // bftembed's model cache keeps the pooling config as pooling_config.json.
+            let found = ["1_Pooling/config.json", "pooling_config.json"]
+                .iter()
+                .map(|name| folder.join(name))
+                .find(|p| p.is_file());
+            (found, true)
+        };
+        let pooling = match pooling_config {
+            Some(path) => read_pooling(&path, &read_json(&path)?, hidden_size)?,
+            None => Pooling::Mean,
+        };
+        let (document_prefix, query_prefix) =
+            read_prompts(&folder.join("config_sentence_transformers.json"))?;
+        Ok(SentenceSetup {
+            pooling,
+            normalize,
+            document_prefix,
+            query_prefix,
+            max_seq_length: read_max_seq_length(folder)?,
+        })
     }
 }
 
-/// The folder of the Pooling module named in `modules.json`, after refusing any module
-/// whose computation bftembed does not perform (Dense, LayerNorm, ...).
-fn pooling_dir_from_modules(path: &Path) -> Result<String> {
-    let modules = crate::fsutil::read_json(path)?;
+/// The modules a `modules.json` lists, once every one is known to be supported.
+struct ListedModules {
+    pooling_dir: String,
+    normalize: bool,
+}
+
+fn read_modules(path: &Path) -> Result<ListedModules> {
+    let modules = read_json(path)?;
     let list = modules
         .as_array()
         .ok_or_else(|| Error::bad_file(path, "modules.json is not a list of modules"))?;
-    let mut pooling = None;
+    let mut pooling_dir = None;
+    let mut normalize = false;
     for module in list {
         let kind = module.get("type").and_then(Value::as_str).unwrap_or("");
         let dir = module.get("path").and_then(Value::as_str).unwrap_or("");
-        if !SUPPORTED_MODULES.contains(&kind) {
+        let short = kind.rsplit('.').next().unwrap_or("");
+        if !SUPPORTED_MODULES.contains(&short) {
             return Err(Error::unsupported(
                 path,
                 format!(
                     "module \"{kind}\" (path \"{dir}\") is not supported; only Transformer, \
-                     Pooling (mean) and Normalize modules are applied; {SUPPORTED}"
+                     Pooling and Normalize modules are applied; {SUPPORTED}"
                 ),
             ));
         }
-        if kind.ends_with(".Pooling") {
-            pooling = Some(dir.to_string());
+        match short {
+            "Pooling" => pooling_dir = Some(dir.to_string()),
+            "Normalize" => normalize = true,
+            _ => {}
         }
     }
-    pooling.ok_or_else(|| {
+    let pooling_dir = pooling_dir.ok_or_else(|| {
         Error::unsupported(
             path,
             format!("modules.json lists no Pooling module; {SUPPORTED}"),
         )
+    })?;
+    Ok(ListedModules {
+        pooling_dir,
+        normalize,
     })
 }
 
-/// Refuses every pooling mode other than the mean of the token vectors.
-fn check_pooling_config(path: &Path, config: &Value, hidden_size: usize) -> Result<()> {
+/// The pooling mode: one `pooling_mode` string (sentence-transformers 6) or the
+/// `pooling_mode_*` flags (earlier), exactly one of them set.
+fn read_pooling(path: &Path, config: &Value, hidden_size: usize) -> Result<Pooling> {
     let fields = config
         .as_object()
         .ok_or_else(|| Error::bad_file(path, "a pooling config must be a JSON object"))?;
-    // Newer sentence-transformers may also write the mode as one string.
-    if let Some(mode) = fields.get("pooling_mode").and_then(Value::as_str) {
-        if mode != "mean" {
-            return Err(refused_mode(path, &format!("pooling_mode \"{mode}\"")));
-        }
+    let modes = pooling_modes(path, fields)?;
+    let pooling = match modes.as_slice() {
+        [one] => Pooling::from_mode(one).ok_or_else(|| refused_mode(path, one))?,
+        [] => return Err(refused_mode(path, "no mode (no pooling_mode is set)")),
+        several => return Err(refused_mode(path, &several.join(" + "))),
+    };
+    if fields.get("include_prompt").and_then(Value::as_bool) == Some(false) {
+        return Err(Error::unsupported(
+            path,
+            "include_prompt false (prompt tokens left out of pooling) is not supported; \
+             bftembed pools over every token, the prompt's too",
+        ));
     }
-    let mut mean = fields.get("pooling_mode").and_then(Value::as_str) == Some("mean");
+    let dim = ["embedding_dimension", "word_embedding_dimension"]
+        .iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_u64));
+    match dim {
+        Some(dim) if dim as usize != hidden_size => Err(Error::ModelCorrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "the pooling dimension is {dim} but config.json's hidden_size is {hidden_size}"
+            ),
+        }),
+        _ => Ok(pooling),
+    }
+}
+
+/// Every mode the config turns on, by the name it uses.
+fn pooling_modes(path: &Path, fields: &Map<String, Value>) -> Result<Vec<String>> {
+    let mut modes = Vec::new();
+    if let Some(mode) = fields.get("pooling_mode").and_then(Value::as_str) {
+        modes.push(mode.to_string());
+    }
     for (key, value) in fields
         .iter()
         .filter(|(k, _)| k.starts_with("pooling_mode_"))
@@ -158,58 +167,87 @@ fn check_pooling_config(path: &Path, config: &Value, hidden_size: usize) -> Resu
         let on = value.as_bool().ok_or_else(|| {
             Error::bad_file(path, format!("{key} must be true or false, not {value}"))
         })?;
-        match (key.as_str(), on) {
-            ("pooling_mode_mean_tokens", on) => mean |= on,
-            (_, false) => {}
-            (other, true) => return Err(refused_mode(path, other)),
+        let mode = match Pooling::from_flag(key) {
+            Some(p) => p.mode().to_string(),
+            None => key.clone(),
+        };
+        if on && !modes.contains(&mode) {
+            modes.push(mode);
         }
     }
-    if !mean {
-        return Err(refused_mode(
-            path,
-            "no mode (pooling_mode_mean_tokens is not true)",
-        ));
-    }
-    match fields
-        .get("word_embedding_dimension")
-        .and_then(Value::as_u64)
-    {
-        Some(dim) if dim as usize != hidden_size => Err(Error::ModelCorrupt {
-            path: path.to_path_buf(),
-            message: format!(
-                "word_embedding_dimension is {dim} but config.json's hidden_size is {hidden_size}"
-            ),
-        }),
-        _ => Ok(()),
-    }
+    Ok(modes)
 }
 
 fn refused_mode(path: &Path, mode: &str) -> Error {
     Error::unsupported(
         path,
         format!(
-            "pooling by {mode} is not supported; bftembed pools by the mean of the token \
-             vectors only (pooling_mode_mean_tokens true, every other mode false)"
+            "pooling by {mode} is not supported; bftembed pools by exactly one of mean, cls, \
+             max or lasttoken"
         ),
     )
 }
 
-/// Refuses a `sentence_bert_config.json` that asks for lower-casing: sentence-transformers
-/// lower-cases the text itself then, and bftembed's tokenisation would differ.
-pub fn check_sentence_bert_config(path: &Path) -> Result<()> {
+/// (document prefix, query prefix) from `config_sentence_transformers.json`.
+fn read_prompts(path: &Path) -> Result<(String, String)> {
     if !path.is_file() {
-        return Ok(());
+        return Ok((String::new(), String::new()));
     }
-    if crate::fsutil::read_json(path)?
-        .get("do_lower_case")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        return Err(Error::unsupported(
-            path,
-            "do_lower_case true is not supported: bftembed passes text to tokenizer.json \
-             as it is (do_lower_case false, the tokenizer's own normalisation only)",
-        ));
+    let config = read_json(path)?;
+    let prompts = config.get("prompts").and_then(Value::as_object);
+    let prompt =
+        |name: &str| -> Option<String> { prompts?.get(name)?.as_str().map(str::to_string) };
+    let default = match config.get("default_prompt_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(prompt(name).ok_or_else(|| {
+            Error::bad_file(
+                path,
+                format!("default_prompt_name \"{name}\" is not one of its prompts"),
+            )
+        })?),
+        Some(other) => {
+            return Err(Error::bad_file(
+                path,
+                format!("default_prompt_name must be a string, not {other}"),
+            ))
+        }
+    };
+    let document = prompt("document")
+        .filter(|p| !p.is_empty())
+        .or(default)
+        .unwrap_or_default();
+    let query = prompt("query")
+        .filter(|p| !p.is_empty())
+        .unwrap_or(document.clone());
+    Ok((document, query))
+}
+
+/// `max_seq_length` from `sentence_bert_config.json` (sentence-transformers up to 5),
+/// else `model_max_length` from `tokenizer_config.json` (6 writes it there), after
+/// refusing `do_lower_case` (sentence-transformers would lower-case the text itself).
+fn read_max_seq_length(folder: &Path) -> Result<Option<usize>> {
+    let st_config: PathBuf = folder.join("sentence_bert_config.json");
+    if st_config.is_file() {
+        let json = read_json(&st_config)?;
+        if json.get("do_lower_case").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::unsupported(
+                &st_config,
+                "do_lower_case true is not supported: bftembed passes text to tokenizer.json \
+                 as it is (do_lower_case false, the tokenizer's own normalisation only)",
+            ));
+        }
+        if let Some(n) = json.get("max_seq_length").and_then(Value::as_u64) {
+            return Ok(Some(n as usize));
+        }
     }
-    Ok(())
+    let tokenizer_config = folder.join("tokenizer_config.json");
+    if tokenizer_config.is_file() {
+        // transformers writes a huge number (1e30) when the tokenizer sets no limit.
+        let limit = read_json(&tokenizer_config)?
+            .get("model_max_length")
+            .and_then(Value::as_u64)
+            .filter(|&n| n < 1 << 20);
+        return Ok(limit.map(|n| n as usize));
+    }
+    Ok(None)
 }

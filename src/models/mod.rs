@@ -8,7 +8,7 @@ mod registry;
 
 pub use cache::{bftembed_home, ModelCache, ModelDir, MODEL_MANIFEST};
 pub use pypi::PypiClient;
-pub use registry::{KnownModel, ModelKind, KNOWN_MODELS};
+pub use registry::{KnownModel, ModelKind, Packing, PinnedWheel, KNOWN_MODELS};
 
 /// Name of the default sentence-embedding model.
 pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";

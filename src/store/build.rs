@@ -19,6 +19,8 @@ pub struct StoreModel {
     pub id: String,
     /// sha256 of its weights file.
     pub sha256: String,
+    /// How it pooled and prompted.
+    pub encoder: Option<crate::embed::EncoderRecord>,
 }
 
 /// Builds a store at `dir` from profiles and their (unit) vectors, replacing any store
@@ -71,6 +73,7 @@ pub fn build_store(
         vectors_sha256: sha256_f32(vectors.as_slice()),
         table_sha256: sha256_file(&stage.join(TABLE_FILE))?,
         index: index_manifest(stage, params)?,
+        encoder: model.encoder.clone(),
     };
     manifest.write(&stage.join(MANIFEST_FILE))?;
     replace_dir(staging, dir)?;
@@ -96,6 +99,7 @@ pub fn embed_into_store(
     let model = StoreModel {
         id: embedder.model_id().to_string(),
         sha256: embedder.weights_sha256().to_string(),
+        encoder: Some(embedder.record()),
     };
     let store = build_store(dir, records, &vectors, &model, params)?;
     let _ = std::fs::remove_dir_all(&work);

@@ -35,6 +35,10 @@ pub struct StoreManifest {
     pub table_sha256: String,
     /// The nearest-neighbour index.
     pub index: IndexManifest,
+    /// How the encoder pooled and prompted (absent in stores written before this was
+    /// recorded, and in imported stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<crate::embed::EncoderRecord>,
 }
 
 /// The HNSW index's settings and file checksums.

@@ -77,7 +77,21 @@ impl GeneStore {
                 ),
             ));
         }
-        crate::embed::SentenceEmbedder::load(&model, device)
+        let encoder = crate::embed::SentenceEmbedder::load(&model, device)?;
+        if let Some(recorded) = &manifest.encoder {
+            if *recorded != encoder.record() {
+                return Err(Error::store(
+                    self.path(),
+                    format!(
+                        "the model '{}' now pools or prompts differently ({:?}) than when \
+                         the store was built ({recorded:?}); its vectors would not be comparable",
+                        model.id,
+                        encoder.record()
+                    ),
+                ));
+            }
+        }
+        Ok(encoder)
     }
 
     /// Opens a store folder, checking the table and index against the manifest.

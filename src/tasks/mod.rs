@@ -27,7 +27,7 @@ pub use metrics::{accuracy, average_precision, macro_f1, pearson, roc_auc, roc_c
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::ItemMap;
 pub use probe::ProbeSpec;
-pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult};
+pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult, READS_LABELS_MARK};
 pub use score::TaskScore;
 pub use spec::{TaskKind, TaskSpec};
 pub use task::{LabelledPairs, TaskGenes};

@@ -21,6 +21,13 @@ pub fn embedding_model() -> ModelDir {
         .expect("fetch the embedding model")
 }
 
+/// A model bftembed knows by name, fetched on first use.
+pub fn known_model(name: &str) -> ModelDir {
+    let cache = ModelCache::from_env().expect("cache folder");
+    let known = KnownModel::find(name).expect("known model");
+    cache.fetch(known, false).expect("fetch the model")
+}
+
 /// The default sentence encoder on the CPU.
 pub fn embedder() -> SentenceEmbedder {
     SentenceEmbedder::load(&embedding_model(), &candle_core::Device::Cpu).expect("load encoder")
