@@ -10,6 +10,7 @@ mod quickstart;
 mod serve;
 mod study;
 mod train;
+mod vectors;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,11 @@ enum Command {
     Search(lookup::SearchArgs),
     /// Rebuild a store's HNSW index from its stored vectors.
     Reindex(lookup::ReindexArgs),
+    /// Build a store from vectors made elsewhere (CSV/TSV, Parquet, .npy, or GenePT's
+    /// pickle); names are resolved through HGNC.
+    Import(vectors::ImportArgs),
+    /// Write a store's vectors out as TSV, CSV, Parquet or .npy.
+    Export(vectors::ExportArgs),
     /// Fetch the models, build the gene store from the shipped RefSeq summaries and
     /// show the neighbours of a few well-known genes.
     Quickstart(quickstart::QuickstartArgs),
@@ -79,6 +85,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neighbors(args) => lookup::neighbors(args),
         Command::Search(args) => lookup::search(args),
         Command::Reindex(args) => lookup::reindex(args),
+        Command::Import(args) => vectors::import(args),
+        Command::Export(args) => vectors::export(args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),

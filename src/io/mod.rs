@@ -6,7 +6,8 @@
 //! - [`gmt`]: gene-set files (GMT);
 //! - [`csv_table`]: CSV/TSV label and metadata tables, columns found by name;
 //! - [`tsv`]: the shipped tab-separated data files;
-//! - [`parquet`]: Arrow record batches as Parquet files.
+//! - [`parquet`]: Arrow record batches as Parquet files;
+//! - [`vectors`]: named vectors from and for other tools (CSV/TSV, Parquet, .npy, pickle).
 
 pub mod anndata;
 pub mod csv_table;
@@ -14,6 +15,7 @@ pub mod expression;
 pub mod gmt;
 pub mod parquet;
 pub mod tsv;
+pub mod vectors;
 
 pub use anndata::H5ad;
 pub use expression::ExpressionMatrix;

@@ -11,6 +11,7 @@
 mod build;
 mod distance;
 mod exact;
+mod import;
 mod index;
 mod lookup;
 mod manifest;
@@ -19,6 +20,9 @@ mod table;
 
 pub use build::{build_store, embed_into_store, reindex_store, StoreModel};
 pub use distance::{dot, UnitDot};
+pub use import::{
+    import_store, store_vectors, ImportReport, ImportSkip, IMPORTED_PREFIX, SOURCE_IMPORTED,
+};
 pub use index::IndexParams;
 pub use lookup::resolve_row;
 pub use manifest::{IndexManifest, StoreManifest, MANIFEST_FILE, TABLE_FILE};

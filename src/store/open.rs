@@ -67,6 +67,16 @@ impl GeneStore {
         device: &candle_core::Device,
     ) -> Result<crate::embed::SentenceEmbedder> {
         let manifest = self.manifest();
+        if let Some(file) = manifest.model_id.strip_prefix(super::IMPORTED_PREFIX) {
+            return Err(Error::store(
+                self.path(),
+                format!(
+                    "the store holds vectors imported from {file}, made by a model bftembed \
+                     does not have, so it cannot embed text (free-text search, GenePT-s cell \
+                     sentences) the way its vectors were made"
+                ),
+            ));
+        }
         let model = cache.resolve(&manifest.model_id)?;
         if model.weights_sha256 != manifest.model_sha256 {
             return Err(Error::store(
