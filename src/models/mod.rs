@@ -1,12 +1,14 @@
 //! Pretrained models: the registry of models bftembed knows by name, the local cache
 //! they are fetched into, and resolution of a user's `--model` argument (a known name
-//! or any Hugging Face-style folder).
+//! or any Hugging Face-style folder), and models from the Hugging Face hub.
 
 mod cache;
+mod hub;
 mod pypi;
 mod registry;
 
 pub use cache::{bftembed_home, ModelCache, ModelDir, MODEL_MANIFEST};
+pub use hub::{hub_endpoint, is_hub_repo, HubRepo};
 pub use pypi::PypiClient;
 pub use registry::{KnownModel, ModelKind, Packing, PinnedWheel, KNOWN_MODELS};
 

@@ -119,24 +119,40 @@ impl PypiClient {
             .get(&file.url)
             .call()
             .map_err(|e| download_err(e.to_string()))?;
-        let mut reader = response.into_body().into_reader();
-        let mut out = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut received = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| download_err(format!("connection broke: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
-            received += n as u64;
-            on_progress(received);
-        }
-        out.sync_all().map_err(|e| Error::io(dest, e))?;
-        Ok(hex(&hasher.finalize()))
+        stream_to_file(
+            response.into_body().into_reader(),
+            dest,
+            &file.url,
+            &mut on_progress,
+        )
     }
+}
+
+/// Copies a response body to `dest`, hashing as it goes; returns the sha256 of what
+/// arrived. `on_progress` receives the number of bytes received so far.
+pub(super) fn stream_to_file(
+    mut reader: impl Read,
+    dest: &Path,
+    url: &str,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<String> {
+    let mut out = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| Error::Download {
+            url: url.to_string(),
+            message: format!("connection broke: {e}"),
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+        received += n as u64;
+        on_progress(received);
+    }
+    out.sync_all().map_err(|e| Error::io(dest, e))?;
+    Ok(hex(&hasher.finalize()))
 }
