@@ -162,16 +162,21 @@ fn refseq_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
     let build = if args.all {
         summaries.all_profiles(catalog)
     } else {
-        let path = args
-            .genes
-            .as_ref()
-            .context("--genes or --all is required")?;
-        let list = read_gene_list(path)?;
-        report_duplicates(&list, path);
-        report_case_only(&list, catalog);
-        summaries.profiles_for(&list, catalog)
+        summaries.profiles_for(&listed_genes(args, catalog)?, catalog)
     };
     report_and_write(build, args, &[])
+}
+
+/// The `--genes` list, with its repeated and case-only names reported.
+fn listed_genes(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<bftembed::genes::GeneList> {
+    let path = args
+        .genes
+        .as_ref()
+        .context("--genes or --all is required")?;
+    let list = read_gene_list(path)?;
+    report_duplicates(&list, path);
+    report_case_only(&list, catalog);
+    Ok(list)
 }
 
 fn card_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
@@ -184,14 +189,7 @@ fn card_profiles(args: &ProfileArgs, catalog: &GeneCatalog) -> Result<()> {
     let build = if args.all {
         cards.all_cards(catalog)
     } else {
-        let path = args
-            .genes
-            .as_ref()
-            .context("--genes or --all is required")?;
-        let list = read_gene_list(path)?;
-        report_duplicates(&list, path);
-        report_case_only(&list, catalog);
-        cards.cards_for(&list, catalog)
+        cards.cards_for(&listed_genes(args, catalog)?, catalog)
     };
     report_and_write(build, args, &[(CARD_TEMPLATE_METADATA_KEY, toml)])
 }

@@ -271,14 +271,23 @@ impl ModelCache {
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::InvalidArgument(format!("manifest encoding: {e}")))?;
-        atomic_write_bytes(&staging.path().join(MODEL_MANIFEST), &json)?;
-        if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        }
-        let staged = staging.keep();
-        std::fs::rename(&staged, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        Ok(())
+        install_staged(staging, &json, &final_dir)
     }
+}
+
+/// Writes the manifest (last, so a folder with one is complete) into `staging` and
+/// moves it to `final_dir`, replacing what was there.
+pub(super) fn install_staged(
+    staging: tempfile::TempDir,
+    manifest_json: &[u8],
+    final_dir: &Path,
+) -> Result<()> {
+    atomic_write_bytes(&staging.path().join(MODEL_MANIFEST), manifest_json)?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(final_dir).map_err(|e| Error::io(final_dir, e))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, final_dir).map_err(|e| Error::io(final_dir, e))
 }
 
 /// One value per wheel, joined with spaces (the cache manifest's record of them).

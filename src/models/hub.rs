@@ -5,10 +5,10 @@
 //! `https://huggingface.co`), the token `HF_TOKEN`. A cached copy lives under
 //! `$BFTEMBED_HOME/models/hub/ORG--NAME@REVISION`, complete once its manifest is written.
 
-use super::cache::{ModelDir, MODEL_MANIFEST};
+use super::cache::{install_staged, ModelDir, MODEL_MANIFEST};
 use super::pypi::stream_to_file;
 use crate::error::{Error, Result};
-use crate::fsutil::{atomic_write_bytes, sha256_file};
+use crate::fsutil::sha256_file;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -214,12 +214,7 @@ impl HubClient {
         });
         let json = serde_json::to_vec_pretty(&record)
             .map_err(|e| Error::InvalidArgument(format!("manifest encoding: {e}")))?;
-        atomic_write_bytes(&staging.path().join(MODEL_MANIFEST), &json)?;
-        if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        }
-        let staged = staging.keep();
-        std::fs::rename(&staged, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        install_staged(staging, &json, &final_dir)?;
         cached_hub_model(repo, models_root)
     }
 
