@@ -40,6 +40,7 @@ pub mod genes;
 pub mod io;
 pub mod llm;
 pub mod models;
+pub mod openai;
 pub(crate) mod plot;
 pub mod profile;
 pub mod progress;

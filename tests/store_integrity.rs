@@ -40,11 +40,7 @@ fn build_small_store(dir: &Path) -> GeneStore {
     let embedder = common::embedder();
     let texts: Vec<&str> = build.records.iter().map(|r| r.text.as_str()).collect();
     let vectors = embedder.embed(&texts).unwrap();
-    let model = StoreModel {
-        id: embedder.model_id().into(),
-        sha256: embedder.weights_sha256().into(),
-        encoder: Some(embedder.record()),
-    };
+    let model = StoreModel::of(&embedder);
     build_store(
         dir,
         &build.records,

@@ -3,13 +3,15 @@
 use anyhow::{bail, Context, Result};
 use bftembed::device::parse_device;
 use bftembed::embed::{
-    embed_resumable, work_dir_for, write_text_vectors, EncoderSettings, SentenceEmbedder,
+    embed_resumable, work_dir_for, write_text_vectors, EncoderSettings, RemoteEncoder,
+    RemoteSettings, SentenceEmbedder, TextEncoder,
 };
 use bftembed::models::{ModelCache, DEFAULT_EMBEDDING_MODEL};
 use bftembed::profile::read_profiles;
 use bftembed::store::{embed_into_store, GeneStore, IndexParams};
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
@@ -32,25 +34,91 @@ pub struct EmbedArgs {
     hnsw_ef_construction: usize,
 }
 
-/// Options shared by every command that runs the sentence encoder.
+/// Who turns texts into vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedBackend {
+    /// A sentence encoder on this machine (known name or Hugging Face-style folder).
+    Local,
+    /// An OpenAI-compatible embeddings server (--endpoint): OpenAI, TEI, vLLM, Infinity,
+    /// `bftembed serve`.
+    Openai,
+}
+
+/// Options shared by every command that embeds texts.
 #[derive(Debug, Args, Clone)]
 pub struct EncoderArgs {
-    /// Embedding model: a known name or a Hugging Face-style folder.
-    #[arg(long, default_value = DEFAULT_EMBEDDING_MODEL)]
-    pub model: String,
-    /// Texts per forward pass.
+    /// Embedding model: a known name or a Hugging Face-style folder (default
+    /// all-minilm-l6-v2); with --backend openai, the model name the server knows.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Texts per forward pass (with --backend openai: texts per request).
     #[arg(long, default_value_t = EncoderSettings::default().batch_size)]
     pub batch_size: usize,
     /// cpu, cuda, cuda:N, metal or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Who embeds the texts.
+    #[arg(long, value_enum, default_value_t = EmbedBackend::Local)]
+    pub backend: EmbedBackend,
+    /// With --backend openai: the server's base URL, such as http://host:8000/v1
+    /// (the key, if it wants one, from OPENAI_API_KEY).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With --backend openai: the vector length to ask for, for models that can
+    /// shorten their vectors (text-embedding-3-*).
+    #[arg(long)]
+    pub dimensions: Option<usize>,
+    /// With --backend openai: requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// With --backend openai: retries per request on 429, 5xx and connection failures.
+    #[arg(long, default_value_t = 5)]
+    pub max_retries: u32,
+    /// With --backend openai: seconds a request may take.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 impl EncoderArgs {
-    /// Loads the encoder these options name.
-    pub fn load(&self) -> Result<SentenceEmbedder> {
+    /// The model name given, or the default local encoder.
+    pub fn model_name(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_EMBEDDING_MODEL)
+    }
+
+    /// Opens the encoder these options name: loads the local model, or connects to the
+    /// server (one probe request, so a wrong endpoint, model or key fails here).
+    pub fn open(&self) -> Result<Box<dyn TextEncoder>> {
+        match self.backend {
+            EmbedBackend::Local => {
+                if self.endpoint.is_some() || self.dimensions.is_some() {
+                    bail!("--endpoint and --dimensions need --backend openai");
+                }
+                Ok(Box::new(self.load_local()?))
+            }
+            EmbedBackend::Openai => {
+                let endpoint = self
+                    .endpoint
+                    .as_deref()
+                    .context("--backend openai needs --endpoint URL")?;
+                let model = self.model.as_deref().context(
+                    "--backend openai needs --model NAME (the model name the server knows)",
+                )?;
+                let mut settings = RemoteSettings::new(endpoint, model);
+                settings.batch_size = self.batch_size;
+                settings.dimensions = self.dimensions;
+                settings.http.concurrency = self.concurrency.max(1);
+                settings.http.max_retries = self.max_retries;
+                settings.http.request_timeout = Duration::from_secs(self.timeout.max(1));
+                let encoder = RemoteEncoder::connect(settings)
+                    .with_context(|| format!("connecting to the embeddings server {endpoint}"))?;
+                Ok(Box::new(encoder))
+            }
+        }
+    }
+
+    fn load_local(&self) -> Result<SentenceEmbedder> {
         let cache = ModelCache::from_env()?;
-        let model = cache.resolve(&self.model)?;
+        let model = cache.resolve(self.model_name())?;
         let device = parse_device(&self.device)?;
         let embedder = SentenceEmbedder::load(&model, &device)
             .with_context(|| format!("loading embedding model {}", model.id))?;
@@ -93,8 +161,8 @@ pub fn embed_profiles(
     params: IndexParams,
 ) -> Result<GeneStore> {
     let records = read_profiles(profiles)?;
-    let embedder = encoder.load()?;
-    let store = embed_into_store(&embedder, &records, out, params)
+    let embedder = encoder.open()?;
+    let store = embed_into_store(embedder.as_ref(), &records, out, params)
         .with_context(|| format!("building store {}", out.display()))?;
     Ok(store)
 }
@@ -110,9 +178,9 @@ fn embed_text_file(path: &Path, out: &Path, encoder: &EncoderArgs) -> Result<()>
     if texts.is_empty() {
         bail!("{}: no texts to embed (the file is empty)", path.display());
     }
-    let embedder = encoder.load()?;
-    let work = work_dir_for(out, &embedder, &texts);
-    let vectors = embed_resumable(&embedder, &texts, &work)?;
+    let embedder = encoder.open()?;
+    let work = work_dir_for(out, embedder.as_ref(), &texts);
+    let vectors = embed_resumable(embedder.as_ref(), &texts, &work)?;
     write_text_vectors(
         out,
         &numbers,

@@ -42,7 +42,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let encoder = store
                 .encoder(&ModelCache::from_env()?, &Device::Cpu)
                 .with_context(|| format!("loading the text encoder of {}", path.display()))?;
-            vectors = vectors.with_encoder(Arc::new(encoder));
+            vectors = vectors.with_encoder(Arc::from(encoder));
         }
         stores.push((vectors, origin));
     }

@@ -30,7 +30,7 @@ pub struct QuickstartArgs {
 
 pub fn run(args: QuickstartArgs) -> Result<()> {
     let cache = ModelCache::from_env()?;
-    if let Some(known) = KnownModel::find(&args.encoder.model) {
+    if let Some(known) = KnownModel::find(args.encoder.model_name()) {
         cache
             .fetch(known, false)
             .with_context(|| format!("fetching {}", known.name))?;
@@ -57,11 +57,11 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
             eprintln!(
                 "embedding {} RefSeq gene summaries with {} (resumes if interrupted)",
                 build.records.len(),
-                args.encoder.model
+                args.encoder.model_name()
             );
-            let embedder = args.encoder.load()?;
+            let embedder = args.encoder.open()?;
             embed_into_store(
-                &embedder,
+                embedder.as_ref(),
                 &build.records,
                 &store_dir,
                 IndexParams::default(),
@@ -69,8 +69,8 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
             .with_context(|| format!("building store {}", store_dir.display()))?
         }
     };
-    if args.encoder.model != DEFAULT_EMBEDDING_MODEL {
-        eprintln!("note: built with model {}", args.encoder.model);
+    if args.encoder.model_name() != DEFAULT_EMBEDDING_MODEL {
+        eprintln!("note: built with model {}", args.encoder.model_name());
     }
     let catalog = GeneCatalog::embedded()?;
     println!("store: {} ({} genes)", store_dir.display(), store.len());

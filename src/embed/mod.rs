@@ -5,14 +5,18 @@
 //! truncation their sentence-transformers folder asks for ([`SentenceSetup`]), and
 //! gives the vectors sentence-transformers gives. The default model is
 //! all-MiniLM-L6-v2. Other model types, pooling modes and modules are refused.
+//! An OpenAI-compatible embeddings server ([`RemoteEncoder`]) stands in for the local
+//! encoder behind the same [`TextEncoder`] interface.
 
 mod config;
 mod encoder;
 mod gelu;
 mod matrix;
 mod pooling;
+mod remote;
 mod resume;
 mod support;
+mod text_encoder;
 mod texts_table;
 mod transformer;
 
@@ -21,7 +25,11 @@ pub use encoder::{EncoderRecord, EncoderSettings, SentenceEmbedder};
 pub use gelu::{erf_f32, gelu_erf};
 pub use matrix::Embeddings;
 pub use pooling::{l2_normalize_rows, masked_mean_pool, Pooling};
+pub use remote::{
+    RemoteEncoder, RemoteRecord, RemoteSettings, MAX_BATCH_INPUTS, MIN_PROBE_COSINE, PROBE_TEXT,
+};
 pub use resume::{embed_resumable, work_dir_for, CHUNK_TEXTS};
 pub use support::SentenceSetup;
+pub use text_encoder::TextEncoder;
 pub use texts_table::write_text_vectors;
 pub use transformer::TransformerEncoder;

@@ -3,8 +3,8 @@
 //! chunk. The folder's name carries a hash of bftembed's version, the model and the
 //! texts, so a changed input or an upgrade never reuses stale vectors.
 
-use super::encoder::SentenceEmbedder;
 use super::matrix::Embeddings;
+use super::text_encoder::TextEncoder;
 use crate::error::{Error, Result};
 use crate::fsutil::{atomic_write_bytes, job_sibling};
 use sha2::{Digest, Sha256};
@@ -16,16 +16,14 @@ pub const CHUNK_TEXTS: usize = 512;
 /// The work folder a job for `output` with these texts uses. Its name also hashes
 /// bftembed's version: the study keeps such folders as caches, and an encoder fix must
 /// not reuse the old vectors.
-pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) -> PathBuf {
+pub fn work_dir_for(output: &Path, encoder: &dyn TextEncoder, texts: &[&str]) -> PathBuf {
     let mut h = Sha256::new();
     let version = env!("CARGO_PKG_VERSION");
     h.update((version.len() as u64).to_le_bytes());
     h.update(version.as_bytes());
-    h.update(embedder.weights_sha256().as_bytes());
-    h.update(embedder.settings().max_tokens.to_le_bytes());
-    // Pooling and prompts change the vectors as much as the weights do.
-    let record = embedder.record();
-    for part in [&record.model_type, &record.pooling, &record.document_prefix] {
+    // Weights, pooling, prompts and truncation (or the server and its model) change
+    // the vectors as much as the texts do.
+    for part in encoder.fingerprint_parts() {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -40,7 +38,7 @@ pub fn work_dir_for(output: &Path, embedder: &SentenceEmbedder, texts: &[&str]) 
 /// previous, interrupted run left there. The caller removes `work_dir` once the
 /// final output is safely written.
 pub fn embed_resumable(
-    embedder: &SentenceEmbedder,
+    embedder: &dyn TextEncoder,
     texts: &[&str],
     work_dir: &Path,
 ) -> Result<Embeddings> {
@@ -67,7 +65,7 @@ pub fn embed_resumable(
                 v
             }
             None => {
-                let v = embedder.embed_with_progress(chunk, Some(&bar))?;
+                let v = embedder.embed_documents(chunk, Some(&bar))?;
                 let bytes: Vec<u8> = v.as_slice().iter().flat_map(|x| x.to_le_bytes()).collect();
                 atomic_write_bytes(&path, &bytes)?;
                 v

@@ -18,6 +18,7 @@ mod subjects;
 mod table;
 mod template;
 
+pub use crate::openai::OpenAiSettings;
 pub use backend::{AnswerBackend, LocalBackend, Question};
 pub use card::{
     card_fields_of, CardField, CardPart, CardTemplate, GeneCards, CARD_TEMPLATE_METADATA_KEY,
@@ -27,7 +28,7 @@ pub use fingerprint::{generation_parts, hash_parts, journal_parts, CodeIdentity}
 pub use gene_knowledge::{GeneKnowledge, Ontology};
 pub use generator::{Completion, FinishReason, GenerationSettings, Generator};
 pub use model_job::{ProfileJob, GENERATION_METADATA_KEY};
-pub use openai_client::{OpenAiBackend, OpenAiSettings};
+pub use openai_client::OpenAiBackend;
 pub use refseq::{ProfileBuild, RefseqSummaries, RefseqTextStyle, SkippedGene, SOURCE_REFSEQ};
 pub use subjects::{
     gene_set_subject, gene_subjects, read_cell_types, read_gene_sets, read_perturbations, Subject,

@@ -5,7 +5,7 @@ use super::index::{index_files, HnswIndex, IndexParams};
 use super::manifest::{IndexManifest, StoreManifest, MANIFEST_FILE, STORE_FORMAT, TABLE_FILE};
 use super::open::GeneStore;
 use super::table::{read_table, write_table};
-use crate::embed::{embed_resumable, work_dir_for, Embeddings, SentenceEmbedder};
+use crate::embed::{embed_resumable, work_dir_for, Embeddings, RemoteRecord, TextEncoder};
 use crate::error::{Error, Result};
 use crate::fsutil::{parent_dir, sha256_f32, sha256_file, unix_now};
 use crate::profile::ProfileRecord;
@@ -19,8 +19,22 @@ pub struct StoreModel {
     pub id: String,
     /// sha256 of its weights file.
     pub sha256: String,
-    /// How it pooled and prompted.
+    /// How it pooled and prompted (a local encoder).
     pub encoder: Option<crate::embed::EncoderRecord>,
+    /// The server and model that embedded the texts (an OpenAI-compatible server).
+    pub remote: Option<RemoteRecord>,
+}
+
+impl StoreModel {
+    /// What a store built with `encoder` records about it.
+    pub fn of(encoder: &dyn TextEncoder) -> Self {
+        StoreModel {
+            id: encoder.model_id().to_string(),
+            sha256: encoder.weights_sha256().to_string(),
+            encoder: encoder.record(),
+            remote: encoder.remote(),
+        }
+    }
 }
 
 /// Builds a store at `dir` from profiles and their (unit) vectors, replacing any store
@@ -74,6 +88,7 @@ pub fn build_store(
         table_sha256: sha256_file(&stage.join(TABLE_FILE))?,
         index: index_manifest(stage, params)?,
         encoder: model.encoder.clone(),
+        remote: model.remote.clone(),
     };
     manifest.write(&stage.join(MANIFEST_FILE))?;
     replace_dir(staging, dir)?;
@@ -84,7 +99,7 @@ pub fn build_store(
 /// resumes from the chunks an interrupted run left beside `dir`, which are removed once
 /// the store is complete.
 pub fn embed_into_store(
-    embedder: &SentenceEmbedder,
+    embedder: &dyn TextEncoder,
     records: &[ProfileRecord],
     dir: &Path,
     params: IndexParams,
@@ -96,12 +111,7 @@ pub fn embed_into_store(
         eprintln!("resuming from {}", work.display());
     }
     let vectors = embed_resumable(embedder, &texts, &work)?;
-    let model = StoreModel {
-        id: embedder.model_id().to_string(),
-        sha256: embedder.weights_sha256().to_string(),
-        encoder: Some(embedder.record()),
-    };
-    let store = build_store(dir, records, &vectors, &model, params)?;
+    let store = build_store(dir, records, &vectors, &StoreModel::of(embedder), params)?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(store)
 }

@@ -109,6 +109,7 @@ pub fn import_store(
         id: format!("{IMPORTED_PREFIX}{}", source.display()),
         sha256: crate::fsutil::sha256_file(source)?,
         encoder: None,
+        remote: None,
     };
     let embeddings = Embeddings::new(vectors.dim, values);
     let store = build_store(dir, &records, &embeddings, &model, params)?;

@@ -39,6 +39,10 @@ pub struct StoreManifest {
     /// recorded, and in imported stores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<crate::embed::EncoderRecord>,
+    /// The OpenAI-compatible server and model that embedded the texts (absent for
+    /// local encoders and imported vectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::embed::RemoteRecord>,
 }
 
 /// The HNSW index's settings and file checksums.

@@ -4,7 +4,7 @@ use super::exact::exact_top_k;
 use super::index::HnswIndex;
 use super::manifest::{StoreManifest, MANIFEST_FILE, TABLE_FILE};
 use super::table::{read_table, StoreRows};
-use crate::embed::Embeddings;
+use crate::embed::{Embeddings, RemoteEncoder, RemoteSettings, SentenceEmbedder, TextEncoder};
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_f32, sha256_file};
 use std::collections::HashMap;
@@ -58,14 +58,16 @@ pub struct GeneStore {
 }
 
 impl GeneStore {
-    /// Loads the text encoder the store was built with (from `cache`), refusing one
-    /// whose weights differ from those recorded, since its vectors would not be
-    /// comparable with the store's.
+    /// The text encoder the store was built with: the local model (from `cache`),
+    /// refused when its weights, pooling or prompts differ from those recorded, or the
+    /// OpenAI-compatible server it was built through (key from `OPENAI_API_KEY`),
+    /// refused when that server now embeds the recorded probe text differently. Either
+    /// way, vectors that would not be comparable with the store's are never made.
     pub fn encoder(
         &self,
         cache: &crate::models::ModelCache,
         device: &candle_core::Device,
-    ) -> Result<crate::embed::SentenceEmbedder> {
+    ) -> Result<Box<dyn TextEncoder>> {
         let manifest = self.manifest();
         if let Some(file) = manifest.model_id.strip_prefix(super::IMPORTED_PREFIX) {
             return Err(Error::store(
@@ -77,6 +79,29 @@ impl GeneStore {
                 ),
             ));
         }
+        if let Some(remote) = &manifest.remote {
+            let settings = RemoteSettings::new(&remote.endpoint, &remote.model);
+            let encoder = RemoteEncoder::reconnect(remote, settings).map_err(|e| {
+                Error::store(
+                    self.path(),
+                    format!(
+                        "the store was embedded by model '{}' at {}, and queries must go \
+                         through the same server: {e}",
+                        remote.model, remote.endpoint
+                    ),
+                )
+            })?;
+            return Ok(Box::new(encoder));
+        }
+        Ok(Box::new(self.local_encoder(cache, device)?))
+    }
+
+    fn local_encoder(
+        &self,
+        cache: &crate::models::ModelCache,
+        device: &candle_core::Device,
+    ) -> Result<SentenceEmbedder> {
+        let manifest = self.manifest();
         let model = cache.resolve(&manifest.model_id)?;
         if model.weights_sha256 != manifest.model_sha256 {
             return Err(Error::store(
@@ -87,7 +112,7 @@ impl GeneStore {
                 ),
             ));
         }
-        let encoder = crate::embed::SentenceEmbedder::load(&model, device)?;
+        let encoder = SentenceEmbedder::load(&model, device)?;
         if let Some(recorded) = &manifest.encoder {
             if *recorded != encoder.record() {
                 return Err(Error::store(

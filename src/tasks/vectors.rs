@@ -1,7 +1,7 @@
 //! Gene vectors as the tasks see them: a symbol-to-vector map built from a store
 //! through its public interface, or random vectors as the floor every report shows.
 
-use crate::embed::SentenceEmbedder;
+use crate::embed::TextEncoder;
 use crate::genes::GeneCatalog;
 use crate::rng::SplitMix64;
 use crate::store::GeneStore;
@@ -18,7 +18,7 @@ pub struct GeneVectors {
     dim: usize,
     rows: HashMap<String, usize>,
     data: Vec<f32>,
-    encoder: Option<Arc<SentenceEmbedder>>,
+    encoder: Option<Arc<dyn TextEncoder>>,
     /// The store's own genes when `rows` holds only those every compared store has.
     own_genes: Option<HashSet<String>>,
     /// The gene-card fields any of the store's profile texts carry (`go_process`, ...).
@@ -50,7 +50,7 @@ impl GeneVectors {
 
     /// Adds the text encoder the store was built with, for tasks that embed text
     /// (GenePT-s cell sentences).
-    pub fn with_encoder(mut self, encoder: Arc<SentenceEmbedder>) -> Self {
+    pub fn with_encoder(mut self, encoder: Arc<dyn TextEncoder>) -> Self {
         self.encoder = Some(encoder);
         self
     }
@@ -62,7 +62,7 @@ impl GeneVectors {
     }
 
     /// The text encoder, if any.
-    pub fn encoder(&self) -> Option<&SentenceEmbedder> {
+    pub fn encoder(&self) -> Option<&dyn TextEncoder> {
         self.encoder.as_deref()
     }
 

@@ -4,7 +4,7 @@
 
 use super::cell_labels::LabelledCell;
 use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec};
-use crate::embed::SentenceEmbedder;
+use crate::embed::TextEncoder;
 use crate::error::{Error, Result};
 use crate::io::ExpressionMatrix;
 use crate::tasks::task::TaskContext;
@@ -161,7 +161,7 @@ fn embed_cells(
     words: &[Option<String>],
     cells: &[LabelledCell],
     vectors: &GeneVectors,
-    encoder: Option<&SentenceEmbedder>,
+    encoder: Option<&dyn TextEncoder>,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let approved = &inputs.approved;
     // With disjoint genes, training cells see only half 0 and test cells only half 1.
@@ -204,7 +204,7 @@ fn embed_cells(
                 })
                 .collect();
             let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-            let embedded = encoder.embed(&texts)?;
+            let embedded = encoder.embed_documents(&texts, None)?;
             let mut next = 0;
             Ok(sentences
                 .iter()
