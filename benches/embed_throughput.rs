@@ -1,13 +1,15 @@
 //! Embedding throughput: 2,000 RefSeq gene summaries (the first 2,000 genes of the
-//! shipped table, as the profile stage writes them) through all-MiniLM-L6-v2 on the
+//! shipped table, as the profile stage writes them) through a sentence encoder on the
 //! CPU, at several batch sizes. Prints texts per second and the mean token count.
 //!
-//! Run: `cargo bench --bench embed_throughput` (set RAYON_NUM_THREADS to pin threads).
+//! Run: `cargo bench --bench embed_throughput` (set RAYON_NUM_THREADS to pin threads;
+//! BENCH_MODEL names the encoder, all-minilm-l6-v2 by default, all-mpnet-base-v2 for the
+//! default store's).
 //! The peer figure comes from benches/peers/st_embed.py on the same texts.
 
 use bftembed::embed::{EncoderSettings, SentenceEmbedder};
 use bftembed::genes::GeneCatalog;
-use bftembed::models::{KnownModel, ModelCache, DEFAULT_EMBEDDING_MODEL};
+use bftembed::models::{KnownModel, ModelCache, SMALL_EMBEDDING_MODEL};
 use bftembed::profile::RefseqSummaries;
 use std::time::Instant;
 
@@ -19,7 +21,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
     let cache = ModelCache::from_env().expect("cache");
-    let known = KnownModel::find(DEFAULT_EMBEDDING_MODEL).expect("model");
+    let name = std::env::var("BENCH_MODEL").unwrap_or_else(|_| SMALL_EMBEDDING_MODEL.into());
+    let known = KnownModel::find(&name).expect("BENCH_MODEL is a known model name");
     let model = cache.fetch(known, false).expect("fetch model");
     let catalog = GeneCatalog::embedded().expect("catalog");
     let records = RefseqSummaries::embedded()

@@ -226,7 +226,15 @@ fn store() -> &'static Path {
             let store = dir.path().join("store");
             for args in [
                 vec!["profile", "--genes", s(&genes), "--out", s(&profiles)],
-                vec!["embed", "--profiles", s(&profiles), "--out", s(&store)],
+                vec![
+                    "embed",
+                    "--profiles",
+                    s(&profiles),
+                    "--out",
+                    s(&store),
+                    "--model",
+                    "all-minilm-l6-v2",
+                ],
             ] {
                 let out = bftembed(&args);
                 assert!(

@@ -61,7 +61,15 @@ fn profile_embed_neighbors_search_reindex() {
     assert!(err.contains("wrote 19 profiles"), "{err}");
 
     let store = tmp.path().join("store");
-    let out = bftembed(&["embed", "--profiles", p(&profiles), "--out", p(&store)]);
+    let out = bftembed(&[
+        "embed",
+        "--profiles",
+        p(&profiles),
+        "--out",
+        p(&store),
+        "--model",
+        "all-minilm-l6-v2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let out = bftembed(&[
@@ -206,7 +214,7 @@ fn missing_model_and_bad_tables_are_named() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("bftembed models fetch all-minilm-l6-v2"),
+        err.contains("bftembed models fetch all-mpnet-base-v2"),
         "{err}"
     );
     assert!(!out_path.exists());
@@ -235,7 +243,15 @@ fn embed_texts_writes_one_vector_per_line() {
         "TP53 is a tumour suppressor\n\nβ-cells secrete insulin\n".as_bytes(),
     );
     let out_path = tmp.path().join("t.parquet");
-    let out = bftembed(&["embed", "--texts", p(&texts), "--out", p(&out_path)]);
+    let out = bftembed(&[
+        "embed",
+        "--texts",
+        p(&texts),
+        "--out",
+        p(&out_path),
+        "--model",
+        "all-minilm-l6-v2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let contents = bftembed::io::parquet::read_parquet(&out_path).unwrap();
     assert_eq!(contents.num_rows(), 2);

@@ -78,7 +78,15 @@ fn build_store(dir: &Path, genes: &[String], text: &str) -> PathBuf {
         p(&profiles),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = bftembed(&["embed", "--profiles", p(&profiles), "--out", p(dir)]);
+    let out = bftembed(&[
+        "embed",
+        "--profiles",
+        p(&profiles),
+        "--out",
+        p(dir),
+        "--model",
+        "all-minilm-l6-v2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     dir.to_path_buf()
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 bin="$1"
 work="$(mktemp -d)"
-"$bin" serve --port 0 > "$work/out" 2> "$work/err" &
+"$bin" serve --port 0 --embedding-model all-minilm-l6-v2 > "$work/out" 2> "$work/err" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 600); do

@@ -47,8 +47,9 @@ pub enum EmbedBackend {
 /// Options shared by every command that embeds texts.
 #[derive(Debug, Args, Clone)]
 pub struct EncoderArgs {
-    /// Embedding model: a known name or a Hugging Face-style folder (default
-    /// all-minilm-l6-v2); with --backend openai, the model name the server knows.
+    /// Embedding model: a known name, a Hugging Face-style folder or a hub repository
+    /// (default all-mpnet-base-v2); with --backend openai, the model name the server
+    /// knows.
     #[arg(long)]
     pub model: Option<String>,
     /// Texts per forward pass (with --backend openai: texts per request).

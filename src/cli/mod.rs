@@ -47,8 +47,8 @@ enum Command {
     Import(vectors::ImportArgs),
     /// Write a store's vectors out as TSV, CSV, Parquet or .npy.
     Export(vectors::ExportArgs),
-    /// Fetch the models, build the gene store from the shipped RefSeq summaries and
-    /// show the neighbours of a few well-known genes.
+    /// Fetch the models, build the default gene store (gene cards embedded with
+    /// all-mpnet-base-v2) and show the neighbours of a few well-known genes.
     Quickstart(quickstart::QuickstartArgs),
     /// Probe tasks (tasks/*.toml) on one or more stores beside a random floor; writes
     /// report.md, report.json and report.html with ROC plots.
@@ -99,9 +99,34 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The store used when `--store` is not given: the one `bftembed quickstart` builds.
+/// The store used when `--store` is not given: the one `bftembed quickstart` builds
+/// with its defaults (gene cards embedded with the default encoder).
 pub fn default_store() -> Result<PathBuf> {
+    named_store(
+        quickstart::StoreText::Cards.name(),
+        bftembed::models::DEFAULT_EMBEDDING_MODEL,
+    )
+}
+
+/// `stores/TEXT-MODEL` under BFTEMBED_HOME, where `quickstart` builds a store of `text`
+/// embedded with `model` (a known name, a folder or a hub repository: its last part).
+pub fn named_store(text: &str, model: &str) -> Result<PathBuf> {
+    let last = model
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(model);
+    let model: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     Ok(bftembed::models::bftembed_home()?
         .join("stores")
-        .join("refseq-all-minilm-l6-v2"))
+        .join(format!("{text}-{model}")))
 }

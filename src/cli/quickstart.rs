@@ -1,20 +1,46 @@
 //! `bftembed quickstart`: the whole default pipeline on a fresh machine.
 
-use super::default_store;
 use super::embed::EncoderArgs;
+use super::named_store;
 use anyhow::{Context, Result};
 use bftembed::genes::GeneCatalog;
 use bftembed::models::{KnownModel, ModelCache, DEFAULT_EMBEDDING_MODEL};
-use bftembed::profile::{write_profiles, RefseqSummaries};
+use bftembed::profile::{
+    write_profiles_with_metadata, CardTemplate, GeneCards, ProfileBuild, RefseqSummaries,
+    CARD_TEMPLATE_METADATA_KEY,
+};
 use bftembed::store::{embed_into_store, resolve_row, GeneStore, IndexParams, SearchMode};
 use clap::Args;
 use std::path::PathBuf;
 
+/// Which text describes each gene in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreText {
+    /// Gene cards through profiles/card.toml: 18,930 protein-coding genes.
+    Cards,
+    /// NCBI RefSeq summaries: 15,137 genes.
+    Refseq,
+}
+
+impl StoreText {
+    /// The first part of the store's folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreText::Cards => "cards",
+            StoreText::Refseq => "refseq",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct QuickstartArgs {
-    /// Where to build the store (default: the store every command uses without --store).
+    /// Where to build the store (default: stores/TEXT-MODEL under BFTEMBED_HOME; with the
+    /// default text and model, the store every command uses without --store).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// The gene texts to embed.
+    #[arg(long, value_enum, default_value_t = StoreText::Cards)]
+    text: StoreText,
     /// Genes whose neighbours are shown, comma-separated.
     #[arg(long, default_value = "TP53,BRCA1,CD4,INS,MYOD1")]
     show: String,
@@ -37,7 +63,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     }
     let store_dir = match &args.store {
         Some(p) => p.clone(),
-        None => default_store()?,
+        None => named_store(args.text.name(), args.encoder.model_name())?,
     };
     let existing = if args.rebuild {
         None
@@ -49,25 +75,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
             eprintln!("using the existing store {}", store_dir.display());
             store
         }
-        None => {
-            let catalog = GeneCatalog::embedded()?;
-            let build = RefseqSummaries::embedded()?.all_profiles(&catalog);
-            let profiles = profiles_path(&store_dir);
-            write_profiles(&profiles, &build.records)?;
-            eprintln!(
-                "embedding {} RefSeq gene summaries with {} (resumes if interrupted)",
-                build.records.len(),
-                args.encoder.model_name()
-            );
-            let embedder = args.encoder.open()?;
-            embed_into_store(
-                embedder.as_ref(),
-                &build.records,
-                &store_dir,
-                IndexParams::default(),
-            )
-            .with_context(|| format!("building store {}", store_dir.display()))?
-        }
+        None => build(&args, &store_dir)?,
     };
     if args.encoder.model_name() != DEFAULT_EMBEDDING_MODEL {
         eprintln!("note: built with model {}", args.encoder.model_name());
@@ -95,6 +103,58 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         println!("{:<8} {}", store.symbols()[row], names.join(", "));
     }
     Ok(())
+}
+
+/// Writes the profiles beside `store_dir` and embeds them into it.
+fn build(args: &QuickstartArgs, store_dir: &std::path::Path) -> Result<GeneStore> {
+    let catalog = GeneCatalog::embedded()?;
+    let (build, metadata) = match args.text {
+        StoreText::Cards => {
+            let template = CardTemplate::default_card()?;
+            let toml = template.toml.clone();
+            let build = GeneCards::embedded(template)?.all_cards(&catalog);
+            (build, vec![(CARD_TEMPLATE_METADATA_KEY, toml)])
+        }
+        StoreText::Refseq => (
+            RefseqSummaries::embedded()?.all_profiles(&catalog),
+            Vec::new(),
+        ),
+    };
+    report_skipped(&build);
+    let profiles = profiles_path(store_dir);
+    write_profiles_with_metadata(&profiles, &build.records, &metadata)?;
+    eprintln!(
+        "embedding {} {} texts with {} (resumes if interrupted)",
+        build.records.len(),
+        args.text.name(),
+        args.encoder.model_name()
+    );
+    let embedder = args.encoder.open()?;
+    embed_into_store(
+        embedder.as_ref(),
+        &build.records,
+        store_dir,
+        IndexParams::default(),
+    )
+    .with_context(|| format!("building store {}", store_dir.display()))
+}
+
+/// Genes without a text: how many, and a few of them.
+fn report_skipped(build: &ProfileBuild) {
+    if build.skipped.is_empty() {
+        return;
+    }
+    let examples: Vec<&str> = build
+        .skipped
+        .iter()
+        .take(5)
+        .map(|s| s.symbol.as_str())
+        .collect();
+    eprintln!(
+        "{} genes have no text and are left out ({}, ...; `bftembed profile --all` lists them)",
+        build.skipped.len(),
+        examples.join(", ")
+    );
 }
 
 /// The profile table written beside a store (`STORE.profiles.parquet`).

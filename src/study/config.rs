@@ -211,7 +211,9 @@ fn default_batch_size() -> usize {
     8
 }
 fn default_embedding_model() -> String {
-    crate::models::DEFAULT_EMBEDDING_MODEL.into()
+    // The study embeds every model's profiles (and the NCBI and card baselines) in
+    // each run; the small encoder keeps the full study inside its 2-hour budget.
+    crate::models::SMALL_EMBEDDING_MODEL.into()
 }
 fn default_resamples() -> usize {
     1000

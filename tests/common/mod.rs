@@ -4,7 +4,7 @@
 
 use bftembed::embed::SentenceEmbedder;
 use bftembed::genes::GeneCatalog;
-use bftembed::models::{KnownModel, ModelCache, ModelDir, DEFAULT_EMBEDDING_MODEL};
+use bftembed::models::{KnownModel, ModelCache, ModelDir, SMALL_EMBEDDING_MODEL};
 use bftembed::profile::RefseqSummaries;
 use bftembed::store::{embed_into_store, GeneStore, IndexParams};
 use std::path::PathBuf;
@@ -12,10 +12,11 @@ use std::sync::Mutex;
 
 static STORE_LOCK: Mutex<()> = Mutex::new(());
 
-/// The embedding model's folder, fetched on first use.
+/// The encoder the tests use (all-MiniLM-L6-v2, the small one: the figures the tests pin
+/// were measured with it), fetched on first use. CLI calls name it with `--model`.
 pub fn embedding_model() -> ModelDir {
     let cache = ModelCache::from_env().expect("cache folder");
-    let known = KnownModel::find(DEFAULT_EMBEDDING_MODEL).expect("known model");
+    let known = KnownModel::find(SMALL_EMBEDDING_MODEL).expect("known model");
     cache
         .fetch(known, false)
         .expect("fetch the embedding model")
@@ -28,7 +29,7 @@ pub fn known_model(name: &str) -> ModelDir {
     cache.fetch(known, false).expect("fetch the model")
 }
 
-/// The default sentence encoder on the CPU.
+/// The tests' sentence encoder (all-MiniLM-L6-v2) on the CPU.
 pub fn embedder() -> SentenceEmbedder {
     SentenceEmbedder::load(&embedding_model(), &candle_core::Device::Cpu).expect("load encoder")
 }
