@@ -5,6 +5,8 @@
 //! - [`profile`]: one descriptive text per gene (NCBI RefSeq summaries, or a model's own);
 //! - [`embed`]: a sentence encoder turns texts into unit vectors;
 //! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search;
+//! - [`cells`]: cell vectors from gene vectors (GenePT-w, GenePT-s), out to Parquet and
+//!   AnnData;
 //! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report;
 //! - [`train`]: the fine-tuning objectives (SFT, DFT, BFT, BFT-v3).
 //!
@@ -32,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc_tuning;
+pub mod cells;
 pub mod device;
 pub mod embed;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Argument definitions and dispatch for the `bftembed` binary.
 
+mod cells;
 mod diagnose;
 mod embed;
 mod eval;
@@ -40,6 +41,9 @@ enum Command {
     Neighbors(lookup::NeighborsArgs),
     /// The genes nearest to a free-text query (embedded with the store's own model).
     Search(lookup::SearchArgs),
+    /// GenePT-w / GenePT-s vectors for every cell of an expression matrix (.h5ad, 10x,
+    /// CSV/TSV) from a gene store: to Parquet, and into a copy of the .h5ad's obsm.
+    Cells(cells::CellsArgs),
     /// Rebuild a store's HNSW index from its stored vectors.
     Reindex(lookup::ReindexArgs),
     /// Build a store from vectors made elsewhere (CSV/TSV, Parquet, .npy, or GenePT's
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => vectors::import(args),
         Command::Export(args) => vectors::export(args),
         Command::Quickstart(args) => quickstart::run(args),
+        Command::Cells(args) => cells::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),

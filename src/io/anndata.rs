@@ -101,6 +101,28 @@ impl H5ad {
         self.frame_column("obs", column)
     }
 
+    /// An `obsm` entry (such as `X_pca` or `X_genept_w`) as `(columns, row-major
+    /// values)`, one row per cell; refused unless it is a cells × columns array.
+    pub fn obsm(&self, key: &str) -> Result<(usize, Vec<f32>)> {
+        let path = format!("obsm/{key}");
+        let dataset = self.dataset(&path)?;
+        let shape = dataset.shape().map_err(|e| self.error(&path, e))?;
+        let cells = self.obs_names()?.len() as u64;
+        if shape.len() != 2 || shape[0] != cells {
+            return Err(self.bad(
+                &path,
+                &format!("is {shape:?}, not {cells} cells by some columns"),
+            ));
+        }
+        let values = dataset.read_f32().map_err(|e| self.error(&path, e))?;
+        Ok((shape[1] as usize, values))
+    }
+
+    /// Whether `path` in the file is a dataset (not a group, not absent).
+    pub fn has_dataset(&self, path: &str) -> bool {
+        self.file.dataset(path).is_ok()
+    }
+
     fn frame_columns(&self, frame: &str) -> Result<Vec<String>> {
         if let Ok(group) = self.file.group(frame) {
             let mut names = group.datasets().map_err(|e| self.error(frame, e))?;

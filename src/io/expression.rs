@@ -129,6 +129,25 @@ impl ExpressionMatrix {
         })
     }
 
+    /// Whether every stored value is a non-negative whole number, as raw counts are
+    /// (normalised or logged values almost never are).
+    pub fn looks_like_counts(&self) -> bool {
+        self.values
+            .iter()
+            .flatten()
+            .all(|&(_, x)| x >= 0.0 && x.fract() == 0.0)
+    }
+
+    /// The first stored value below zero, as (cell, gene, value): scaled or centred
+    /// data, which cannot weigh genes by expression.
+    pub fn first_negative(&self) -> Option<(&str, &str, f32)> {
+        self.values.iter().enumerate().find_map(|(c, row)| {
+            row.iter()
+                .find(|(_, x)| *x < 0.0)
+                .map(|&(g, x)| (self.cells[c].as_str(), self.genes[g as usize].as_str(), x))
+        })
+    }
+
     /// Library-size normalisation to 10,000 then log1p, per cell (for raw counts).
     pub fn log_normalize(&mut self) {
         for row in &mut self.values {

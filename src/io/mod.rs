@@ -2,7 +2,9 @@
 //! name the file (and the line, where the fault is on one).
 //!
 //! - [`anndata`]: AnnData `.h5ad` files (matrix, `obs`, `var`);
+//! - [`anndata_obsm`]: vectors into a copy of an `.h5ad` as `obsm` entries;
 //! - [`expression`]: expression matrices from 10x MatrixMarket folders and dense tables;
+//! - [`matrix_source`]: which of those readers a matrix file needs, and its values;
 //! - [`gmt`]: gene-set files (GMT);
 //! - [`csv_table`]: CSV/TSV label and metadata tables, columns found by name;
 //! - [`tsv`]: the shipped tab-separated data files;
@@ -10,9 +12,11 @@
 //! - [`vectors`]: named vectors from and for other tools (CSV/TSV, Parquet, .npy, pickle).
 
 pub mod anndata;
+pub mod anndata_obsm;
 pub mod csv_table;
 pub mod expression;
 pub mod gmt;
+pub mod matrix_source;
 pub mod parquet;
 pub mod tsv;
 pub mod vectors;
@@ -20,3 +24,4 @@ pub mod vectors;
 pub use anndata::H5ad;
 pub use expression::ExpressionMatrix;
 pub use gmt::{read_gmt, GeneSet};
+pub use matrix_source::{MatrixSource, MatrixValues};

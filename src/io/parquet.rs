@@ -168,6 +168,45 @@ pub fn vector_column(dim: usize, values: &[f32], path: &Path) -> Result<ArrayRef
     Ok(Arc::new(list))
 }
 
+/// The schema field of a `dim`-wide f32 vector column whose rows may be missing.
+pub fn optional_vector_field(name: &str, dim: usize) -> Field {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    Field::new(name, DataType::FixedSizeList(item, dim as i32), true)
+}
+
+/// A `FixedSizeList<f32>` column with a null row where `rows` has `None` (its values
+/// are stored as zeros under the null, as Arrow requires a slot).
+pub fn optional_vector_column(
+    dim: usize,
+    rows: &[Option<Vec<f32>>],
+    path: &Path,
+) -> Result<ArrayRef> {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let mut values = Vec::with_capacity(rows.len() * dim);
+    for row in rows {
+        match row {
+            Some(v) if v.len() == dim => values.extend_from_slice(v),
+            Some(v) => {
+                return Err(Error::bad_file(
+                    path,
+                    format!("a vector of {} values in a {dim}-wide column", v.len()),
+                ))
+            }
+            None => values.extend(std::iter::repeat_n(0.0, dim)),
+        }
+    }
+    let valid =
+        arrow::buffer::NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
+    let list = FixedSizeListArray::try_new(
+        item,
+        dim as i32,
+        Arc::new(Float32Array::from(values)),
+        Some(valid),
+    )
+    .map_err(|e| Error::bad_file(path, e.to_string()))?;
+    Ok(Arc::new(list))
+}
+
 /// Assembles a record batch; a column that does not fit the schema names the file.
 pub fn record_batch(schema: SchemaRef, columns: Vec<ArrayRef>, path: &Path) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, columns).map_err(|e| Error::bad_file(path, e.to_string()))

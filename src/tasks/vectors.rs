@@ -2,7 +2,7 @@
 //! through its public interface, or random vectors as the floor every report shows.
 
 use crate::embed::TextEncoder;
-use crate::genes::GeneCatalog;
+pub use crate::genes::SymbolMapper;
 use crate::rng::SplitMix64;
 use crate::store::GeneStore;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -159,42 +159,5 @@ impl GeneVectors {
         self.rows
             .get(symbol)
             .map(|&i| &self.data[i * self.dim..(i + 1) * self.dim])
-    }
-}
-
-/// Maps the symbols task files use (often years old) to approved HGNC symbols, once.
-pub struct SymbolMapper<'a> {
-    catalog: &'a GeneCatalog,
-    cache: HashMap<String, Option<String>>,
-    case_only: crate::genes::CaseOnlyMatches,
-}
-
-impl<'a> SymbolMapper<'a> {
-    /// A mapper over the HGNC catalogue.
-    pub fn new(catalog: &'a GeneCatalog) -> Self {
-        SymbolMapper {
-            catalog,
-            cache: HashMap::new(),
-            case_only: Default::default(),
-        }
-    }
-
-    /// The approved symbol, or `None` when the symbol is unknown or ambiguous.
-    pub fn approved(&mut self, symbol: &str) -> Option<String> {
-        if let Some(hit) = self.cache.get(symbol) {
-            return hit.clone();
-        }
-        let resolved = self.catalog.resolve(symbol).ok();
-        if let Some(r) = resolved.filter(|r| r.case_only) {
-            self.case_only.add(symbol, &r.gene.symbol);
-        }
-        let hit = resolved.map(|r| r.gene.symbol.clone());
-        self.cache.insert(symbol.to_string(), hit.clone());
-        hit
-    }
-
-    /// The names mapped so far that matched only when case was ignored.
-    pub fn case_only(&self) -> &crate::genes::CaseOnlyMatches {
-        &self.case_only
     }
 }

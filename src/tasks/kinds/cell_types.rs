@@ -4,9 +4,9 @@
 
 use super::cell_labels::{self, LabelledCell};
 use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
-use super::cell_vectors::{self, CellInputs, CellVectors};
+use super::cell_vectors::{self, CellInputs, SharedCellVectors};
 use crate::error::{Error, Result};
-use crate::io::{ExpressionMatrix, H5ad};
+use crate::io::{ExpressionMatrix, MatrixSource, MatrixValues};
 use crate::tasks::checks::{at_least, Check};
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::pca::ItemMap;
@@ -20,7 +20,6 @@ use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
 use ndarray::{Array1, Array2};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 /// The matrix, its genes, and the labelled cells.
 pub(crate) struct LabelledCells {
@@ -31,7 +30,7 @@ pub(crate) struct LabelledCells {
 
 /// One store's cell vectors and the cells they cover.
 pub(crate) struct CellFeatures {
-    embedded: CellVectors,
+    embedded: SharedCellVectors,
     /// Indices of the embedded cells.
     covered: Vec<usize>,
     /// Their class indices.
@@ -113,7 +112,7 @@ impl Task for CellTypeSpec {
         mapper: &mut SymbolMapper,
     ) -> Result<BTreeSet<String>> {
         let matrix = self.read_matrix(task)?;
-        Ok(cell_vectors::approved_genes(&matrix, mapper)
+        Ok(crate::cells::approved_genes(&matrix, mapper)
             .into_iter()
             .flatten()
             .collect())
@@ -260,27 +259,16 @@ impl CellTypeSpec {
 
     /// The task's expression matrix, log-normalised when it holds counts.
     fn read_matrix(&self, task: &TaskContext) -> Result<ExpressionMatrix> {
-        let matrix_path = task.data_path(&self.matrix);
-        let name = matrix_path.to_string_lossy();
-        let mut matrix = if name.ends_with(".h5ad") {
-            H5ad::open(&matrix_path)?.matrix(
-                self.h5ad_matrix.as_deref().unwrap_or("X"),
-                self.h5ad_gene_column.as_deref(),
-            )?
-        } else if name.contains(".mtx") {
-            let path = |p: &Option<PathBuf>| task.data_path(p.as_deref().unwrap_or(Path::new("")));
-            ExpressionMatrix::read_matrix_market(
-                &matrix_path,
-                &path(&self.genes),
-                &path(&self.cells),
-            )?
-        } else {
-            ExpressionMatrix::read_dense(&matrix_path)?
+        let values = match self.values {
+            ExpressionValues::Counts => MatrixValues::Counts,
+            ExpressionValues::LogNormalized => MatrixValues::Normalized,
         };
-        if self.values == ExpressionValues::Counts {
-            matrix.log_normalize();
-        }
-        Ok(matrix)
+        let mut source = MatrixSource::new(&task.data_path(&self.matrix), values);
+        source.genes = self.genes.as_deref().map(|p| task.data_path(p));
+        source.cells = self.cells.as_deref().map(|p| task.data_path(p));
+        source.h5ad_matrix = self.h5ad_matrix.clone();
+        source.h5ad_gene_column = self.h5ad_gene_column.clone();
+        source.read()
     }
 
     /// Predicted classes of the test rows.

@@ -4,6 +4,7 @@
 
 use super::cell_labels::LabelledCell;
 use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec};
+use crate::cells::{approved_genes, cell_sentence, mean_vector, weighted_vector};
 use crate::embed::TextEncoder;
 use crate::error::{Error, Result};
 use crate::io::ExpressionMatrix;
@@ -25,10 +26,10 @@ pub(crate) struct CellKey {
 }
 
 /// One vector per cell (`None` for a cell with no known gene), shared between tasks.
-pub(crate) type CellVectors = Arc<Vec<Option<Vec<f32>>>>;
+pub(crate) type SharedCellVectors = Arc<Vec<Option<Vec<f32>>>>;
 
 /// Cell vectors already computed in this run.
-pub(crate) type CellEmbeddingCache = HashMap<CellKey, CellVectors>;
+pub(crate) type CellEmbeddingCache = HashMap<CellKey, SharedCellVectors>;
 
 /// A task's expression matrix with its genes resolved.
 pub(crate) struct CellInputs {
@@ -72,22 +73,6 @@ impl CellInputs {
     }
 }
 
-/// The approved symbol of each matrix gene: by its name (symbol or Ensembl id), else by
-/// the 10x features file's symbol column.
-pub(crate) fn approved_genes(
-    matrix: &ExpressionMatrix,
-    mapper: &mut SymbolMapper,
-) -> Vec<Option<String>> {
-    (0..matrix.genes.len())
-        .map(|i| {
-            mapper.approved(&matrix.genes[i]).or_else(|| {
-                let symbols = matrix.gene_symbols.as_ref()?;
-                mapper.approved(&symbols[i])
-            })
-        })
-        .collect()
-}
-
 /// The cell vectors of `cells` for the store, from the run's cache when another task
 /// embedded the same cells; `None` when the task needs a text encoder and no store of
 /// the run has one.
@@ -98,7 +83,7 @@ pub(crate) fn embedded_cells(
     cells: &[LabelledCell],
     store: StoreView,
     state: &mut RunState,
-) -> Result<Option<CellVectors>> {
+) -> Result<Option<SharedCellVectors>> {
     let vectors = store.vectors;
     // GenePT-s needs a text encoder. A store without one (the random floor) is scored on
     // the same sentences with every gene name swapped for another by a fixed
@@ -189,18 +174,10 @@ fn embed_cells(
             let sentences: Vec<Option<String>> = cells
                 .iter()
                 .map(|c| {
-                    let mut genes: Vec<(u32, f32)> = inputs.matrix.values[c.row]
-                        .iter()
-                        .filter(|(g, _)| approved[*g as usize].is_some() && uses(c, *g))
-                        .copied()
-                        .collect();
-                    genes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    let words: Vec<&str> = genes
-                        .iter()
-                        .take(spec.top_genes)
-                        .filter_map(|(g, _)| words[*g as usize].as_deref())
-                        .collect();
-                    (!words.is_empty()).then(|| words.join(" "))
+                    let row = &inputs.matrix.values[c.row];
+                    cell_sentence(row, words, spec.top_genes, |g| {
+                        approved[g as usize].is_some() && uses(c, g)
+                    })
                 })
                 .collect();
             let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
@@ -234,42 +211,18 @@ fn weighted(
         .iter()
         .map(|g| g.as_ref().and_then(|g| vectors.get(g)))
         .collect();
-    let mut centre = vec![0f32; d];
-    if spec.center_gene_vectors {
-        let known: Vec<&[f32]> = gene_vector.iter().flatten().copied().collect();
-        for v in &known {
-            for (c, x) in centre.iter_mut().zip(v.iter()) {
-                *c += x / known.len() as f32;
-            }
-        }
-    }
+    let centre = if spec.center_gene_vectors {
+        mean_vector(&gene_vector, d)
+    } else {
+        vec![0f32; d]
+    };
     cells
         .iter()
         .map(|c| {
-            let mut v = vec![0f32; d];
-            let mut weight = 0f32;
-            for &(g, x) in inputs.matrix.values[c.row]
-                .iter()
-                .filter(|(g, _)| uses(c, *g))
-            {
-                if let Some(gv) = gene_vector[g as usize] {
-                    for ((a, b), m) in v.iter_mut().zip(gv).zip(&centre) {
-                        *a += x * (b - m);
-                    }
-                    weight += x;
-                }
-            }
-            (weight > 0.0).then(|| unit(v))
+            let row = &inputs.matrix.values[c.row];
+            weighted_vector(row, &gene_vector, &centre, |g| uses(c, g))
         })
         .collect()
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
-    v
 }
 
 #[cfg(test)]

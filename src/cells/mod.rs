@@ -1,0 +1,204 @@
+//! Cells as vectors, the GenePT way: a cell's vector is made from the vectors of the
+//! genes it expresses. GenePT-w is their expression-weighted mean; GenePT-s embeds a
+//! "cell sentence" (the names of its most expressed genes) with the gene store's own
+//! text encoder. Used by the `cells` command (vectors out to Parquet and AnnData) and by
+//! the cell tasks of `eval`.
+
+mod genept;
+mod output;
+
+pub use genept::{cell_sentence, mean_vector, weighted_vector};
+pub use output::{write_cells_parquet, CellColumns, CELLS_METADATA_KEY};
+
+use crate::embed::{embed_resumable, TextEncoder};
+use crate::error::{Error, Result};
+use crate::genes::SymbolMapper;
+use crate::io::ExpressionMatrix;
+use crate::store::GeneStore;
+use std::path::Path;
+
+/// How a cell vector is made from gene vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CellMethod {
+    /// GenePT-w: expression-weighted mean of the gene vectors.
+    Weighted,
+    /// GenePT-s: the store's encoder on the cell's top genes written as a sentence.
+    Sentence,
+}
+
+impl CellMethod {
+    /// The column name in tables (`genept_w`, `genept_s`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CellMethod::Weighted => "genept_w",
+            CellMethod::Sentence => "genept_s",
+        }
+    }
+
+    /// The AnnData `obsm` key scanpy users look for (`X_genept_w`, `X_genept_s`).
+    pub fn obsm_key(self) -> String {
+        format!("X_{}", self.name())
+    }
+}
+
+/// One method's vectors for every cell of a matrix, in row order.
+#[derive(Debug, Clone)]
+pub struct CellVectors {
+    /// How they were made.
+    pub method: CellMethod,
+    /// Their length.
+    pub dim: usize,
+    /// One per cell; `None` for a cell that expresses no gene the store has.
+    pub rows: Vec<Option<Vec<f32>>>,
+}
+
+impl CellVectors {
+    /// The vectors as a `cells × dim` row-major matrix, zeros for cells without one
+    /// (for formats that cannot hold a missing row, such as AnnData's obsm).
+    pub fn dense(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows.len() * self.dim);
+        for row in &self.rows {
+            match row {
+                Some(v) => out.extend_from_slice(v),
+                None => out.extend(std::iter::repeat_n(0.0, self.dim)),
+            }
+        }
+        out
+    }
+}
+
+/// The approved symbol of each matrix gene: by its name (symbol or Ensembl id), else by
+/// the 10x features file's symbol column; `None` for a name HGNC does not know or
+/// finds ambiguous.
+pub fn approved_genes(matrix: &ExpressionMatrix, mapper: &mut SymbolMapper) -> Vec<Option<String>> {
+    (0..matrix.genes.len())
+        .map(|i| {
+            mapper.approved(&matrix.genes[i]).or_else(|| {
+                let symbols = matrix.gene_symbols.as_ref()?;
+                mapper.approved(&symbols[i])
+            })
+        })
+        .collect()
+}
+
+/// A matrix's genes as a gene store sees them.
+pub struct StoreGenes<'a> {
+    /// Per matrix gene, its approved symbol when the store has a vector for it (the
+    /// words of GenePT-s sentences).
+    pub symbols: Vec<Option<String>>,
+    /// Per matrix gene, the store's vector.
+    pub vectors: Vec<Option<&'a [f32]>>,
+    /// Matrix genes HGNC does not resolve.
+    pub unresolved: Vec<String>,
+    /// Approved symbols of the matrix genes the store has no vector for.
+    pub not_in_store: Vec<String>,
+}
+
+impl<'a> StoreGenes<'a> {
+    /// Resolves the matrix's genes and finds their vectors in `store`.
+    pub fn of(matrix: &ExpressionMatrix, store: &'a GeneStore, mapper: &mut SymbolMapper) -> Self {
+        let approved = approved_genes(matrix, mapper);
+        let mut genes = StoreGenes {
+            symbols: Vec::with_capacity(approved.len()),
+            vectors: Vec::with_capacity(approved.len()),
+            unresolved: Vec::new(),
+            not_in_store: Vec::new(),
+        };
+        for (name, symbol) in matrix.genes.iter().zip(approved) {
+            let row = symbol.as_deref().and_then(|s| store.row_of(s));
+            match (&symbol, row) {
+                (None, _) => genes.unresolved.push(name.clone()),
+                (Some(symbol), None) => genes.not_in_store.push(symbol.clone()),
+                _ => {}
+            }
+            genes.vectors.push(row.map(|r| store.vector(r)));
+            genes.symbols.push(symbol.filter(|_| row.is_some()));
+        }
+        genes
+    }
+
+    /// How many matrix genes have a vector.
+    pub fn known(&self) -> usize {
+        self.vectors.iter().flatten().count()
+    }
+}
+
+/// Settings of the two recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellSettings {
+    /// GenePT-s: genes named per cell sentence.
+    pub top_genes: usize,
+    /// GenePT-w: subtract the mean gene vector first.
+    pub center_gene_vectors: bool,
+}
+
+impl Default for CellSettings {
+    fn default() -> Self {
+        CellSettings {
+            top_genes: 100,
+            center_gene_vectors: false,
+        }
+    }
+}
+
+/// Every cell's GenePT-w vector, in matrix row order; `None` for a cell that expresses
+/// no gene the store has.
+pub fn weighted_cells(
+    matrix: &ExpressionMatrix,
+    genes: &StoreGenes,
+    dim: usize,
+    settings: CellSettings,
+) -> Vec<Option<Vec<f32>>> {
+    let centre = if settings.center_gene_vectors {
+        mean_vector(&genes.vectors, dim)
+    } else {
+        vec![0.0; dim]
+    };
+    matrix
+        .values
+        .iter()
+        .map(|row| weighted_vector(row, &genes.vectors, &centre, |_| true))
+        .collect()
+}
+
+/// Every cell's GenePT-s sentence, in matrix row order; `None` for a cell that
+/// expresses no gene the store has.
+pub fn cell_sentences(
+    matrix: &ExpressionMatrix,
+    genes: &StoreGenes,
+    settings: CellSettings,
+) -> Result<Vec<Option<String>>> {
+    if settings.top_genes == 0 {
+        return Err(Error::InvalidArgument(
+            "a cell sentence needs at least one gene (top genes must be >= 1)".into(),
+        ));
+    }
+    Ok(matrix
+        .values
+        .iter()
+        .map(|row| cell_sentence(row, &genes.symbols, settings.top_genes, |_| true))
+        .collect())
+}
+
+/// The GenePT-s vectors of `sentences` through `encoder`, `None` where a cell has no
+/// sentence. Finished chunks are saved in `work_dir`, so a killed run resumes (the
+/// caller removes it once the output is written; [`crate::embed::work_dir_for`] names
+/// one that changes with the texts and the encoder).
+pub fn sentence_vectors(
+    sentences: &[Option<String>],
+    encoder: &dyn TextEncoder,
+    work_dir: &Path,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+    let embedded = embed_resumable(encoder, &texts, work_dir)?;
+    let mut next = 0;
+    Ok(sentences
+        .iter()
+        .map(|s| {
+            s.as_ref().map(|_| {
+                next += 1;
+                embedded.row(next - 1).to_vec()
+            })
+        })
+        .collect())
+}

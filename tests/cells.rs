@@ -1,0 +1,273 @@
+//! `bftembed cells` on real cells: 60 PBMC cells in the current AnnData layout
+//! (tests/fixtures/pbmc68k_subset_anndata.h5ad), a gene store of their genes, GenePT-w
+//! and GenePT-s out to Parquet and into a copy of the `.h5ad`. The vectors are checked
+//! against an independent computation, the copy against the input, and both against
+//! tests/fixtures/pbmc68k_subset_genept.h5ad, the file the real anndata package opened
+//! (make_cells_fixture.py).
+
+mod common;
+
+use bftembed::genes::GeneCatalog;
+use bftembed::io::parquet::read_parquet;
+use bftembed::io::H5ad;
+use bftembed::profile::RefseqSummaries;
+use bftembed::store::{embed_into_store, GeneStore, IndexParams};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn source() -> PathBuf {
+    common::fixture("pbmc68k_subset_anndata.h5ad")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// RefSeq profiles of the fixture's genes embedded with all-MiniLM-L6-v2, built once;
+/// the same store make_cells_fixture.py builds through the CLI.
+fn store() -> &'static (tempfile::TempDir, PathBuf) {
+    static STORE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let matrix = H5ad::open(&source())
+            .unwrap()
+            .matrix("X", Some("feature_name"))
+            .unwrap();
+        let catalog = GeneCatalog::embedded().unwrap();
+        let summaries = RefseqSummaries::embedded().unwrap();
+        let mut mapper = bftembed::genes::SymbolMapper::new(&catalog);
+        let wanted: std::collections::HashSet<String> =
+            bftembed::cells::approved_genes(&matrix, &mut mapper)
+                .into_iter()
+                .flatten()
+                .collect();
+        let mut records = summaries.all_profiles(&catalog).records;
+        records.retain(|r| wanted.contains(&r.symbol));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        embed_into_store(&common::embedder(), &records, &path, IndexParams::default()).unwrap();
+        (dir, path)
+    })
+}
+
+fn bftembed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+/// GenePT-w written out again from its definition: the expression-weighted sum of the
+/// vectors of the cell's genes that the store has (names resolved through HGNC).
+fn genept_w_by_hand(row: &[(u32, f32)], genes: &[String], store: &GeneStore) -> Vec<f32> {
+    let catalog = GeneCatalog::embedded().unwrap();
+    let mut sum = vec![0f32; store.dim()];
+    for &(g, x) in row {
+        let symbol = catalog
+            .resolve(&genes[g as usize])
+            .ok()
+            .map(|r| r.gene.symbol.clone());
+        if let Some(r) = symbol.and_then(|s| store.row_of(&s)) {
+            for (a, b) in sum.iter_mut().zip(store.vector(r)) {
+                *a += x * b;
+            }
+        }
+    }
+    sum
+}
+
+#[test]
+fn genept_vectors_go_to_parquet_and_into_an_h5ad_copy_that_keeps_everything_else() {
+    let (_keep, store_path) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("cells.parquet");
+    let copy = tmp.path().join("copy.h5ad");
+    let out = bftembed(&[
+        "cells",
+        "--matrix",
+        s(&source()),
+        "--store",
+        s(store_path),
+        "--method",
+        "both",
+        "--obs",
+        "bulk_labels,donor",
+        "--out",
+        s(&table),
+        "--h5ad-out",
+        s(&copy),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matrix genes have a vector"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The copy: same cells, obs and matrix as the input, plus the two obsm entries.
+    let input = H5ad::open(&source()).unwrap();
+    let written = H5ad::open(&copy).unwrap();
+    assert_eq!(written.obs_names().unwrap(), input.obs_names().unwrap());
+    for column in ["bulk_labels", "donor", "louvain"] {
+        assert_eq!(
+            written.obs_column(column).unwrap(),
+            input.obs_column(column).unwrap()
+        );
+    }
+    let matrix = input.matrix("X", Some("feature_name")).unwrap();
+    assert_eq!(
+        written.matrix("X", Some("feature_name")).unwrap().values,
+        matrix.values
+    );
+    let (dim_w, obsm_w) = written.obsm("X_genept_w").unwrap();
+    let (dim_s, obsm_s) = written.obsm("X_genept_s").unwrap();
+    assert_eq!((dim_w, dim_s, obsm_w.len()), (384, 384, 60 * 384));
+
+    // The table: the same vectors, cell ids and obs values.
+    let contents = read_parquet(&table).unwrap();
+    let batch = &contents.batches[0];
+    let ids = bftembed::io::parquet::strings(batch, "cell", &table).unwrap();
+    assert_eq!(ids, input.obs_names().unwrap());
+    let (_, table_w) = bftembed::io::parquet::f32_vectors(batch, "genept_w", &table).unwrap();
+    let (_, table_s) = bftembed::io::parquet::f32_vectors(batch, "genept_s", &table).unwrap();
+    assert_eq!(
+        (table_w.as_slice(), table_s.as_slice()),
+        (&obsm_w[..], &obsm_s[..])
+    );
+    assert!(contents
+        .meta("bftembed.cells")
+        .unwrap()
+        .contains("genept_s"));
+
+    // GenePT-w equals its definition, cell by cell.
+    let store = GeneStore::open(store_path).unwrap();
+    for cell in [0, 17, 59] {
+        let by_hand = genept_w_by_hand(&matrix.values[cell], &matrix.genes, &store);
+        let c = cosine(&by_hand, &obsm_w[cell * 384..(cell + 1) * 384]);
+        assert!(c > 0.9999, "cell {cell}: cosine {c}");
+    }
+    // GenePT-s equals the encoder on the cell's top-100 genes, written by hand.
+    let catalog = GeneCatalog::embedded().unwrap();
+    let mut row = matrix.values[5].clone();
+    row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let words: Vec<String> = row
+        .iter()
+        .filter_map(|(g, _)| catalog.resolve(&matrix.genes[*g as usize]).ok())
+        .map(|r| r.gene.symbol.clone())
+        .filter(|s| store.row_of(s).is_some())
+        .take(100)
+        .collect();
+    let sentence = common::embedder().embed(&[&words.join(" ")]).unwrap();
+    let c = cosine(sentence.row(0), &obsm_s[5 * 384..6 * 384]);
+    assert!(c > 0.9999, "GenePT-s cosine {c}");
+    // What the real anndata opened (make_cells_fixture.py) is what is written today.
+    let checked = H5ad::open(&common::fixture("pbmc68k_subset_genept.h5ad")).unwrap();
+    let (_, fixture_w) = checked.obsm("X_genept_w").unwrap();
+    let (_, fixture_s) = checked.obsm("X_genept_s").unwrap();
+    for cell in 0..60 {
+        let r = cell * 384..(cell + 1) * 384;
+        assert!(
+            cosine(&fixture_w[r.clone()], &obsm_w[r.clone()]) > 0.9999,
+            "cell {cell}"
+        );
+        assert!(
+            cosine(&fixture_s[r.clone()], &obsm_s[r]) > 0.9999,
+            "cell {cell}"
+        );
+    }
+}
+
+#[test]
+fn scaled_values_old_layouts_and_unknown_columns_are_refused_before_any_output() {
+    let (_keep, store_path) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("t.parquet");
+    let scanpy = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/scanpy_pbmc68k_reduced/10x_pbmc68k_reduced.h5ad");
+    let refused = |args: &[&str], says: &str| {
+        let out = bftembed(args);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+        assert!(!table.exists() && !tmp.path().join("c.h5ad").exists());
+    };
+    // scanpy's X is scaled (negative values): GenePT cannot weigh genes by it.
+    let base = [
+        "cells",
+        "--store",
+        s(store_path),
+        "--out",
+        s(&table),
+        "--matrix",
+    ];
+    let with = |extra: &[&'static str], m: &Path| -> Vec<String> {
+        base.iter()
+            .map(|a| a.to_string())
+            .chain([s(m).to_string()])
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect()
+    };
+    let run = |args: Vec<String>, says: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, says)
+    };
+    run(with(&[], &scanpy), "scaled or centred");
+    // Its obsm is a compound table (anndata before 0.7): refused before the work.
+    let c = tmp.path().join("c.h5ad");
+    let mut args = with(&["--h5ad-matrix", "raw/X", "--h5ad-out"], &scanpy);
+    args.push(s(&c).to_string());
+    run(args, "before 0.7");
+    run(
+        with(&["--obs", "no_such_column"], &source()),
+        "no column 'no_such_column'",
+    );
+    run(
+        with(&["--h5ad-out"], &source())
+            .into_iter()
+            .chain([s(&source()).to_string()])
+            .collect(),
+        "must differ",
+    );
+}
+
+#[test]
+fn cells_without_a_known_gene_get_null_and_are_reported() {
+    let (_keep, store_path) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let matrix = tmp.path().join("m.csv");
+    std::fs::write(
+        &matrix,
+        "cell,CD3E,LYZ,NOTAGENE1\nt1,5,0,1\nm1,0,7,0\nnone,0,0,4\n",
+    )
+    .unwrap();
+    let table = tmp.path().join("t.parquet");
+    let out = bftembed(&[
+        "cells",
+        "--matrix",
+        s(&matrix),
+        "--store",
+        s(store_path),
+        "--out",
+        s(&table),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("read as counts"), "{err}");
+    assert!(
+        err.contains("1 of 3 cells express no gene") && err.contains("none"),
+        "{err}"
+    );
+    let contents = read_parquet(&table).unwrap();
+    let column = contents.batches[0].column_by_name("genept_w").unwrap();
+    assert_eq!(column.null_count(), 1);
+    assert!(column.is_null(2) && column.is_valid(0));
+}
