@@ -271,3 +271,60 @@ fn cells_without_a_known_gene_get_null_and_are_reported() {
     assert_eq!(column.null_count(), 1);
     assert!(column.is_null(2) && column.is_valid(0));
 }
+
+/// The cell-sentence cache folders under the user's bftembed home.
+fn sentence_caches() -> std::collections::BTreeSet<PathBuf> {
+    let root = bftembed::models::bftembed_home()
+        .unwrap()
+        .join("cache/cell-sentences");
+    std::fs::read_dir(root)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn eval_keeps_cell_sentence_vectors_between_runs_and_scores_the_same() {
+    let (_keep, store_path) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let task = std::fs::read_to_string(repo.join("tasks/pbmc68k_celltype_s_knn.toml"))
+        .unwrap()
+        .replace("../data/", &format!("{}/data/", repo.display()));
+    let task_file = tmp.path().join("pbmc_s.toml");
+    std::fs::write(&task_file, task).unwrap();
+    let run = |report: &str| -> (serde_json::Value, std::collections::BTreeSet<PathBuf>) {
+        let before = sentence_caches();
+        let out = bftembed(&[
+            "eval",
+            "--store",
+            s(store_path),
+            "--tasks",
+            s(&task_file),
+            "--report",
+            s(&tmp.path().join(report)),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json = std::fs::read_to_string(tmp.path().join(report).join("report.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let new = sentence_caches().difference(&before).cloned().collect();
+        (json["tasks"][0]["scores"].clone(), new)
+    };
+    let (first, made) = run("r1");
+    // The store's sentences and the floor's (permuted names) were cached, unless an
+    // earlier run of this test on this machine had cached them already.
+    let stamps = |dirs: &std::collections::BTreeSet<PathBuf>| -> Vec<std::time::SystemTime> {
+        dirs.iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+            .map(|f| f.metadata().unwrap().modified().unwrap())
+            .collect()
+    };
+    let written = stamps(&made);
+    let (second, made_again) = run("r2");
+    assert!(
+        made_again.is_empty(),
+        "the second run embedded again: {made_again:?}"
+    );
+    assert_eq!(stamps(&made), written, "cached chunks were rewritten");
+    assert_eq!(first, second);
+    assert!(first[0]["value"].as_f64().unwrap() > 0.2, "{first}");
+}

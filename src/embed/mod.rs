@@ -28,7 +28,7 @@ pub use pooling::{l2_normalize_rows, masked_mean_pool, Pooling};
 pub use remote::{
     RemoteEncoder, RemoteRecord, RemoteSettings, MAX_BATCH_INPUTS, MIN_PROBE_COSINE, PROBE_TEXT,
 };
-pub use resume::{embed_resumable, work_dir_for, CHUNK_TEXTS};
+pub use resume::{cache_dir_for, embed_resumable, work_dir_for, CHUNK_TEXTS};
 pub use support::SentenceSetup;
 pub use text_encoder::TextEncoder;
 pub use texts_table::write_text_vectors;

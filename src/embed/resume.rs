@@ -17,6 +17,19 @@ pub const CHUNK_TEXTS: usize = 512;
 /// bftembed's version: the study keeps such folders as caches, and an encoder fix must
 /// not reuse the old vectors.
 pub fn work_dir_for(output: &Path, encoder: &dyn TextEncoder, texts: &[&str]) -> PathBuf {
+    job_sibling(output, "partial", job_hasher(encoder, texts), "")
+}
+
+/// A folder under `root` for the vectors of `texts` by `encoder`, named by the same
+/// hash as [`work_dir_for`]'s, for caches kept between runs (`eval`'s cell sentences):
+/// [`embed_resumable`] into it reuses every chunk an earlier run saved.
+pub fn cache_dir_for(root: &Path, encoder: &dyn TextEncoder, texts: &[&str]) -> PathBuf {
+    let key = crate::fsutil::hex(&job_hasher(encoder, texts).finalize());
+    root.join(&key[..32])
+}
+
+/// bftembed's version, everything that decides the encoder's vectors, and the texts.
+fn job_hasher(encoder: &dyn TextEncoder, texts: &[&str]) -> Sha256 {
     let mut h = Sha256::new();
     let version = env!("CARGO_PKG_VERSION");
     h.update((version.len() as u64).to_le_bytes());
@@ -31,7 +44,7 @@ pub fn work_dir_for(output: &Path, encoder: &dyn TextEncoder, texts: &[&str]) ->
         h.update((t.len() as u64).to_le_bytes());
         h.update(t.as_bytes());
     }
-    job_sibling(output, "partial", h, "")
+    h
 }
 
 /// Embeds `texts`, saving each finished chunk under `work_dir` and reusing chunks a

@@ -123,6 +123,15 @@ pub(crate) fn embedded_cells(
     Ok(Some(embedded))
 }
 
+/// Where cell-sentence vectors are kept between runs: `$BFTEMBED_HOME/cache/cell-sentences`
+/// (safe to delete; each folder is named by a hash of bftembed's version, the encoder and
+/// the sentences).
+fn sentence_cache_root() -> Result<PathBuf> {
+    Ok(crate::models::bftembed_home()?
+        .join("cache")
+        .join("cell-sentences"))
+}
+
 /// Approved symbols moved to other genes by a seeded permutation (each name used once).
 fn permuted_names(approved: &[Option<String>], seed: u64) -> Vec<Option<String>> {
     let named: Vec<usize> = (0..approved.len())
@@ -181,17 +190,10 @@ fn embed_cells(
                 })
                 .collect();
             let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-            let embedded = encoder.embed_documents(&texts, None)?;
-            let mut next = 0;
-            Ok(sentences
-                .iter()
-                .map(|s| {
-                    s.as_ref().map(|_| {
-                        next += 1;
-                        embedded.row(next - 1).to_vec()
-                    })
-                })
-                .collect())
+            // Kept between runs: the same cells, words and encoder give the same vectors,
+            // and embedding cell sentences is most of what eval costs.
+            let cache = crate::embed::cache_dir_for(&sentence_cache_root()?, encoder, &texts);
+            crate::cells::sentence_vectors(&sentences, encoder, &cache)
         }
     }
 }
