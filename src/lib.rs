@@ -40,6 +40,7 @@ pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod genes;
+pub(crate) mod http;
 pub mod io;
 pub mod llm;
 pub mod models;

@@ -72,11 +72,7 @@ impl JsonClient {
                 settings.endpoint
             )));
         }
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls)
+        let agent: ureq::Agent = crate::http::agent_config()
             .http_status_as_error(false)
             .timeout_global(Some(settings.request_timeout))
             .build()

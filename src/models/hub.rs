@@ -103,11 +103,7 @@ pub struct HubClient {
 impl HubClient {
     /// A client for `endpoint` with the token from `HF_TOKEN`, if set.
     pub fn new(endpoint: &str) -> Self {
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls)
+        let agent: ureq::Agent = crate::http::agent_config()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_body(Some(Duration::from_secs(1800)))

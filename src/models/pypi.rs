@@ -41,11 +41,7 @@ impl Default for PypiClient {
 impl PypiClient {
     /// A client using the platform's certificate verifier (the system CA store).
     pub fn new() -> Self {
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls)
+        let agent: ureq::Agent = crate::http::agent_config()
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_body(Some(Duration::from_secs(1800)))
             .build()
