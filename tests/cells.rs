@@ -283,6 +283,7 @@ fn sentence_caches() -> std::collections::BTreeSet<PathBuf> {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn eval_keeps_cell_sentence_vectors_between_runs_and_scores_the_same() {
     let (_keep, store_path) = store();
     let tmp = tempfile::tempdir().unwrap();

@@ -149,6 +149,7 @@ fn task_copy(dir: &Path, name: &str, mut edit: impl FnMut(String) -> String) -> 
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn stores_with_one_folder_name_keep_their_own_scores_everywhere() {
     let s = stores();
     let tmp = tempfile::tempdir().unwrap();
@@ -195,6 +196,7 @@ fn stores_with_one_folder_name_keep_their_own_scores_everywhere() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn several_stores_are_scored_on_the_items_all_of_them_cover() {
     let s = stores();
     let tmp = tempfile::tempdir().unwrap();
@@ -235,6 +237,7 @@ fn several_stores_are_scored_on_the_items_all_of_them_cover() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn a_store_that_covers_too_little_fails_its_task_clearly_and_the_rest_still_runs() {
     let s = stores();
     let tmp = tempfile::tempdir().unwrap();
@@ -425,6 +428,7 @@ fn every_out_of_range_number_is_named_with_its_key_and_line() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn hnsw_links_out_of_range_are_refused_before_any_work() {
     let s = stores();
     let tmp = tempfile::tempdir().unwrap();
@@ -454,6 +458,7 @@ fn hnsw_links_out_of_range_are_refused_before_any_work() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn ensembl_ids_resolve_and_mouse_style_symbols_are_reported() {
     let s = stores();
     let out = bftembed(&[
@@ -538,6 +543,7 @@ fn kang_genes_as(dir: &Path, catalog: &GeneCatalog, mouse: bool) -> PathBuf {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn ten_x_v3_features_and_mouse_style_genes_in_an_expression_matrix() {
     let s = stores();
     let catalog = GeneCatalog::embedded().unwrap();
@@ -593,6 +599,7 @@ fn ten_x_v3_features_and_mouse_style_genes_in_an_expression_matrix() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn cell_embeddings_are_shared_only_by_tasks_that_embed_the_same_cells() {
     let s = stores();
     let tmp = tempfile::tempdir().unwrap();

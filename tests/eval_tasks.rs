@@ -37,6 +37,7 @@ fn evaluate_shipped(names: &[&str]) -> EvalReport {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn refseq_store_beats_the_random_floor_on_every_gene_task() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();
@@ -93,6 +94,7 @@ fn refseq_store_beats_the_random_floor_on_every_gene_task() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn bad_task_input_gives_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let typo = tmp.path().join("typo.toml");
@@ -259,6 +261,7 @@ fn expression_matrices_read_as_shipped() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn cell_typing_reports_coverage_confusion_and_the_floor() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();
@@ -381,6 +384,7 @@ fn cell_typing_reports_coverage_confusion_and_the_floor() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();
@@ -456,6 +460,7 @@ fn gene_knowledge_carries_cell_typing_across_disjoint_genes() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn perturbation_signatures_are_predicted_better_than_the_floor() {
     let report = evaluate_shipped(&["replogle_k562_cv.toml", "replogle_k562_to_rpe1.toml"]);
     for task in &report.tasks {
@@ -475,6 +480,7 @@ fn perturbation_signatures_are_predicted_better_than_the_floor() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn interferon_response_is_predicted_from_gene_vectors() {
     let report = evaluate_shipped(&["kang_ifnb_response.toml"]);
     let (real, floor) = (&report.tasks[0].scores[0], &report.tasks[0].scores[1]);
@@ -494,6 +500,7 @@ fn interferon_response_is_predicted_from_gene_vectors() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn gene_families_and_go_process_classes_are_told_apart() {
     let report = evaluate_shipped(&["hgnc_gene_families.toml", "go_process_classes.toml"]);
     for task in &report.tasks {
@@ -522,6 +529,7 @@ fn gene_families_and_go_process_classes_are_told_apart() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn the_eval_command_writes_a_report_and_names_bad_task_files() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();

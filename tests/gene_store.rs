@@ -8,6 +8,7 @@ use bftembed::store::{resolve_row, SearchMode};
 use std::collections::HashSet;
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn full_store_covers_15k_genes_and_finds_tp53_partners() {
     let store = common::full_gene_store();
     assert!(store.len() >= 15_000, "{} genes", store.len());
@@ -33,6 +34,7 @@ fn full_store_covers_15k_genes_and_finds_tp53_partners() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn hnsw_recall_at_10_against_exact_search() {
     let store = common::full_gene_store();
     // Every gene is a query: recall is measured on the whole store, not a sample.

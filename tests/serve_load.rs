@@ -212,6 +212,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn two_hundred_requests_sixteen_at_a_time_are_each_answered_once() {
     const REQUESTS: usize = 200;
     const CONCURRENCY: usize = 16;

@@ -30,6 +30,7 @@ const CLEAR_MARGIN_TASKS: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn quick_study_is_complete_consistent_and_cached() {
     let dir = tempfile::tempdir().unwrap();
     let smoke = dir.path().join("smoke");

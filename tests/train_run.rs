@@ -415,6 +415,7 @@ fn bad_configs_fail_before_any_work() {
 }
 
 #[test]
+#[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn smoke_config_trains_smollm2_and_its_checkpoint_generates() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("smoke");
