@@ -7,12 +7,14 @@ use super::expression::ExpressionMatrix;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// What the matrix's values are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the matrix's values are (task files write `counts` or `log_normalized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MatrixValues {
     /// Raw counts: normalised to 10,000 per cell and log1p'd on reading.
     Counts,
     /// Already normalised (and usually logged): used as they are.
+    #[serde(rename = "log_normalized")]
     Normalized,
 }
 

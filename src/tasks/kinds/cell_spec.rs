@@ -1,18 +1,9 @@
 //! The settings of a cell-typing task (`[cell_types]`): the matrix and its labels, how
 //! cells become vectors, and which classifier reads them.
 
+use crate::io::MatrixValues;
 use crate::tasks::defaults::{default_folds, default_k, default_seed};
 use std::path::PathBuf;
-
-/// What the expression values are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpressionValues {
-    /// Raw counts: normalised to 10,000 per cell and log1p-transformed first.
-    Counts,
-    /// Already log-normalised.
-    LogNormalized,
-}
 
 /// How a cell becomes a vector (GenePT's two ways).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -51,7 +42,7 @@ pub struct CellTypeSpec {
     /// Cell ids, one per matrix column (MatrixMarket only).
     pub cells: Option<PathBuf>,
     /// Counts or log-normalised values.
-    pub values: ExpressionValues,
+    pub values: MatrixValues,
     /// CSV with one row per cell; for an `.h5ad`, leave it out to use the file's own
     /// `obs` table.
     pub metadata: Option<PathBuf>,

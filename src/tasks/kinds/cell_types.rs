@@ -3,10 +3,10 @@
 //! train/test split or stratified folds; macro-F1 with a bootstrap over test cells.
 
 use super::cell_labels::{self, LabelledCell};
-use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
+use super::cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec};
 use super::cell_vectors::{self, CellInputs, SharedCellVectors};
 use crate::error::{Error, Result};
-use crate::io::{ExpressionMatrix, MatrixSource, MatrixValues};
+use crate::io::{ExpressionMatrix, MatrixSource};
 use crate::tasks::checks::{at_least, Check};
 use crate::tasks::outcomes::{ItemOutcomes, OutcomeKind};
 use crate::tasks::pca::ItemMap;
@@ -259,11 +259,7 @@ impl CellTypeSpec {
 
     /// The task's expression matrix, log-normalised when it holds counts.
     fn read_matrix(&self, task: &TaskContext) -> Result<ExpressionMatrix> {
-        let values = match self.values {
-            ExpressionValues::Counts => MatrixValues::Counts,
-            ExpressionValues::LogNormalized => MatrixValues::Normalized,
-        };
-        let mut source = MatrixSource::new(&task.data_path(&self.matrix), values);
+        let mut source = MatrixSource::new(&task.data_path(&self.matrix), self.values);
         source.genes = self.genes.as_deref().map(|p| task.data_path(p));
         source.cells = self.cells.as_deref().map(|p| task.data_path(p));
         source.h5ad_matrix = self.h5ad_matrix.clone();

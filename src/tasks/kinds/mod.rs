@@ -15,7 +15,7 @@ mod gene_values;
 mod perturbations;
 mod regression;
 
-pub use cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec, ExpressionValues};
+pub use cell_spec::{CellClassifier, CellEmbedding, CellTypeSpec};
 pub use expression_response::ExpressionResponseSpec;
 pub use gene_classes::GeneClassSpec;
 pub use gene_families::GeneFamilySpec;
