@@ -54,7 +54,7 @@ pub struct CellVectors {
 
 impl CellVectors {
     /// The vectors as a `cells × dim` row-major matrix, zeros for cells without one
-    /// (for formats that cannot hold a missing row, such as AnnData's obsm).
+    /// (AnnData's obsm cannot hold a missing row; Parquet keeps them under its nulls).
     pub fn dense(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.rows.len() * self.dim);
         for row in &self.rows {

@@ -40,7 +40,18 @@ pub fn write_cells_parquet(
     }
     for v in vectors {
         fields.push(optional_vector_field(v.method.name(), v.dim));
-        arrays.push(optional_vector_column(v.dim, &v.rows, path)?);
+        if let Some(bad) = v.rows.iter().flatten().find(|r| r.len() != v.dim) {
+            return Err(crate::error::Error::bad_file(
+                path,
+                format!(
+                    "a vector of {} values in a {}-wide column",
+                    bad.len(),
+                    v.dim
+                ),
+            ));
+        }
+        let valid = v.rows.iter().map(Option::is_some).collect();
+        arrays.push(optional_vector_column(v.dim, v.dense(), valid, path)?);
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = record_batch(schema.clone(), arrays, path)?;

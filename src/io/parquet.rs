@@ -174,34 +174,20 @@ pub fn optional_vector_field(name: &str, dim: usize) -> Field {
     Field::new(name, DataType::FixedSizeList(item, dim as i32), true)
 }
 
-/// A `FixedSizeList<f32>` column with a null row where `rows` has `None` (its values
-/// are stored as zeros under the null, as Arrow requires a slot).
+/// A `FixedSizeList<f32>` column from row-major `values`, null where `valid` is false
+/// (Arrow still keeps a slot of `dim` values under each null).
 pub fn optional_vector_column(
     dim: usize,
-    rows: &[Option<Vec<f32>>],
+    values: Vec<f32>,
+    valid: Vec<bool>,
     path: &Path,
 ) -> Result<ArrayRef> {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let mut values = Vec::with_capacity(rows.len() * dim);
-    for row in rows {
-        match row {
-            Some(v) if v.len() == dim => values.extend_from_slice(v),
-            Some(v) => {
-                return Err(Error::bad_file(
-                    path,
-                    format!("a vector of {} values in a {dim}-wide column", v.len()),
-                ))
-            }
-            None => values.extend(std::iter::repeat_n(0.0, dim)),
-        }
-    }
-    let valid =
-        arrow::buffer::NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
     let list = FixedSizeListArray::try_new(
         item,
         dim as i32,
         Arc::new(Float32Array::from(values)),
-        Some(valid),
+        Some(arrow::buffer::NullBuffer::from(valid)),
     )
     .map_err(|e| Error::bad_file(path, e.to_string()))?;
     Ok(Arc::new(list))
