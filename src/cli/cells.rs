@@ -84,8 +84,8 @@ pub struct CellsArgs {
 }
 
 pub fn run(args: CellsArgs) -> Result<()> {
-    let h5ad = args.matrix.to_string_lossy().ends_with(".h5ad");
-    if !h5ad && (args.h5ad_out.is_some() || !args.obs.is_empty()) {
+    let source = matrix_source(&args);
+    if !source.is_h5ad() && (args.h5ad_out.is_some() || !args.obs.is_empty()) {
         bail!("--h5ad-out and --obs need an .h5ad --matrix");
     }
     if args.h5ad_out.as_deref() == Some(args.matrix.as_path()) {
@@ -100,7 +100,7 @@ pub fn run(args: CellsArgs) -> Result<()> {
     };
     let store = GeneStore::open(&store_path)
         .with_context(|| format!("opening store {}", store_path.display()))?;
-    let matrix = read_matrix(&args)?;
+    let matrix = read_matrix(&args, &source)?;
     let obs = obs_columns(&args)?;
     let catalog = GeneCatalog::embedded()?;
     let mut mapper = SymbolMapper::new(&catalog);
@@ -114,7 +114,7 @@ pub fn run(args: CellsArgs) -> Result<()> {
     for vectors in &made {
         report_missing(vectors, &matrix.cells);
     }
-    let provenance = provenance(&args, &store, settings, &matrix, &genes);
+    let provenance = provenance(&args, &source, &store, settings, &matrix, &genes);
     let columns = CellColumns {
         cells: &matrix.cells,
         obs: &obs,
@@ -137,8 +137,9 @@ pub fn run(args: CellsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The matrix, its values normalised as `--values` says (or as they look).
-fn read_matrix(args: &CellsArgs) -> Result<ExpressionMatrix> {
+/// The matrix file as the flags describe it; `--values auto` reads the values as they
+/// are and [`read_matrix`] decides after looking at them.
+fn matrix_source(args: &CellsArgs) -> MatrixSource {
     let values = match args.values {
         ValuesArg::Counts => MatrixValues::Counts,
         ValuesArg::Auto | ValuesArg::Normalized => MatrixValues::Normalized,
@@ -148,6 +149,11 @@ fn read_matrix(args: &CellsArgs) -> Result<ExpressionMatrix> {
     source.cells = args.barcodes.clone();
     source.h5ad_matrix = Some(args.h5ad_matrix.clone());
     source.h5ad_gene_column = args.gene_column.clone();
+    source
+}
+
+/// The matrix, its values normalised as `--values` says (or as they look).
+fn read_matrix(args: &CellsArgs, source: &MatrixSource) -> Result<ExpressionMatrix> {
     let mut matrix = source.read()?;
     if let Some((cell, gene, x)) = matrix.first_negative() {
         bail!(
@@ -312,6 +318,7 @@ fn report_missing(vectors: &CellVectors, cells: &[String]) {
 
 fn provenance(
     args: &CellsArgs,
+    source: &MatrixSource,
     store: &GeneStore,
     settings: CellSettings,
     matrix: &ExpressionMatrix,
@@ -319,7 +326,7 @@ fn provenance(
 ) -> serde_json::Value {
     serde_json::json!({
         "matrix": args.matrix.display().to_string(),
-        "h5ad_matrix": args.matrix.to_string_lossy().ends_with(".h5ad").then(|| args.h5ad_matrix.clone()),
+        "h5ad_matrix": source.is_h5ad().then(|| args.h5ad_matrix.clone()),
         "store": store.path().display().to_string(),
         "store_model": store.manifest().model_id,
         "methods": methods(args).iter().map(|m| m.name()).collect::<Vec<_>>(),

@@ -22,11 +22,16 @@ pub struct ObsmEntry<'a> {
 /// Checks, before any work, that obsm entries can be added to a copy of `input`: an
 /// `.h5ad` whose `obsm` is a group (anndata 0.7 and later) or absent.
 pub fn check_obsm_writable(input: &Path) -> Result<()> {
+    open_writable(input).map(|_| ())
+}
+
+/// Opens `input`, refusing a file whose obsm cannot take new entries.
+fn open_writable(input: &Path) -> Result<H5ad> {
     let file = H5ad::open(input)?;
     if file.has_dataset("obsm") {
         return Err(Error::bad_file(input, OLD_LAYOUT));
     }
-    Ok(())
+    Ok(file)
 }
 
 const OLD_LAYOUT: &str = "its obsm is a single table (the layout of anndata before 0.7), \
@@ -36,8 +41,7 @@ const OLD_LAYOUT: &str = "its obsm is a single table (the layout of anndata befo
 /// Writes a copy of `input` with `entries` added to `obsm` (an entry with the same key
 /// is replaced) to `output`, atomically.
 pub fn write_obsm_copy(input: &Path, output: &Path, entries: &[ObsmEntry]) -> Result<()> {
-    check_obsm_writable(input)?;
-    let cells = H5ad::open(input)?.obs_names()?.len();
+    let cells = open_writable(input)?.obs_names()?.len();
     for e in entries {
         if e.dim == 0 || e.values.len() != cells * e.dim {
             return Err(Error::InvalidArgument(format!(
@@ -79,9 +83,7 @@ pub fn write_obsm_copy(input: &Path, output: &Path, entries: &[ObsmEntry]) -> Re
 fn add_entries(path: &Path, entries: &[ObsmEntry]) -> Result<()> {
     let bad = |e: hdf5_pure::Error| Error::bad_file(path, format!("adding to obsm: {e}"));
     let file = File::open_rw(path).map_err(bad)?;
-    if file.dataset("obsm").is_ok() {
-        return Err(Error::bad_file(path, OLD_LAYOUT));
-    }
+    // The copy has the checked input's bytes: its obsm is a group or absent.
     if file.group("obsm").is_err() {
         file.root()
             .create_group_with("obsm", |g| {
