@@ -57,10 +57,10 @@ pub struct CheckedPrompt {
     settings: GenerationSettings,
 }
 
-struct Job {
-    prompt: String,
-    settings: GenerationSettings,
-    reply: mpsc::Sender<Result<Completion>>,
+pub(super) struct Job {
+    pub(super) prompt: String,
+    pub(super) settings: GenerationSettings,
+    pub(super) reply: mpsc::Sender<Result<Completion>>,
 }
 
 /// A handle that submits prompts to the generation thread.
@@ -189,7 +189,7 @@ fn run(engine: &dyn Engine, queue: &mpsc::Receiver<Job>, max_batch: usize) {
 }
 
 /// Generates a batch and sends each job its completion.
-fn answer(engine: &dyn Engine, batch: Vec<Job>, settings: GenerationSettings) {
+pub(super) fn answer(engine: &dyn Engine, batch: Vec<Job>, settings: GenerationSettings) {
     let (prompts, replies): (Vec<String>, Vec<_>) =
         batch.into_iter().map(|j| (j.prompt, j.reply)).unzip();
     if prompts.len() > 1 {

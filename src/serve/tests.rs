@@ -2,26 +2,22 @@
 //! fails inside the generator, a prompt that fails alone with a server fault, and a
 //! generation thread that panics.
 
-use super::batcher::Engine;
+use super::batcher::{answer, Engine, Job};
 use super::{handlers, start_with, GenerationQueue};
 use crate::error::{Error, Result};
 use crate::llm::ChatMessage;
 use crate::profile::{Completion, FinishReason, GenerationSettings};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-/// Echoes each prompt in capitals, with faults on cue: SLOW holds the thread until
-/// `hold_until_checked` requests have passed their checks, and a moment more (so that
-/// they queue into one batch whatever the machine's load), POISON fails any batch it is in (as
-/// a prompt the checks missed would), CRASH fails alone with a server fault, PANIC
+/// Echoes each prompt in capitals, with faults on cue: POISON fails any batch it is in
+/// (as a prompt the checks missed would), CRASH fails alone with a server fault, PANIC
 /// panics.
 #[derive(Default)]
 struct Scripted {
     batches: Mutex<Vec<Vec<String>>>,
-    checked: AtomicUsize,
-    hold_until_checked: usize,
 }
 
 impl Engine for Scripted {
@@ -34,8 +30,6 @@ impl Engine for Scripted {
     }
 
     fn count_tokens(&self, prompt: &str) -> Result<usize> {
-        // Each request's check counts its prompt once, just before it queues.
-        self.checked.fetch_add(1, Ordering::SeqCst);
         Ok(prompt.split_whitespace().count())
     }
 
@@ -55,20 +49,6 @@ impl Engine for Scripted {
         let has = |cue: &str| prompts.iter().any(|p| p.contains(cue));
         if has("PANIC") {
             panic!("scripted panic");
-        }
-        if has("SLOW") {
-            // tiny_http can leave a new connection unread while another request is in
-            // flight, so the wait is bounded; the assertion below says if it mattered.
-            // 5 s was too short with both cores busy (seen failing beside a store build);
-            // on a quiet machine the checks pass within milliseconds.
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while self.checked.load(Ordering::SeqCst) < self.hold_until_checked
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            // From the check to the queue is a few instructions; leave them ample time.
-            std::thread::sleep(Duration::from_millis(200));
         }
         if has("POISON") {
             return Err(Error::InvalidArgument(format!(
@@ -115,13 +95,69 @@ fn chat(agent: &ureq::Agent, base: &str, text: &str) -> (u16, Value) {
     (status, reply)
 }
 
+const TEXTS: [&str; 5] = ["alpha", "POISON beta", "gamma", "CRASH delta", "epsilon"];
+
+/// Checks one request's answer against what the scripted engine does with its text.
+fn assert_answer(text: &str, answer: std::result::Result<String, Error>) {
+    match answer {
+        Ok(content) => {
+            assert!(
+                !text.contains("POISON") && !text.contains("CRASH"),
+                "{text}"
+            );
+            assert_eq!(content, text.to_uppercase());
+        }
+        Err(Error::InvalidArgument(message)) => {
+            assert!(text.contains("POISON"), "{text}: {message}");
+            assert!(message.contains("POISON beta is poisoned"), "{message}");
+        }
+        Err(Error::Candle(fault)) => {
+            assert!(text.contains("CRASH"), "{text}: {fault}");
+            assert!(fault.to_string().contains("scripted kernel fault"));
+        }
+        Err(other) => panic!("{text}: unexpected error {other}"),
+    }
+}
+
 #[test]
 fn a_batch_that_fails_is_answered_prompt_by_prompt() {
-    let texts = ["alpha", "POISON beta", "gamma", "CRASH delta", "epsilon"];
-    let engine = Arc::new(Scripted {
-        hold_until_checked: texts.len() + 1,
-        ..Scripted::default()
-    });
+    // The batch is handed to the generation step directly, so that all five prompts
+    // share it whatever the machine's load (over HTTP, when requests queue is up to
+    // the scheduler and tiny_http).
+    let engine = Scripted::default();
+    let settings = GenerationSettings {
+        max_new_tokens: 4,
+        ..GenerationSettings::default()
+    };
+    let (jobs, answers): (Vec<Job>, Vec<_>) = TEXTS
+        .iter()
+        .map(|text| {
+            let (reply, answer) = mpsc::channel();
+            let job = Job {
+                prompt: text.to_string(),
+                settings,
+                reply,
+            };
+            (job, answer)
+        })
+        .unzip();
+    answer(&engine, jobs, settings);
+    for (text, answer) in TEXTS.iter().zip(answers) {
+        let completion = answer.recv().expect("every job is answered");
+        assert_answer(text, completion.map(|c| c.text));
+    }
+    let batches = engine.batches.lock().unwrap_or_else(|e| e.into_inner());
+    let mut expected = vec![TEXTS.map(String::from).to_vec()];
+    expected.extend(TEXTS.iter().map(|t| vec![t.to_string()]));
+    assert_eq!(
+        *batches, expected,
+        "one failed batch, then each prompt alone"
+    );
+}
+
+#[test]
+fn concurrent_requests_each_get_their_own_status() {
+    let engine = Arc::new(Scripted::default());
     let server = start_with(
         Some(("scripted".into(), engine.clone() as Arc<dyn Engine>)),
         None,
@@ -133,22 +169,19 @@ fn a_batch_that_fails_is_answered_prompt_by_prompt() {
     let base = format!("http://{}/v1", server.addr());
     let agent = agent();
     let replies: Vec<(u16, Value)> = std::thread::scope(|s| {
-        let slow = s.spawn(|| chat(&agent, &base, "SLOW"));
-        std::thread::sleep(Duration::from_millis(150));
-        let handles: Vec<_> = texts
+        let handles: Vec<_> = TEXTS
             .iter()
             .map(|t| {
                 let (agent, base) = (&agent, &base);
                 s.spawn(move || chat(agent, base, t))
             })
             .collect();
-        assert_eq!(slow.join().expect("slow").0, 200);
         handles
             .into_iter()
             .map(|h| h.join().expect("client"))
             .collect()
     });
-    for (text, (status, reply)) in texts.iter().zip(&replies) {
+    for (text, (status, reply)) in TEXTS.iter().zip(&replies) {
         let message = reply["error"]["message"].as_str().unwrap_or_default();
         if text.contains("POISON") {
             assert_eq!(*status, 400, "{reply}");
@@ -165,13 +198,6 @@ fn a_batch_that_fails_is_answered_prompt_by_prompt() {
             );
         }
     }
-    let batches = engine.batches.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        batches
-            .iter()
-            .any(|b| b.len() > 1 && b.iter().any(|p| p.contains("POISON"))),
-        "the poisoned prompt never shared a batch, so the retry went untested: {batches:?}"
-    );
     server.stop();
 }
 
