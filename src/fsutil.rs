@@ -184,9 +184,61 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Bytes hashed at each end of a file by [`sha256_file_ends`].
+pub const FILE_END_BYTES: u64 = 1 << 20;
+
+/// Hex sha256 of a file's first and last [`FILE_END_BYTES`] (the whole file when it is
+/// shorter than both together): where Parquet keeps its footer and hnsw_rs its header,
+/// so a cheap check on every open sees a changed layout without reading the rest.
+pub fn sha256_file_ends(path: &Path) -> Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    let mut read_span = |from: u64, len: u64| -> Result<()> {
+        let mut buf = vec![0u8; len as usize];
+        file.seek(SeekFrom::Start(from))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(|e| Error::io(path, e))?;
+        hasher.update(&buf);
+        Ok(())
+    };
+    if size <= 2 * FILE_END_BYTES {
+        read_span(0, size)?;
+    } else {
+        read_span(0, FILE_END_BYTES)?;
+        read_span(size - FILE_END_BYTES, FILE_END_BYTES)?;
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_ends_see_the_size_and_both_ends_but_not_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let mut bytes: Vec<u8> = (0..3 * FILE_END_BYTES as usize).map(|i| i as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let before = sha256_file_ends(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(sha256_file_ends(&path).unwrap(), before, "the middle is not read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_ne!(sha256_file_ends(&path).unwrap(), before);
+        bytes[last] ^= 1;
+        bytes.push(0);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_ne!(sha256_file_ends(&path).unwrap(), before, "the size counts");
+        std::fs::write(&path, b"small").unwrap();
+        assert_ne!(sha256_file_ends(&path).unwrap(), before);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_on_error() {
@@ -220,3 +272,4 @@ mod tests {
         assert_eq!(read_utf8_lines(&path).unwrap(), vec!["a", "b"]);
     }
 }
+

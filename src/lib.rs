@@ -6,7 +6,8 @@
 //! - [`embed`]: a sentence encoder turns texts into unit vectors;
 //! - [`store`]: vectors and texts in Parquet, with an HNSW index for neighbour search;
 //! - [`cells`]: cell vectors from gene vectors (GenePT-w, GenePT-s), out to Parquet and
-//!   AnnData;
+//!   AnnData, and into cell stores;
+//! - [`annotate`]: new cells labelled by their nearest cells in a labelled cell store;
 //! - [`tasks`]: linfa probes on labelled biology, compared across stores in a report;
 //! - [`train`]: the fine-tuning objectives (SFT, DFT, BFT, BFT-v3).
 //!
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc_tuning;
+pub mod annotate;
 pub mod cells;
 pub mod device;
 pub mod embed;

@@ -53,3 +53,12 @@ impl SplitMix64 {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// A random unit vector of `dim` values that depends only on `key` and `seed`: the
+/// random-vector floor gives each gene its own, whatever else is in the set.
+pub fn keyed_unit_vector(key: &str, seed: u64, dim: usize) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(key.as_bytes()));
+    let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
+}

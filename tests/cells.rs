@@ -329,3 +329,373 @@ fn eval_keeps_cell_sentence_vectors_between_runs_and_scores_the_same() {
     assert_eq!(first, second);
     assert!(first[0]["value"].as_f64().unwrap() > 0.2, "{first}");
 }
+
+/// The fixture's cells as a cell store (GenePT-w, with bulk_labels and donor), built
+/// through the CLI into `dir`.
+fn cell_store(dir: &Path) -> PathBuf {
+    let (_keep, store_path) = store();
+    let cells = dir.join("cells");
+    let out = bftembed(&[
+        "cells",
+        "--matrix",
+        s(&source()),
+        "--store",
+        s(store_path),
+        "--obs",
+        "bulk_labels,donor",
+        "--store-out",
+        s(&cells),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    cells
+}
+
+#[test]
+fn a_cell_store_keeps_each_cell_with_its_metadata_and_vector() {
+    use bftembed::store::{CellStore, SearchMode};
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = cell_store(tmp.path());
+    let store = CellStore::open(&cells).unwrap();
+    let input = H5ad::open(&source()).unwrap();
+    assert_eq!(store.cells(), input.obs_names().unwrap().as_slice());
+    for column in ["bulk_labels", "donor"] {
+        assert_eq!(
+            store.metadata_column(column).unwrap(),
+            input.obs_column(column).unwrap().as_slice()
+        );
+    }
+    // The vectors are GenePT-w by definition, and the recipe is recorded.
+    let (_, genes_path) = self::store();
+    let genes = GeneStore::open(genes_path).unwrap();
+    let matrix = input.matrix("X", Some("feature_name")).unwrap();
+    for cell in [0, 31, 59] {
+        let by_hand = genept_w_by_hand(&matrix.values[cell], &matrix.genes, &genes);
+        assert!(cosine(&by_hand, store.vector(cell)) > 0.9999, "cell {cell}");
+    }
+    let origin = store.origin();
+    assert_eq!(origin.method, "genept_w");
+    assert_eq!(
+        origin.gene_store_vectors_sha256,
+        genes.manifest().vectors_sha256
+    );
+    assert_eq!(origin.metadata, ["bulk_labels", "donor"]);
+    // HNSW finds what exact search finds on 60 cells.
+    let row = store.row_of(&store.cells()[7]).unwrap();
+    let exact = store.neighbors_of_row(row, 5, SearchMode::Exact).unwrap();
+    let graph = store
+        .neighbors_of_row(row, 5, SearchMode::Hnsw { ef: 64 })
+        .unwrap();
+    assert_eq!(exact, graph);
+    assert!(exact.iter().all(|h| h.row != row));
+    // A gene store is not a cell store, nor the other way round.
+    let err = CellStore::open(genes_path).err().unwrap().to_string();
+    assert!(err.contains("this is a gene store"), "{err}");
+    let err = GeneStore::open(&cells).err().unwrap().to_string();
+    assert!(err.contains("this is a cell store"), "{err}");
+    // The table loads in pyarrow-style readers as plain columns: cell, metadata, vector.
+    let contents = read_parquet(&cells.join("vectors.parquet")).unwrap();
+    let names: Vec<String> = contents.batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["cell", "bulk_labels", "donor", "vector"]);
+}
+
+#[test]
+fn neighbours_of_a_cell_and_of_a_batch_of_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = cell_store(tmp.path());
+    let store = bftembed::store::CellStore::open(&cells).unwrap();
+    let id = store.cells()[3].clone();
+    let out = bftembed(&[
+        "neighbors",
+        "--cell",
+        &id,
+        "--store",
+        s(&cells),
+        "-k",
+        "4",
+        "--exact",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hits = json["neighbors"].as_array().unwrap();
+    let expected = store
+        .neighbors_of_row(3, 4, bftembed::store::SearchMode::Exact)
+        .unwrap();
+    assert_eq!(hits.len(), 4);
+    for (hit, want) in hits.iter().zip(&expected) {
+        assert_eq!(hit["cell"], want.cell.as_str());
+        let label = store.metadata_column("bulk_labels").unwrap()[want.row].clone();
+        assert_eq!(hit["bulk_labels"].as_str(), label.as_deref());
+    }
+    // A batch: one JSON line per id, in the file's order.
+    let queries = tmp.path().join("ids.txt");
+    let ids: Vec<&str> = store.cells()[..20].iter().map(String::as_str).collect();
+    std::fs::write(&queries, ids.join("\n") + "\n").unwrap();
+    let out = bftembed(&[
+        "neighbors",
+        "--queries",
+        s(&queries),
+        "--store",
+        s(&cells),
+        "-k",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().zip(&ids).all(|(l, id)| l["query"] == *id));
+    // An unknown id is named, with its line, before any search.
+    std::fs::write(&queries, format!("{}\nNOT-A-CELL\n", ids[0])).unwrap();
+    let out = bftembed(&["neighbors", "--queries", s(&queries), "--store", s(&cells)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ids.txt:2") && err.contains("no cell 'NOT-A-CELL'"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// Leave-fold-out k-NN by hand: exact cosine over the store's vectors, similarity-weighted
+/// vote, the same folds as `annotate --folds` (seeded permutation, position mod folds).
+fn cross_validated_by_hand(
+    store: &bftembed::store::CellStore,
+    label: &str,
+    folds: usize,
+    k: usize,
+) -> f64 {
+    let labels = store.metadata_column(label).unwrap();
+    let n = store.len();
+    let mut fold = vec![0; n];
+    for (i, row) in bftembed::rng::SplitMix64::new(0)
+        .permutation(n)
+        .into_iter()
+        .enumerate()
+    {
+        fold[row] = i % folds;
+    }
+    let mut right = 0;
+    for q in 0..n {
+        let mut scored: Vec<(usize, f32)> = (0..n)
+            .filter(|&r| fold[r] != fold[q])
+            .map(|r| (r, cosine(store.vector(q), store.vector(r))))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut votes: std::collections::BTreeMap<&str, f32> = Default::default();
+        for (r, sim) in scored.iter().take(k) {
+            if let Some(label) = labels[*r].as_deref() {
+                *votes.entry(label).or_default() += sim.max(0.0);
+            }
+        }
+        let best = votes
+            .iter()
+            .fold(None, |b: Option<(&str, f32)>, (l, w)| match b {
+                Some((_, bw)) if bw >= *w => b,
+                _ => Some((l, *w)),
+            })
+            .unwrap()
+            .0;
+        right += usize::from(Some(best) == labels[q].as_deref());
+    }
+    // Cells without a true label are not scored.
+    right as f64 / labels.iter().flatten().count() as f64
+}
+
+#[test]
+fn annotate_cross_validates_a_reference_as_a_by_hand_vote_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = cell_store(tmp.path());
+    let report = tmp.path().join("cv.json");
+    let predictions = tmp.path().join("cv.parquet");
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--folds",
+        "5",
+        "-k",
+        "5",
+        "--exact",
+        "--report",
+        s(&report),
+        "--out",
+        s(&predictions),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let agreement = &json["agreement"];
+    let store = bftembed::store::CellStore::open(&cells).unwrap();
+    let by_hand = cross_validated_by_hand(&store, "bulk_labels", 5, 5);
+    let accuracy = agreement["accuracy"].as_f64().unwrap();
+    assert!((accuracy - by_hand).abs() < 1e-9, "{accuracy} vs {by_hand}");
+    // The confusion matrix counts every labelled cell once, its diagonal the right ones.
+    let labelled = store.metadata_column("bulk_labels").unwrap().iter().flatten().count() as u64;
+    assert_eq!(agreement["cells"], labelled);
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(agreement["confusion"].clone()).unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), labelled);
+    let rows: Vec<String> = serde_json::from_value(agreement["true_classes"].clone()).unwrap();
+    let cols: Vec<String> = serde_json::from_value(agreement["predicted_classes"].clone()).unwrap();
+    let diagonal: u64 = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| cols.iter().position(|p| p == c).map(|j| confusion[i][j]))
+        .sum();
+    assert!((diagonal as f64 / labelled as f64 - accuracy).abs() < 1e-9);
+    // The predictions table: one row per cell, with its true label beside.
+    let contents = read_parquet(&predictions).unwrap();
+    let batch = &contents.batches[0];
+    let predicted = bftembed::io::parquet::strings(batch, "predicted", &predictions).unwrap();
+    let truth = bftembed::io::parquet::strings(batch, "true_bulk_labels", &predictions).unwrap();
+    assert_eq!(predicted.len(), 60);
+    let right = predicted.iter().zip(&truth).filter(|(p, t)| p == t && !t.is_empty()).count();
+    assert_eq!(right as f64 / labelled as f64, accuracy);
+}
+
+#[test]
+fn annotate_maps_query_cells_made_the_reference_way_and_refuses_what_cannot_compare() {
+    let (_keep, genes_path) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = cell_store(tmp.path());
+    // The reference's own cells as the query: each finds itself first (cosine 1), so
+    // every label comes back right; this pins that query cells are made as the
+    // reference's were (another recipe or gene store would not give cosine 1).
+    let predictions = tmp.path().join("p.parquet");
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--query",
+        s(&source()),
+        "--truth",
+        "bulk_labels",
+        "-k",
+        "1",
+        "--out",
+        s(&predictions),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("accuracy 1.000"));
+    let contents = read_parquet(&predictions).unwrap();
+    let (_, similarity) = (
+        0,
+        contents.batches[0]
+            .column_by_name("nearest_similarity")
+            .unwrap()
+            .clone(),
+    );
+    let similarity = similarity
+        .as_any()
+        .downcast_ref::<arrow::array::Float32Array>()
+        .unwrap();
+    assert!(similarity.values().iter().all(|s| *s > 0.9999));
+    // Another gene store (the random floor of the same genes) is refused by checksum.
+    let floor = tmp.path().join("floor");
+    let out = bftembed(&["random-store", "--like", s(genes_path), "--out", s(&floor)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--query",
+        s(&source()),
+        "--gene-store",
+        s(&floor),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("other gene vectors"),
+        "{}",
+        stderr(&out)
+    );
+    // A label the reference does not carry, and a query with no known gene.
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "louvain",
+        "--folds",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no metadata column 'louvain'"),
+        "{}",
+        stderr(&out)
+    );
+    let unknown = tmp.path().join("m.csv");
+    std::fs::write(&unknown, "cell,NOTAGENE1,NOTAGENE2\nc1,1,2\n").unwrap();
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--query",
+        s(&unknown),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("none of the matrix's 2 genes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_damaged_cell_store_is_refused_and_verify_reads_every_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cells = cell_store(tmp.path());
+    let out = bftembed(&["verify", "--store", s(&cells)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    // One byte changed in the middle of the table: verify names the file; a full open
+    // refuses it; the cheap open (forced here for a small store) may not see it, but
+    // never panics over it.
+    let table = cells.join("vectors.parquet");
+    let mut bytes = std::fs::read(&table).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&table, &bytes).unwrap();
+    let out = bftembed(&["verify", "--store", s(&cells)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("vectors.parquet") && stderr(&out).contains("does not match"));
+    let err = bftembed::store::CellStore::open(&cells)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not match the manifest"), "{err}");
+    let first = bftembed::store::CellStore::open(&tmp.path().join("none"))
+        .err()
+        .unwrap();
+    assert!(first.to_string().contains("no such store folder"));
+    let quick = Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .args(["neighbors", "--cell", "x", "--store", s(&cells)])
+        .env("BFTEMBED_FULL_CHECK_BYTES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(quick.status.code(), Some(1), "{}", stderr(&quick));
+    // Truncated: refused on open at either depth.
+    std::fs::write(&table, &bytes[..bytes.len() - 100]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .args(["neighbors", "--cell", "x", "--store", s(&cells)])
+        .env("BFTEMBED_FULL_CHECK_BYTES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("vectors.parquet"), "{}", stderr(&out));
+}

@@ -111,7 +111,8 @@ fn small_store_searches_and_refuses_damage() {
         err.contains("index.hnsw.graph") && err.contains("bftembed reindex"),
         "{err}"
     );
-    let repaired = reindex_store(&dir, IndexParams::default()).unwrap();
+    reindex_store(&dir, IndexParams::default()).unwrap();
+    let repaired = GeneStore::open(&dir).unwrap();
     assert_eq!(
         repaired
             .neighbors_of_row(row, 5, SearchMode::Exact)

@@ -35,6 +35,13 @@ impl CellMethod {
         }
     }
 
+    /// The method whose [`name`](Self::name) this is.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CellMethod::Weighted, CellMethod::Sentence]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
     /// The AnnData `obsm` key scanpy users look for (`X_genept_w`, `X_genept_s`).
     pub fn obsm_key(self) -> String {
         format!("X_{}", self.name())
@@ -201,4 +208,30 @@ pub fn sentence_vectors(
             })
         })
         .collect())
+}
+
+/// One recipe's vectors for every cell of `matrix`. GenePT-w needs only the gene
+/// vectors; GenePT-s needs `sentences`: the store's text encoder and the folder where the
+/// embedding saves its finished chunks (so a killed run resumes).
+pub fn make_cell_vectors(
+    matrix: &ExpressionMatrix,
+    genes: &StoreGenes,
+    gene_dim: usize,
+    method: CellMethod,
+    settings: CellSettings,
+    sentences: Option<(&dyn TextEncoder, &Path)>,
+) -> Result<CellVectors> {
+    let (dim, rows) = match (method, sentences) {
+        (CellMethod::Weighted, _) => (gene_dim, weighted_cells(matrix, genes, gene_dim, settings)),
+        (CellMethod::Sentence, Some((encoder, work))) => {
+            let texts = cell_sentences(matrix, genes, settings)?;
+            (encoder.dim(), sentence_vectors(&texts, encoder, work)?)
+        }
+        (CellMethod::Sentence, None) => {
+            return Err(Error::InvalidArgument(
+                "GenePT-s cell vectors need the gene store's text encoder".into(),
+            ))
+        }
+    };
+    Ok(CellVectors { method, dim, rows })
 }

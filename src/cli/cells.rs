@@ -2,30 +2,22 @@
 //! to Parquet and into a copy of the `.h5ad`.
 
 use super::default_store;
+use super::matrix_args::MatrixArgs;
 use anyhow::{bail, Context, Result};
 use bftembed::cells::{
-    cell_sentences, sentence_vectors, weighted_cells, write_cells_parquet, CellColumns, CellMethod,
-    CellSettings, CellVectors, StoreGenes,
+    make_cell_vectors, write_cells_parquet, CellColumns, CellMethod, CellSettings, CellVectors,
+    StoreGenes,
 };
-use bftembed::embed::work_dir_for;
+use bftembed::embed::{work_dir_for, Embeddings};
 use bftembed::genes::{GeneCatalog, SymbolMapper};
 use bftembed::io::anndata_obsm::{write_obsm_copy, ObsmEntry};
-use bftembed::io::{ExpressionMatrix, H5ad, MatrixSource, MatrixValues};
+use bftembed::io::ExpressionMatrix;
 use bftembed::models::ModelCache;
-use bftembed::store::GeneStore;
+use bftembed::store::{
+    build_cell_store, CellOrigin, CellRows, GeneStore, IndexParams, MetadataColumns, StoreModel,
+};
 use clap::Args;
 use std::path::{Path, PathBuf};
-
-/// What the matrix's values are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ValuesArg {
-    /// Decide from the values: whole numbers are counts.
-    Auto,
-    /// Raw counts: normalised to 10,000 per cell and log1p'd first.
-    Counts,
-    /// Already normalised (log1p of normalised counts): used as they are.
-    Normalized,
-}
 
 /// Which GenePT vectors to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,25 +32,8 @@ pub enum MethodArg {
 
 #[derive(Debug, Args)]
 pub struct CellsArgs {
-    /// The expression matrix: an AnnData .h5ad, a 10x .mtx/.mtx.gz, or a dense CSV/TSV
-    /// (cells in rows, a header of genes).
-    #[arg(long)]
-    matrix: PathBuf,
-    /// A MatrixMarket matrix's genes/features file (default: the 10x one beside it).
-    #[arg(long)]
-    genes: Option<PathBuf>,
-    /// A MatrixMarket matrix's barcodes file (default: barcodes.tsv[.gz] beside it).
-    #[arg(long)]
-    barcodes: Option<PathBuf>,
-    /// Which matrix of an .h5ad: X, raw/X or layers/NAME.
-    #[arg(long, default_value = "X")]
-    h5ad_matrix: String,
-    /// The .h5ad var column with gene symbols, when var's index holds other ids.
-    #[arg(long)]
-    gene_column: Option<String>,
-    /// What the values are.
-    #[arg(long, value_enum, default_value_t = ValuesArg::Auto)]
-    values: ValuesArg,
+    #[command(flatten)]
+    matrix: MatrixArgs,
     /// Gene store whose vectors (and, for GenePT-s, encoder) make the cell vectors
     /// (default: the one `bftembed quickstart` builds).
     #[arg(long)]
@@ -72,36 +47,37 @@ pub struct CellsArgs {
     /// GenePT-w: subtract the mean gene vector before averaging.
     #[arg(long)]
     center: bool,
-    /// .h5ad obs columns to copy into the table, comma-separated.
+    /// Metadata columns to keep with each cell (from the .h5ad's obs or --metadata),
+    /// comma-separated: into the table and the cell store.
     #[arg(long, value_delimiter = ',')]
     obs: Vec<String>,
     /// The Parquet table to write (cell, the obs columns, genept_w / genept_s).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Also write a copy of the .h5ad with obsm["X_genept_w"] / obsm["X_genept_s"].
     #[arg(long)]
     h5ad_out: Option<PathBuf>,
+    /// Also build a cell store (one method's vectors, the obs columns as metadata) that
+    /// `bftembed neighbors --cell` and `bftembed annotate --reference` search.
+    #[arg(long)]
+    store_out: Option<PathBuf>,
+    /// HNSW links per node of the cell store.
+    #[arg(long, default_value_t = IndexParams::default().max_nb_connection)]
+    hnsw_m: usize,
+    /// HNSW candidate list size while building the cell store.
+    #[arg(long, default_value_t = IndexParams::default().ef_construction)]
+    hnsw_ef_construction: usize,
 }
 
 pub fn run(args: CellsArgs) -> Result<()> {
-    let source = matrix_source(&args);
-    if !source.is_h5ad() && (args.h5ad_out.is_some() || !args.obs.is_empty()) {
-        bail!("--h5ad-out and --obs need an .h5ad --matrix");
-    }
-    if args.h5ad_out.as_deref() == Some(args.matrix.as_path()) {
-        bail!("--h5ad-out must differ from --matrix: the input is never edited");
-    }
-    if args.h5ad_out.is_some() {
-        bftembed::io::anndata_obsm::check_obsm_writable(&args.matrix)?;
-    }
+    check_outputs(&args)?;
     let store_path = match &args.store {
         Some(p) => p.clone(),
         None => default_store()?,
     };
     let store = GeneStore::open(&store_path)
         .with_context(|| format!("opening store {}", store_path.display()))?;
-    let matrix = read_matrix(&args, &source)?;
-    let obs = obs_columns(&args)?;
+    let (matrix, obs) = args.matrix.read(&args.obs)?;
     let catalog = GeneCatalog::embedded()?;
     let mut mapper = SymbolMapper::new(&catalog);
     let genes = StoreGenes::of(&matrix, &store, &mut mapper);
@@ -110,25 +86,44 @@ pub fn run(args: CellsArgs) -> Result<()> {
         top_genes: args.top_genes,
         center_gene_vectors: args.center,
     };
-    let (made, work) = make_vectors(&args, &matrix, &genes, &store, settings)?;
-    for vectors in &made {
-        report_missing(vectors, &matrix.cells);
+    let anchor = output_anchor(&args);
+    let mut made = Vec::new();
+    let mut work = Vec::new();
+    for method in methods(&args) {
+        let (vectors, dir) = method_vectors(&matrix, &genes, &store, method, settings, anchor)?;
+        report_missing(&vectors, &matrix.cells);
+        made.push(vectors);
+        work.extend(dir);
     }
-    let provenance = provenance(&args, &source, &store, settings, &matrix, &genes);
-    let columns = CellColumns {
-        cells: &matrix.cells,
-        obs: &obs,
-    };
-    write_cells_parquet(&args.out, &columns, &made, &provenance)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!(
-        "wrote {} cells to {}",
-        matrix.cells.len(),
-        args.out.display()
-    );
+    if let Some(out) = &args.out {
+        let provenance = provenance(&args, &store, settings, &matrix, &genes);
+        let columns = CellColumns {
+            cells: &matrix.cells,
+            obs: &obs,
+        };
+        write_cells_parquet(out, &columns, &made, &provenance)
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {} cells to {}", matrix.cells.len(), out.display());
+    }
     if let Some(copy) = &args.h5ad_out {
-        write_h5ad_copy(&args.matrix, copy, &made)?;
+        write_h5ad_copy(args.matrix.path(), copy, &made)?;
         eprintln!("wrote {} with {}", copy.display(), obsm_keys(&made));
+    }
+    if let Some(dir) = &args.store_out {
+        let origin = CellOrigin {
+            method: made[0].method.name().to_string(),
+            gene_store: store_path.display().to_string(),
+            gene_store_vectors_sha256: store.manifest().vectors_sha256.clone(),
+            top_genes: settings.top_genes,
+            center_gene_vectors: settings.center_gene_vectors,
+            metadata: Vec::new(),
+            cells_without_vector: 0,
+        };
+        let params = IndexParams {
+            max_nb_connection: args.hnsw_m,
+            ef_construction: args.hnsw_ef_construction,
+        };
+        write_cell_store(dir, &matrix.cells, obs, &made[0], origin, &store, params)?;
     }
     // The outputs are safe: the saved chunks of the sentence embedding can go.
     for work in work {
@@ -137,63 +132,92 @@ pub fn run(args: CellsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The matrix file as the flags describe it; `--values auto` reads the values as they
-/// are and [`read_matrix`] decides after looking at them.
-fn matrix_source(args: &CellsArgs) -> MatrixSource {
-    let values = match args.values {
-        ValuesArg::Counts => MatrixValues::Counts,
-        ValuesArg::Auto | ValuesArg::Normalized => MatrixValues::Normalized,
+/// Refuses outputs that cannot be written, before any work.
+fn check_outputs(args: &CellsArgs) -> Result<()> {
+    args.matrix.check()?;
+    let input = args.matrix.path();
+    if args.out.is_none() && args.h5ad_out.is_none() && args.store_out.is_none() {
+        bail!("nothing to write: name --out (Parquet), --h5ad-out or --store-out");
+    }
+    if args.h5ad_out.is_some() && !args.matrix.source().is_h5ad() {
+        bail!("--h5ad-out needs an .h5ad --matrix");
+    }
+    if args.h5ad_out.as_deref() == Some(input) {
+        bail!("--h5ad-out must differ from --matrix: the input is never edited");
+    }
+    if args.h5ad_out.is_some() {
+        bftembed::io::anndata_obsm::check_obsm_writable(input)?;
+    }
+    if args.store_out.is_some() && args.method == MethodArg::Both {
+        bail!("a cell store holds one recipe's vectors: with --store-out, choose --method w or s");
+    }
+    Ok(())
+}
+
+/// The output the sentence embedding's resumable work folder is named after.
+fn output_anchor(args: &CellsArgs) -> &Path {
+    [&args.out, &args.store_out, &args.h5ad_out]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("cells"))
+}
+
+/// Builds the cell store from the cells that have a vector, their metadata beside them.
+fn write_cell_store(
+    dir: &Path,
+    cells: &[String],
+    metadata: MetadataColumns,
+    vectors: &CellVectors,
+    origin: CellOrigin,
+    store: &GeneStore,
+    params: IndexParams,
+) -> Result<()> {
+    let keep: Vec<bool> = vectors.rows.iter().map(Option::is_some).collect();
+    let kept = |values: &[String]| -> Vec<String> {
+        values
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(v, _)| v.clone())
+            .collect()
     };
-    let mut source = MatrixSource::new(&args.matrix, values);
-    source.genes = args.genes.clone();
-    source.cells = args.barcodes.clone();
-    source.h5ad_matrix = Some(args.h5ad_matrix.clone());
-    source.h5ad_gene_column = args.gene_column.clone();
-    source
-}
-
-/// The matrix, its values normalised as `--values` says (or as they look).
-fn read_matrix(args: &CellsArgs, source: &MatrixSource) -> Result<ExpressionMatrix> {
-    let mut matrix = source.read()?;
-    if let Some((cell, gene, x)) = matrix.first_negative() {
-        bail!(
-            "{}: cell {cell} has {x} for {gene}: the values are scaled or centred, and GenePT \
-             weighs genes by expression; use counts or log-normalised values (for a scanpy \
-             file, often --h5ad-matrix raw/X or a layer)",
-            args.matrix.display()
-        );
-    }
-    if args.values == ValuesArg::Auto && matrix.looks_like_counts() {
-        eprintln!("the values are whole numbers: read as counts and log-normalised (--values to say otherwise)");
-        matrix.log_normalize();
-    }
-    Ok(matrix)
-}
-
-/// The requested obs columns of an .h5ad, each checked to exist.
-fn obs_columns(args: &CellsArgs) -> Result<Vec<(String, Vec<Option<String>>)>> {
-    if args.obs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let file = H5ad::open(&args.matrix)?;
-    let known = file.obs_columns()?;
-    args.obs
-        .iter()
-        .map(|name| {
-            if !known.contains(name) {
-                bail!(
-                    "{}: obs has no column '{name}' (it has: {})",
-                    args.matrix.display(),
-                    known.join(", ")
-                );
-            }
-            Ok((name.clone(), file.obs_column(name)?))
+    let metadata = metadata
+        .into_iter()
+        .map(|(name, values)| {
+            let values = values
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| v)
+                .collect();
+            (name, values)
         })
-        .collect()
+        .collect();
+    let values: Vec<f32> = vectors.rows.iter().flatten().flatten().copied().collect();
+    let rows = CellRows {
+        cells: kept(cells),
+        metadata,
+        vectors: Embeddings::new(vectors.dim, values),
+    };
+    let origin = CellOrigin {
+        cells_without_vector: keep.iter().filter(|k| !**k).count(),
+        ..origin
+    };
+    let built = build_cell_store(dir, &rows, origin, &StoreModel::of_store(store), params)
+        .with_context(|| format!("building the cell store {}", dir.display()))?;
+    eprintln!(
+        "built the cell store {} ({} cells, {})",
+        dir.display(),
+        built.len(),
+        vectors.method.name()
+    );
+    Ok(())
 }
 
 /// Says how many matrix genes the store knows, and refuses a matrix it knows none of.
-fn report_genes(
+pub(super) fn report_genes(
     matrix: &ExpressionMatrix,
     genes: &StoreGenes,
     mapper: &SymbolMapper,
@@ -242,55 +266,49 @@ fn methods(args: &CellsArgs) -> Vec<CellMethod> {
     }
 }
 
-fn make_vectors(
-    args: &CellsArgs,
+/// One method's vectors for every cell, and the work folder of a GenePT-s embedding
+/// (removed by the caller once the outputs are written).
+pub(super) fn method_vectors(
     matrix: &ExpressionMatrix,
     genes: &StoreGenes,
     store: &GeneStore,
+    method: CellMethod,
     settings: CellSettings,
-) -> Result<(Vec<CellVectors>, Vec<PathBuf>)> {
-    let mut out = Vec::new();
-    let mut work_dirs = Vec::new();
-    for method in methods(args) {
-        match method {
-            CellMethod::Weighted => {
-                out.push(CellVectors {
-                    method,
-                    dim: store.dim(),
-                    rows: weighted_cells(matrix, genes, store.dim(), settings),
-                });
-            }
-            CellMethod::Sentence => {
-                let encoder = store
-                    .encoder(&ModelCache::from_env()?, &candle_core::Device::Cpu)
-                    .with_context(|| {
-                        format!(
-                            "GenePT-s needs the text encoder of {}",
-                            store.path().display()
-                        )
-                    })?;
-                let sentences = cell_sentences(matrix, genes, settings)?;
-                let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-                let work = work_dir_for(&args.out, encoder.as_ref(), &texts);
-                eprintln!(
-                    "embedding {} cell sentences with {} (resumes if interrupted)",
-                    texts.len(),
-                    encoder.model_id()
-                );
-                out.push(CellVectors {
-                    method,
-                    dim: encoder.dim(),
-                    rows: sentence_vectors(&sentences, encoder.as_ref(), &work)?,
-                });
-                work_dirs.push(work);
-            }
-        }
+    anchor: &Path,
+) -> Result<(CellVectors, Option<PathBuf>)> {
+    if method == CellMethod::Weighted {
+        let vectors = make_cell_vectors(matrix, genes, store.dim(), method, settings, None)?;
+        return Ok((vectors, None));
     }
-    Ok((out, work_dirs))
+    let encoder = store
+        .encoder(&ModelCache::from_env()?, &candle_core::Device::Cpu)
+        .with_context(|| {
+            format!(
+                "GenePT-s needs the text encoder of {}",
+                store.path().display()
+            )
+        })?;
+    let sentences = bftembed::cells::cell_sentences(matrix, genes, settings)?;
+    let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+    let work = work_dir_for(anchor, encoder.as_ref(), &texts);
+    eprintln!(
+        "embedding {} cell sentences with {} (resumes if interrupted)",
+        texts.len(),
+        encoder.model_id()
+    );
+    let vectors = make_cell_vectors(
+        matrix,
+        genes,
+        store.dim(),
+        method,
+        settings,
+        Some((encoder.as_ref(), &work)),
+    )?;
+    Ok((vectors, Some(work)))
 }
 
 /// Reports the cells a method could not make a vector for (they express no known gene).
-fn report_missing(vectors: &CellVectors, cells: &[String]) {
+pub(super) fn report_missing(vectors: &CellVectors, cells: &[String]) {
     let method = vectors.method;
     let missing: Vec<&str> = cells
         .iter()
@@ -318,15 +336,15 @@ fn report_missing(vectors: &CellVectors, cells: &[String]) {
 
 fn provenance(
     args: &CellsArgs,
-    source: &MatrixSource,
     store: &GeneStore,
     settings: CellSettings,
     matrix: &ExpressionMatrix,
     genes: &StoreGenes,
 ) -> serde_json::Value {
+    let source = args.matrix.source();
     serde_json::json!({
-        "matrix": args.matrix.display().to_string(),
-        "h5ad_matrix": source.is_h5ad().then(|| args.h5ad_matrix.clone()),
+        "matrix": args.matrix.path().display().to_string(),
+        "h5ad_matrix": source.is_h5ad().then(|| args.matrix.h5ad_matrix().to_string()),
         "store": store.path().display().to_string(),
         "store_model": store.manifest().model_id,
         "methods": methods(args).iter().map(|m| m.name()).collect::<Vec<_>>(),

@@ -56,8 +56,16 @@ impl StoreOpts {
 
 #[derive(Debug, Args)]
 pub struct NeighborsArgs {
-    /// Gene symbol, alias, previous symbol or Entrez id.
-    symbol: String,
+    /// Gene symbol, alias, previous symbol or Entrez id (a gene store).
+    #[arg(required_unless_present_any = ["cell", "queries"])]
+    symbol: Option<String>,
+    /// A cell id (a cell store, `bftembed cells --store-out`).
+    #[arg(long, conflicts_with_all = ["symbol", "queries"])]
+    cell: Option<String>,
+    /// A file of cell ids, one per line: the neighbours of each, as JSON lines, searched
+    /// on every core.
+    #[arg(long, conflicts_with = "symbol")]
+    queries: Option<PathBuf>,
     #[command(flatten)]
     opts: StoreOpts,
 }
@@ -87,18 +95,28 @@ pub struct ReindexArgs {
 }
 
 pub fn neighbors(args: NeighborsArgs) -> Result<()> {
+    let Some(symbol) = &args.symbol else {
+        return super::cell_lookup::cell_neighbors(
+            args.opts.store.as_deref(),
+            args.cell.as_deref(),
+            args.queries.as_deref(),
+            args.opts.k,
+            args.opts.mode(),
+            args.opts.json,
+        );
+    };
     let store = args.opts.open()?;
     let catalog = GeneCatalog::embedded()?;
-    let row = resolve_row(&store, &catalog, &args.symbol)?;
-    warn_case_only(&store.symbols()[row], args.symbol.trim(), &catalog);
+    let row = resolve_row(&store, &catalog, symbol)?;
+    warn_case_only(&store.symbols()[row], symbol.trim(), &catalog);
     let hits = store.neighbors_of_row(row, args.opts.k, args.opts.mode())?;
-    let title = if store.symbols()[row].eq_ignore_ascii_case(args.symbol.trim()) {
+    let title = if store.symbols()[row].eq_ignore_ascii_case(symbol.trim()) {
         store.symbols()[row].clone()
     } else {
         format!(
             "{} (resolved from '{}')",
             store.symbols()[row],
-            args.symbol.trim()
+            symbol.trim()
         )
     };
     print_hits(&store, &title, &hits, args.opts.json)
@@ -148,11 +166,40 @@ pub fn reindex(args: ReindexArgs) -> Result<()> {
         max_nb_connection: args.hnsw_m,
         ef_construction: args.hnsw_ef_construction,
     };
-    let store = reindex_store(&path, params)?;
+    let manifest = reindex_store(&path, params)?;
     eprintln!(
-        "rebuilt the index of {} ({} genes)",
+        "rebuilt the index of {} ({} {:?})",
         path.display(),
-        store.len()
+        manifest.count,
+        manifest.items
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Store folder, gene or cell store (default: the one `bftembed quickstart` builds).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+/// Checks every byte of a store against its manifest (opening a large store checks
+/// only sizes and file ends).
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let path = match args.store {
+        Some(p) => p,
+        None => default_store()?,
+    };
+    let started = std::time::Instant::now();
+    let manifest = bftembed::store::verify_store(&path)?;
+    println!(
+        "{}: intact ({} {:?} of dimension {}, every file's sha256 and the vectors' checksum \
+         match the manifest; {:.1} s)",
+        path.display(),
+        manifest.count,
+        manifest.items,
+        manifest.dim,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

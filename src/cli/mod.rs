@@ -1,10 +1,13 @@
 //! Argument definitions and dispatch for the `bftembed` binary.
 
+mod annotate;
+mod cell_lookup;
 mod cells;
 mod diagnose;
 mod embed;
 mod eval;
 mod lookup;
+mod matrix_args;
 mod models;
 mod profile;
 mod quickstart;
@@ -37,15 +40,26 @@ enum Command {
     Profile(profile::ProfileArgs),
     /// Embed a profile table into a store, or a text file (one text per line) into Parquet.
     Embed(embed::EmbedArgs),
-    /// The genes nearest to a gene in a store.
+    /// The genes nearest to a gene in a gene store, or the cells nearest to a cell (or to
+    /// each of a file of cells) in a cell store.
     Neighbors(lookup::NeighborsArgs),
     /// The genes nearest to a free-text query (embedded with the store's own model).
     Search(lookup::SearchArgs),
     /// GenePT-w / GenePT-s vectors for every cell of an expression matrix (.h5ad, 10x,
     /// CSV/TSV) from a gene store: to Parquet, and into a copy of the .h5ad's obsm.
     Cells(cells::CellsArgs),
+    /// Label query cells by a vote of their nearest cells in a labelled cell store (or
+    /// cross-validate the store on itself); accuracy, macro-F1 and confusion where the
+    /// true labels are known.
+    Annotate(annotate::AnnotateArgs),
     /// Rebuild a store's HNSW index from its stored vectors.
     Reindex(lookup::ReindexArgs),
+    /// Check every byte of a store against its manifest (opening a large store checks
+    /// only sizes and file ends).
+    Verify(lookup::VerifyArgs),
+    /// The random-vector floor as a gene store: the genes of a store, each with a random
+    /// unit vector from a seed, so any pipeline can be run on the floor too.
+    RandomStore(vectors::RandomStoreArgs),
     /// Build a store from vectors made elsewhere (CSV/TSV, Parquet, .npy, or GenePT's
     /// pickle); names are resolved through HGNC.
     Import(vectors::ImportArgs),
@@ -89,6 +103,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neighbors(args) => lookup::neighbors(args),
         Command::Search(args) => lookup::search(args),
         Command::Reindex(args) => lookup::reindex(args),
+        Command::Verify(args) => lookup::verify(args),
+        Command::Annotate(args) => annotate::run(args),
+        Command::RandomStore(args) => vectors::random_store(args),
         Command::Import(args) => vectors::import(args),
         Command::Export(args) => vectors::export(args),
         Command::Quickstart(args) => quickstart::run(args),

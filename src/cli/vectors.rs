@@ -131,3 +131,31 @@ pub fn export(args: ExportArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct RandomStoreArgs {
+    /// The gene store whose genes (and dimension) the floor takes.
+    #[arg(long)]
+    like: PathBuf,
+    /// Seed of the random vectors.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The floor store to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn random_store(args: RandomStoreArgs) -> Result<()> {
+    let like = GeneStore::open(&args.like)
+        .with_context(|| format!("opening store {}", args.like.display()))?;
+    let floor = bftembed::store::random_store(&like, args.seed, &args.out, IndexParams::default())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "wrote the random floor {} ({} genes, dimension {}, seed {})",
+        args.out.display(),
+        floor.len(),
+        floor.dim(),
+        args.seed
+    );
+    Ok(())
+}

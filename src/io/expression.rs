@@ -129,6 +129,16 @@ impl ExpressionMatrix {
         })
     }
 
+    /// Keeps only the cells whose `keep` is true, in their order (a reference built
+    /// from the control cells, say). `keep` has one entry per cell.
+    pub fn retain_cells(&mut self, keep: &[bool]) {
+        debug_assert_eq!(keep.len(), self.cells.len());
+        let mut flags = keep.iter();
+        self.cells.retain(|_| *flags.next().unwrap_or(&false));
+        let mut flags = keep.iter();
+        self.values.retain(|_| *flags.next().unwrap_or(&false));
+    }
+
     /// Whether every stored value is a non-negative whole number, as raw counts are
     /// (normalised or logged values almost never are).
     pub fn looks_like_counts(&self) -> bool {

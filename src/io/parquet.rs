@@ -115,6 +115,22 @@ pub fn strings(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<Strin
         .collect())
 }
 
+/// A nullable UTF-8 column.
+pub fn optional_strings(
+    batch: &RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<Option<String>>> {
+    let col = column(batch, name, path)?;
+    let arr = col
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not text")))?;
+    Ok((0..arr.len())
+        .map(|i| (!arr.is_null(i)).then(|| arr.value(i).to_string()))
+        .collect())
+}
+
 /// A nullable u32 column.
 pub fn optional_u32s(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<Option<u32>>> {
     let col = column(batch, name, path)?;

@@ -1,10 +1,13 @@
 //! Writing a store folder atomically: everything is written into a staging folder
 //! beside the target, which then replaces the target in one rename.
 
+use super::checks::{check_vectors, file_ends, CheckDepth};
 use super::index::{index_files, HnswIndex, IndexParams};
-use super::manifest::{IndexManifest, StoreManifest, MANIFEST_FILE, STORE_FORMAT, TABLE_FILE};
+use super::manifest::{
+    CellOrigin, IndexManifest, StoreItems, StoreManifest, MANIFEST_FILE, STORE_FORMAT, TABLE_FILE,
+};
 use super::open::GeneStore;
-use super::table::{read_table, write_table};
+use super::table::{read_vector_column, write_table};
 use crate::embed::{embed_resumable, work_dir_for, Embeddings, RemoteRecord, TextEncoder};
 use crate::error::{Error, Result};
 use crate::fsutil::{parent_dir, sha256_f32, sha256_file, unix_now};
@@ -33,6 +36,18 @@ impl StoreModel {
             sha256: encoder.weights_sha256().to_string(),
             encoder: encoder.record(),
             remote: encoder.remote(),
+        }
+    }
+
+    /// The model a gene store's vectors came from, for a store derived from it (a cell
+    /// store of its GenePT vectors).
+    pub fn of_store(store: &GeneStore) -> Self {
+        let manifest = store.manifest();
+        StoreModel {
+            id: manifest.model_id.clone(),
+            sha256: manifest.model_sha256.clone(),
+            encoder: manifest.encoder.clone(),
+            remote: manifest.remote.clone(),
         }
     }
 }
@@ -66,6 +81,39 @@ pub fn build_store(
             )));
         }
     }
+    let contents = StoreContents {
+        vectors,
+        model,
+        items: StoreItems::Genes,
+        cells: None,
+    };
+    write_store(dir, params, &contents, |table| {
+        write_table(table, records, vectors, &model.id)
+    })?;
+    GeneStore::open(dir)
+}
+
+/// What a new store's manifest records besides the checksums of its files.
+pub(crate) struct StoreContents<'a> {
+    /// The vectors, in table row order.
+    pub(crate) vectors: &'a Embeddings,
+    /// The model behind them.
+    pub(crate) model: &'a StoreModel,
+    /// Genes or cells.
+    pub(crate) items: StoreItems,
+    /// A cell store's recipe.
+    pub(crate) cells: Option<CellOrigin>,
+}
+
+/// Writes a store folder at `dir`: the table (by `write_table`, given the path to write),
+/// the HNSW index and the manifest, all in a staging folder beside `dir` that replaces
+/// it in one rename once complete.
+pub(crate) fn write_store(
+    dir: &Path,
+    params: IndexParams,
+    contents: &StoreContents,
+    write_table: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let parent = parent_dir(dir);
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let staging = tempfile::Builder::new()
@@ -73,10 +121,11 @@ pub fn build_store(
         .tempdir_in(&parent)
         .map_err(|e| Error::io(&parent, e))?;
     let stage = staging.path();
-    write_table(&stage.join(TABLE_FILE), records, vectors, &model.id)?;
-    let index = HnswIndex::build(vectors, params);
+    write_table(&stage.join(TABLE_FILE))?;
+    let index = HnswIndex::build(contents.vectors, params);
     index.save(stage)?;
-    let manifest = StoreManifest {
+    let (vectors, model) = (contents.vectors, contents.model);
+    let mut manifest = StoreManifest {
         format: STORE_FORMAT.to_string(),
         bftembed_version: env!("CARGO_PKG_VERSION").to_string(),
         model_id: model.id.clone(),
@@ -89,10 +138,13 @@ pub fn build_store(
         index: index_manifest(stage, params)?,
         encoder: model.encoder.clone(),
         remote: model.remote.clone(),
+        items: contents.items,
+        cells: contents.cells.clone(),
+        file_ends_sha256: Default::default(),
     };
+    manifest.file_ends_sha256 = file_ends(stage, &manifest)?;
     manifest.write(&stage.join(MANIFEST_FILE))?;
-    replace_dir(staging, dir)?;
-    GeneStore::open(dir)
+    replace_dir(staging, dir)
 }
 
 /// Embeds the profiles' texts and builds a store from them at `dir`. The embedding
@@ -117,19 +169,22 @@ pub fn embed_into_store(
 }
 
 /// Rebuilds a store's HNSW index from its own vectors (after the index was lost or
-/// damaged, or to change its settings). The table must still match the manifest.
-pub fn reindex_store(dir: &Path, params: IndexParams) -> Result<GeneStore> {
+/// damaged, or to change its settings), for a gene or a cell store alike. The table
+/// must still match the manifest. Returns the new manifest.
+pub fn reindex_store(dir: &Path, params: IndexParams) -> Result<StoreManifest> {
     params.check()?;
     let mut manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
     let table_path = dir.join(TABLE_FILE);
-    if sha256_file(&table_path)? != manifest.table_sha256 {
+    if !table_path.is_file() || sha256_file(&table_path)? != manifest.table_sha256 {
         return Err(Error::store(
             &table_path,
-            "the vector table does not match the manifest; the store cannot be repaired, build it again",
+            "the vector table is missing or does not match the manifest; the store cannot \
+             be repaired, build it again",
         ));
     }
-    let rows = read_table(&table_path)?;
-    let index = HnswIndex::build(&rows.vectors, params);
+    let vectors = read_vector_column(&table_path)?;
+    check_vectors(&table_path, &vectors, &manifest, CheckDepth::Full)?;
+    let index = HnswIndex::build(&vectors, params);
     let staging = tempfile::Builder::new()
         .prefix(".bftembed-index-")
         .tempdir_in(dir)
@@ -140,8 +195,9 @@ pub fn reindex_store(dir: &Path, params: IndexParams) -> Result<GeneStore> {
         let to = dir.join(&name);
         std::fs::rename(staging.path().join(&name), &to).map_err(|e| Error::io(&to, e))?;
     }
+    manifest.file_ends_sha256 = file_ends(dir, &manifest)?;
     manifest.write(&dir.join(MANIFEST_FILE))?;
-    GeneStore::open(dir)
+    Ok(manifest)
 }
 
 fn index_manifest(dir: &Path, params: IndexParams) -> Result<IndexManifest> {

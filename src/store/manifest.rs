@@ -43,6 +43,47 @@ pub struct StoreManifest {
     /// local encoders and imported vectors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<crate::embed::RemoteRecord>,
+    /// What the rows are (stores written before cell stores existed hold genes).
+    #[serde(default)]
+    pub items: StoreItems,
+    /// A cell store's recipe: how its vectors were made from which gene store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<CellOrigin>,
+    /// sha256 of each file's size and two ends, by file name: the cheap check a large
+    /// store gets on open (absent in stores written before it was recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file_ends_sha256: BTreeMap<String, String>,
+}
+
+/// What a store's rows are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreItems {
+    /// One row per gene, keyed by symbol, with its profile text.
+    #[default]
+    Genes,
+    /// One row per cell, keyed by cell id, with metadata columns.
+    Cells,
+}
+
+/// How a cell store's vectors were made, so that new cells (a query to annotate) are
+/// made the same way or refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellOrigin {
+    /// The recipe's column name (`genept_w` or `genept_s`).
+    pub method: String,
+    /// The gene store the cell vectors were made from, as given.
+    pub gene_store: String,
+    /// That gene store's vectors checksum: a query must use the very same gene vectors.
+    pub gene_store_vectors_sha256: String,
+    /// GenePT-s: genes per cell sentence.
+    pub top_genes: usize,
+    /// GenePT-w: whether the mean gene vector was subtracted first.
+    pub center_gene_vectors: bool,
+    /// The metadata columns stored beside each cell (for example its obs labels).
+    pub metadata: Vec<String>,
+    /// Cells of the matrix left out because they express no gene the gene store has.
+    pub cells_without_vector: usize,
 }
 
 /// The HNSW index's settings and file checksums.

@@ -1,12 +1,11 @@
 //! Opening a store (with every checksum checked) and searching it.
 
-use super::exact::exact_top_k;
-use super::index::HnswIndex;
-use super::manifest::{StoreManifest, MANIFEST_FILE, TABLE_FILE};
-use super::table::{read_table, StoreRows};
+use super::checks::{check_vectors, load_checked_index, open_manifest};
+use super::manifest::{StoreItems, StoreManifest, TABLE_FILE};
+use super::search::IndexedVectors;
+use super::table::read_table;
 use crate::embed::{Embeddings, RemoteEncoder, RemoteSettings, SentenceEmbedder, TextEncoder};
 use crate::error::{Error, Result};
-use crate::fsutil::{sha256_f32, sha256_file};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -52,9 +51,8 @@ pub struct GeneStore {
     entrez_ids: Vec<Option<u32>>,
     sources: Vec<String>,
     texts: Vec<String>,
-    vectors: Embeddings,
     by_symbol: HashMap<String, usize>,
-    index: HnswIndex,
+    indexed: IndexedVectors,
 }
 
 impl GeneStore {
@@ -77,6 +75,13 @@ impl GeneStore {
                      does not have, so it cannot embed text (free-text search, GenePT-s cell \
                      sentences) the way its vectors were made"
                 ),
+            ));
+        }
+        if manifest.model_id.starts_with(super::RANDOM_PREFIX) {
+            return Err(Error::store(
+                self.path(),
+                "the store holds random vectors (the floor), made by no model, so it cannot \
+                 embed text (free-text search, GenePT-s cell sentences)",
             ));
         }
         if let Some(remote) = &manifest.remote {
@@ -129,18 +134,14 @@ impl GeneStore {
         Ok(encoder)
     }
 
-    /// Opens a store folder, checking the table and index against the manifest.
-    /// A mismatch is an error that says what to do; a damaged store is never used.
+    /// Opens a gene store folder, checking the table and index against the manifest
+    /// (see [`super::CheckDepth`] for how much). A mismatch is an error that says what
+    /// to do; a damaged store is never used.
     pub fn open(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::store(
-                dir,
-                "no such store folder (build one with `bftembed embed --profiles P.parquet --out STORE`)",
-            ));
-        }
-        let manifest = StoreManifest::read(&dir.join(MANIFEST_FILE))?;
-        let rows = read_checked_table(&dir.join(TABLE_FILE), &manifest)?;
-        check_index_files(dir, &manifest)?;
+        let (manifest, depth) = open_manifest(dir, StoreItems::Genes)?;
+        let table = dir.join(TABLE_FILE);
+        let rows = read_table(&table)?;
+        check_vectors(&table, &rows.vectors, &manifest, depth)?;
         let index = load_checked_index(dir, &manifest)?;
         let by_symbol = rows
             .symbols
@@ -155,9 +156,11 @@ impl GeneStore {
             entrez_ids: rows.entrez_ids,
             sources: rows.sources,
             texts: rows.texts,
-            vectors: rows.vectors,
             by_symbol,
-            index,
+            indexed: IndexedVectors {
+                vectors: rows.vectors,
+                index,
+            },
         })
     }
 
@@ -183,7 +186,7 @@ impl GeneStore {
 
     /// Vector dimension.
     pub fn dim(&self) -> usize {
-        self.vectors.dim()
+        self.indexed.vectors.dim()
     }
 
     /// All symbols, in row order.
@@ -198,12 +201,12 @@ impl GeneStore {
 
     /// The vector of a row.
     pub fn vector(&self, row: usize) -> &[f32] {
-        self.vectors.row(row)
+        self.indexed.vectors.row(row)
     }
 
     /// All vectors.
     pub fn vectors(&self) -> &Embeddings {
-        &self.vectors
+        &self.indexed.vectors
     }
 
     /// The profile text of a row.
@@ -228,7 +231,8 @@ impl GeneStore {
         k: usize,
         mode: SearchMode,
     ) -> Result<Vec<Neighbor>> {
-        self.search_excluding(query, k, mode, None)
+        let hits = self.indexed.search(query, k, mode, None)?;
+        Ok(self.named(hits))
     }
 
     /// The `k` genes nearest to the gene in `row`, itself excluded, best first.
@@ -238,136 +242,18 @@ impl GeneStore {
         k: usize,
         mode: SearchMode,
     ) -> Result<Vec<Neighbor>> {
-        if row >= self.len() {
-            return Err(Error::InvalidArgument(format!(
-                "row {row} is outside the store"
-            )));
-        }
-        self.search_excluding(self.vectors.row(row), k, mode, Some(row))
+        let hits = self.indexed.neighbors_of_row(row, k, mode)?;
+        Ok(self.named(hits))
     }
 
-    fn search_excluding(
-        &self,
-        query: &[f32],
-        k: usize,
-        mode: SearchMode,
-        exclude: Option<usize>,
-    ) -> Result<Vec<Neighbor>> {
-        if k == 0 {
-            return Err(Error::InvalidArgument("k must be at least 1".into()));
-        }
-        if query.len() != self.dim() {
-            return Err(Error::InvalidArgument(format!(
-                "query has dimension {}, the store {}",
-                query.len(),
-                self.dim()
-            )));
-        }
-        let hits: Vec<(usize, f32)> = match mode {
-            SearchMode::Exact => exact_top_k(&self.vectors, query, k, exclude),
-            SearchMode::Hnsw { ef } => {
-                let want = k + usize::from(exclude.is_some());
-                self.index
-                    .search(query, want, ef.max(want))
-                    .into_iter()
-                    .filter(|(row, _)| Some(*row) != exclude)
-                    .take(k)
-                    .map(|(row, dist)| (row, 1.0 - dist))
-                    .collect()
-            }
-        };
-        Ok(hits
-            .into_iter()
+    fn named(&self, hits: Vec<(usize, f32)>) -> Vec<Neighbor> {
+        hits.into_iter()
             .map(|(row, score)| Neighbor {
                 row,
                 symbol: self.symbols[row].clone(),
                 entrez_id: self.entrez_ids[row],
                 score,
             })
-            .collect())
+            .collect()
     }
-}
-
-/// The vector table, read only after its file checksum matches the manifest, then
-/// checked again for its shape and the checksum of the vectors it decodes to: a table
-/// that parses can still hold other vectors than the store was built with.
-fn read_checked_table(table_path: &Path, manifest: &StoreManifest) -> Result<StoreRows> {
-    if !table_path.is_file() {
-        return Err(Error::store(
-            table_path,
-            "the vector table is missing; build the store again",
-        ));
-    }
-    if sha256_file(table_path)? != manifest.table_sha256 {
-        return Err(Error::store(
-            table_path,
-            "the vector table does not match the manifest (truncated or changed); build the store again",
-        ));
-    }
-    let rows = read_table(table_path)?;
-    if rows.vectors.len() != manifest.count || rows.vectors.dim() != manifest.dim {
-        return Err(Error::store(
-            table_path,
-            format!(
-                "holds {} vectors of dimension {}, the manifest says {} of {}",
-                rows.vectors.len(),
-                rows.vectors.dim(),
-                manifest.count,
-                manifest.dim
-            ),
-        ));
-    }
-    if sha256_f32(rows.vectors.as_slice()) != manifest.vectors_sha256 {
-        return Err(Error::store(
-            table_path,
-            "the vectors' checksum does not match the manifest; build the store again",
-        ));
-    }
-    Ok(rows)
-}
-
-/// Checks that every index file the manifest lists is present with its recorded
-/// checksum, before the index is loaded, so a damaged index is reported as such (with
-/// the command that rebuilds it) rather than as whatever the loader trips over.
-fn check_index_files(dir: &Path, manifest: &StoreManifest) -> Result<()> {
-    for (name, expected) in &manifest.index.files {
-        let path = dir.join(name);
-        let repair = format!(
-            "rebuild it with `bftembed reindex --store {}`",
-            dir.display()
-        );
-        if !path.is_file() {
-            return Err(Error::store(
-                &path,
-                format!("the index file is missing; {repair}"),
-            ));
-        }
-        if &sha256_file(&path)? != expected {
-            return Err(Error::store(
-                &path,
-                format!(
-                    "the index file does not match the manifest (truncated or changed); {repair}"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The HNSW index, which must hold one point per table row: search results are rows
-/// of the table.
-fn load_checked_index(dir: &Path, manifest: &StoreManifest) -> Result<HnswIndex> {
-    let index = HnswIndex::load(dir)?;
-    if index.len() != manifest.count {
-        return Err(Error::store(
-            dir,
-            format!(
-                "the index holds {} points but the table {}; rebuild it with `bftembed reindex --store {}`",
-                index.len(),
-                manifest.count,
-                dir.display()
-            ),
-        ));
-    }
-    Ok(index)
 }

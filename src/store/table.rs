@@ -4,7 +4,7 @@ use crate::embed::Embeddings;
 use crate::error::{Error, Result};
 use crate::io::parquet::{
     f32_vectors, optional_u32s, read_parquet, record_batch, strings, vector_column, vector_field,
-    write_parquet,
+    write_parquet, ParquetContents,
 };
 use crate::profile::{profile_columns, ProfileRecord};
 use arrow::array::StringArray;
@@ -56,14 +56,27 @@ pub fn read_table(path: &Path) -> Result<StoreRows> {
         texts: Vec::new(),
         vectors: Embeddings::empty(1),
     };
-    let mut values = Vec::new();
-    let mut dim = None;
     for batch in &contents.batches {
         rows.symbols.extend(strings(batch, "symbol", path)?);
         rows.entrez_ids
             .extend(optional_u32s(batch, "entrez_id", path)?);
         rows.sources.extend(strings(batch, "source", path)?);
         rows.texts.extend(strings(batch, "text", path)?);
+    }
+    rows.vectors = vectors_of(&contents, path)?;
+    Ok(rows)
+}
+
+/// Only the `vector` column of a store's table (gene or cell store alike).
+pub fn read_vector_column(path: &Path) -> Result<Embeddings> {
+    vectors_of(&read_parquet(path)?, path)
+}
+
+/// The `vector` column of every batch, as one matrix.
+pub(crate) fn vectors_of(contents: &ParquetContents, path: &Path) -> Result<Embeddings> {
+    let mut values = Vec::new();
+    let mut dim = None;
+    for batch in &contents.batches {
         let (d, v) = f32_vectors(batch, "vector", path)?;
         if dim.is_some_and(|old| old != d) {
             return Err(Error::bad_file(path, "vectors of different dimensions"));
@@ -72,6 +85,5 @@ pub fn read_table(path: &Path) -> Result<StoreRows> {
         values.extend(v);
     }
     let dim = dim.ok_or_else(|| Error::bad_file(path, "the table has no rows"))?;
-    rows.vectors = Embeddings::new(dim, values);
-    Ok(rows)
+    Ok(Embeddings::new(dim, values))
 }

@@ -9,7 +9,7 @@ mod checks;
 mod cv;
 mod defaults;
 mod kinds;
-mod metrics;
+pub(crate) mod metrics;
 mod outcomes;
 mod pca;
 mod probe;

@@ -3,7 +3,6 @@
 
 use crate::embed::TextEncoder;
 pub use crate::genes::SymbolMapper;
-use crate::rng::SplitMix64;
 use crate::store::GeneStore;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -75,10 +74,7 @@ impl GeneVectors {
         let mut data = Vec::with_capacity(symbols.len() * other.dim);
         for (i, symbol) in symbols.iter().enumerate() {
             rows.insert((*symbol).clone(), i);
-            let mut rng = SplitMix64::new(seed ^ crate::fsutil::fnv1a(symbol.as_bytes()));
-            let v: Vec<f32> = (0..other.dim).map(|_| rng.normal() as f32).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            data.extend(v.iter().map(|x| x / norm));
+            data.extend(crate::rng::keyed_unit_vector(symbol, seed, other.dim));
         }
         GeneVectors {
             name: RANDOM_FLOOR_NAME.into(),

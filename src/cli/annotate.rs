@@ -1,0 +1,287 @@
+//! `bftembed annotate`: label query cells by their nearest cells in a labelled cell store
+//! (or cross-validate the store on itself), with accuracy, macro-F1 and a confusion
+//! matrix where the true labels are known.
+
+use super::cells::{method_vectors, report_genes, report_missing};
+use super::matrix_args::MatrixArgs;
+use anyhow::{bail, Context, Result};
+use arrow::array::{ArrayRef, Float32Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use bftembed::annotate::{
+    agreement, annotate, cross_validate, Agreement, Prediction, VoteSettings,
+};
+use bftembed::cells::{CellMethod, CellSettings, StoreGenes};
+use bftembed::genes::{GeneCatalog, SymbolMapper};
+use bftembed::io::parquet::{record_batch, write_parquet};
+use bftembed::store::{CellStore, GeneStore, SearchMode, DEFAULT_EF};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// The labelled cell store (`bftembed cells --store-out`).
+    #[arg(long)]
+    reference: PathBuf,
+    /// The reference's metadata column whose labels are transferred.
+    #[arg(long)]
+    label: String,
+    /// The query cells; their vectors are made as the reference's were (same gene
+    /// store, same recipe). Leave out with --folds.
+    #[command(flatten)]
+    query: MatrixArgs,
+    /// The query's column of true labels (its .h5ad obs or --metadata): scores the
+    /// predictions.
+    #[arg(long)]
+    truth: Option<String>,
+    /// Instead of a query: cross-validate the reference on itself with this many folds.
+    #[arg(long, conflicts_with = "truth")]
+    folds: Option<usize>,
+    /// Seed of the cross-validation folds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The gene store the reference was made from, when it has moved since (its vectors
+    /// must be the very ones the reference records).
+    #[arg(long)]
+    gene_store: Option<PathBuf>,
+    /// Reference cells that vote.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    k: usize,
+    /// Brute-force search instead of the HNSW graph.
+    #[arg(long)]
+    exact: bool,
+    /// HNSW search breadth.
+    #[arg(long, default_value_t = DEFAULT_EF)]
+    ef: usize,
+    /// Parquet of predictions: cell, predicted, vote_share, nearest_similarity (and the
+    /// true label).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// JSON report: settings, accuracy, macro-F1 and the confusion matrix.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// Cells, their predictions and (where known) their true labels.
+struct Annotated {
+    cells: Vec<String>,
+    predictions: Vec<Option<Prediction>>,
+    truth: Option<(String, Vec<Option<String>>)>,
+}
+
+pub fn run(args: AnnotateArgs) -> Result<()> {
+    if args.k == 0 {
+        bail!("-k must be at least 1");
+    }
+    let reference = CellStore::open(&args.reference)
+        .with_context(|| format!("opening the reference {}", args.reference.display()))?;
+    let settings = VoteSettings {
+        k: args.k,
+        mode: if args.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Hnsw { ef: args.ef }
+        },
+    };
+    let query = args.query.is_given().then_some(&args.query);
+    let annotated = match (query, args.folds) {
+        (Some(_), Some(_)) => bail!("give query cells (--query) or --folds, not both"),
+        (None, None) => bail!("nothing to annotate: give query cells (--query) or --folds"),
+        (None, Some(folds)) => Annotated {
+            cells: reference.cells().to_vec(),
+            predictions: cross_validate(&reference, &args.label, folds, args.seed, settings)?,
+            truth: Some((
+                args.label.clone(),
+                reference.metadata_column(&args.label)?.to_vec(),
+            )),
+        },
+        (Some(query), None) => annotate_query(&args, query, &reference, settings)?,
+    };
+    let labelled = annotated.predictions.iter().flatten().count();
+    eprintln!(
+        "labelled {labelled} of {} cells from {} reference cells (k = {})",
+        annotated.cells.len(),
+        reference.len(),
+        args.k
+    );
+    let scored = match &annotated.truth {
+        Some((_, truth)) => {
+            let classes = reference_classes(&reference, &args.label)?;
+            let scored = agreement(truth, &annotated.predictions, &classes)?;
+            print_agreement(&scored);
+            Some(scored)
+        }
+        None => None,
+    };
+    if let Some(out) = &args.out {
+        write_predictions(out, &annotated)?;
+        eprintln!("wrote {}", out.display());
+    }
+    if let Some(path) = &args.report {
+        write_report(path, &args, &reference, scored.as_ref())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Makes the query cells' vectors the reference's way and labels them.
+fn annotate_query(
+    args: &AnnotateArgs,
+    query: &MatrixArgs,
+    reference: &CellStore,
+    settings: VoteSettings,
+) -> Result<Annotated> {
+    query.check()?;
+    let origin = reference.origin();
+    let method = CellMethod::from_name(&origin.method).with_context(|| {
+        format!(
+            "the reference was made with unknown recipe '{}'",
+            origin.method
+        )
+    })?;
+    let gene_store_path = args
+        .gene_store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&origin.gene_store));
+    let gene_store = GeneStore::open(&gene_store_path).with_context(|| {
+        format!(
+            "opening the reference's gene store {} (--gene-store if it has moved)",
+            gene_store_path.display()
+        )
+    })?;
+    if gene_store.manifest().vectors_sha256 != origin.gene_store_vectors_sha256 {
+        bail!(
+            "{} holds other gene vectors than the reference {} was made from; query cells \
+             made from them would not be comparable",
+            gene_store_path.display(),
+            reference.path().display()
+        );
+    }
+    let columns: Vec<String> = args.truth.iter().cloned().collect();
+    let (matrix, metadata) = query.read(&columns)?;
+    let catalog = GeneCatalog::embedded()?;
+    let mut mapper = SymbolMapper::new(&catalog);
+    let genes = StoreGenes::of(&matrix, &gene_store, &mut mapper);
+    report_genes(&matrix, &genes, &mapper, &gene_store_path)?;
+    let cell_settings = CellSettings {
+        top_genes: origin.top_genes,
+        center_gene_vectors: origin.center_gene_vectors,
+    };
+    let anchor = args.out.as_deref().unwrap_or(Path::new("annotate"));
+    let (vectors, work) =
+        method_vectors(&matrix, &genes, &gene_store, method, cell_settings, anchor)?;
+    report_missing(&vectors, &matrix.cells);
+    let predictions = annotate(reference, &args.label, &vectors.rows, settings)?;
+    if let Some(work) = work {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    Ok(Annotated {
+        cells: matrix.cells,
+        predictions,
+        truth: metadata.into_iter().next(),
+    })
+}
+
+/// The labels the reference can give, sorted.
+fn reference_classes(reference: &CellStore, label: &str) -> Result<Vec<String>> {
+    let mut classes: Vec<String> = reference
+        .metadata_column(label)?
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    classes.sort();
+    classes.dedup();
+    Ok(classes)
+}
+
+fn print_agreement(a: &Agreement) {
+    println!(
+        "accuracy {:.3}  macro-F1 {:.3}  ({} cells with a true label, {} labelled)",
+        a.accuracy, a.macro_f1, a.cells, a.annotated
+    );
+    if !a.missing_from_reference.is_empty() {
+        println!(
+            "true classes the reference lacks (their cells cannot be right): {}",
+            a.missing_from_reference.join(", ")
+        );
+    }
+    let width = a
+        .true_classes
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("confusion (rows: true, columns: predicted):");
+    print!("{:width$}", "");
+    for (j, _) in a.predicted_classes.iter().enumerate() {
+        print!(" {:>5}", format!("c{j}"));
+    }
+    println!();
+    for (i, class) in a.true_classes.iter().enumerate() {
+        print!("{class:width$}");
+        for n in &a.confusion[i] {
+            print!(" {n:>5}");
+        }
+        println!();
+    }
+    for (j, class) in a.predicted_classes.iter().enumerate() {
+        println!("  c{j} = {class}");
+    }
+}
+
+/// The predictions table, written atomically.
+fn write_predictions(path: &Path, annotated: &Annotated) -> Result<()> {
+    let p = &annotated.predictions;
+    let mut fields = vec![
+        Field::new("cell", DataType::Utf8, false),
+        Field::new("predicted", DataType::Utf8, true),
+        Field::new("vote_share", DataType::Float32, true),
+        Field::new("nearest_similarity", DataType::Float32, true),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(&annotated.cells)),
+        Arc::new(StringArray::from_iter(
+            p.iter().map(|p| p.as_ref().map(|p| p.label.as_str())),
+        )),
+        Arc::new(Float32Array::from_iter(
+            p.iter().map(|p| p.as_ref().map(|p| p.vote_share)),
+        )),
+        Arc::new(Float32Array::from_iter(
+            p.iter().map(|p| p.as_ref().map(|p| p.nearest_similarity)),
+        )),
+    ];
+    if let Some((name, truth)) = &annotated.truth {
+        fields.push(Field::new(format!("true_{name}"), DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(truth.clone())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = record_batch(schema.clone(), columns, path)?;
+    write_parquet(path, schema, &[batch], &[])
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_report(
+    path: &Path,
+    args: &AnnotateArgs,
+    reference: &CellStore,
+    scored: Option<&Agreement>,
+) -> Result<()> {
+    let report = serde_json::json!({
+        "reference": reference.path().display().to_string(),
+        "reference_cells": reference.len(),
+        "recipe": reference.origin(),
+        "label": args.label,
+        "query": args.query.is_given().then(|| args.query.path().display().to_string()),
+        "folds": args.folds,
+        "seed": args.folds.map(|_| args.seed),
+        "k": args.k,
+        "search": if args.exact { "exact".to_string() } else { format!("hnsw ef={}", args.ef) },
+        "agreement": scored,
+        "bftembed_version": env!("CARGO_PKG_VERSION"),
+    });
+    let text = serde_json::to_vec_pretty(&report)?;
+    bftembed::fsutil::atomic_write_bytes(path, &text)?;
+    Ok(())
+}

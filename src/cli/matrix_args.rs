@@ -1,0 +1,233 @@
+//! The flags that name an expression matrix and its cells' metadata, shared by `cells`
+//! (the matrix whose cells get vectors) and `annotate` (the query cells).
+
+use anyhow::{bail, Context, Result};
+use bftembed::io::csv_table::CsvTable;
+use bftembed::io::{ExpressionMatrix, H5ad, MatrixSource, MatrixValues};
+use bftembed::store::MetadataColumns;
+use clap::Args;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What the matrix's values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValuesArg {
+    /// Decide from the values: whole numbers are counts.
+    Auto,
+    /// Raw counts: normalised to 10,000 per cell and log1p'd first.
+    Counts,
+    /// Already normalised (log1p of normalised counts): used as they are.
+    Normalized,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The expression matrix: an AnnData .h5ad, a 10x .mtx/.mtx.gz, or a dense CSV/TSV
+    /// (cells in rows, a header of genes). Required (checked by [`MatrixArgs::check`]:
+    /// `annotate` runs without one when it cross-validates).
+    #[arg(long, visible_alias = "query")]
+    matrix: Option<PathBuf>,
+    /// A MatrixMarket matrix's genes/features file (default: the 10x one beside it).
+    #[arg(long)]
+    genes: Option<PathBuf>,
+    /// A MatrixMarket matrix's barcodes file (default: barcodes.tsv[.gz] beside it).
+    #[arg(long)]
+    barcodes: Option<PathBuf>,
+    /// Which matrix of an .h5ad: X (the default), raw/X or layers/NAME.
+    #[arg(long)]
+    h5ad_matrix: Option<String>,
+    /// The .h5ad var column with gene symbols, when var's index holds other ids.
+    #[arg(long)]
+    gene_column: Option<String>,
+    /// What the values are (default: auto).
+    #[arg(long, value_enum)]
+    values: Option<ValuesArg>,
+    /// A CSV/TSV of per-cell metadata (for a matrix that is not an .h5ad, whose obs
+    /// table is used otherwise).
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// The --metadata column holding the cell ids (default: cell_id).
+    #[arg(long)]
+    cell_column: Option<String>,
+    /// Only the cells whose metadata COLUMN equals VALUE (for example sample=CTRL).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    keep: Option<String>,
+}
+
+impl MatrixArgs {
+    /// The matrix file as the flags describe it; `--values auto` reads the values as
+    /// they are and [`Self::read`] decides after looking at them.
+    pub fn source(&self) -> MatrixSource {
+        let values = match self.values() {
+            ValuesArg::Counts => MatrixValues::Counts,
+            ValuesArg::Auto | ValuesArg::Normalized => MatrixValues::Normalized,
+        };
+        let mut source = MatrixSource::new(self.path(), values);
+        source.genes = self.genes.clone();
+        source.cells = self.barcodes.clone();
+        source.h5ad_matrix = Some(self.h5ad_matrix().to_string());
+        source.h5ad_gene_column = self.gene_column.clone();
+        source
+    }
+
+    /// Which matrix of an .h5ad is read.
+    pub fn h5ad_matrix(&self) -> &str {
+        self.h5ad_matrix.as_deref().unwrap_or("X")
+    }
+
+    // The defaults live here, not in clap: `annotate` flattens these flags as an
+    // Option, which clap sets whenever any of them has a default value.
+    fn values(&self) -> ValuesArg {
+        self.values.unwrap_or(ValuesArg::Auto)
+    }
+
+    fn cell_column(&self) -> &str {
+        self.cell_column.as_deref().unwrap_or("cell_id")
+    }
+
+    /// Whether a matrix was named.
+    pub fn is_given(&self) -> bool {
+        self.matrix.is_some()
+    }
+
+    /// The matrix file (empty until [`Self::check`] has passed).
+    pub fn path(&self) -> &Path {
+        self.matrix.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Refuses flag combinations that cannot work, before any reading.
+    pub fn check(&self) -> Result<()> {
+        if self.matrix.is_none() {
+            bail!("name the expression matrix with --matrix (or --query)");
+        }
+        if self.metadata.is_some() && self.source().is_h5ad() {
+            bail!("--metadata is for matrices without an obs table; an .h5ad's obs is used");
+        }
+        if let Some(keep) = &self.keep {
+            if !keep.contains('=') {
+                bail!("--keep takes COLUMN=VALUE, got '{keep}'");
+            }
+        }
+        Ok(())
+    }
+
+    /// The matrix, its values normalised as `--values` says (or as they look), with only
+    /// the `--keep` cells, and the `columns` of metadata for those cells.
+    pub fn read(&self, columns: &[String]) -> Result<(ExpressionMatrix, MetadataColumns)> {
+        let mut matrix = self.source().read()?;
+        if let Some((cell, gene, x)) = matrix.first_negative() {
+            bail!(
+                "{}: cell {cell} has {x} for {gene}: the values are scaled or centred, and \
+                 GenePT weighs genes by expression; use counts or log-normalised values (for \
+                 a scanpy file, often --h5ad-matrix raw/X or a layer)",
+                self.path().display()
+            );
+        }
+        if self.values() == ValuesArg::Auto && matrix.looks_like_counts() {
+            eprintln!(
+                "{}: the values are whole numbers: read as counts and log-normalised (--values \
+                 to say otherwise)",
+                self.path().display()
+            );
+            matrix.log_normalize();
+        }
+        let mut wanted: Vec<String> = columns.to_vec();
+        let keep = self.keep.as_ref().and_then(|k| k.split_once('='));
+        if let Some((column, _)) = keep {
+            wanted.push(column.to_string());
+        }
+        let mut metadata = self.metadata_columns(&matrix.cells, &wanted)?;
+        if let Some((column, value)) = keep {
+            let (_, values) = metadata.pop().context("the --keep column")?;
+            let flags: Vec<bool> = values.iter().map(|v| v.as_deref() == Some(value)).collect();
+            let kept = flags.iter().filter(|&&f| f).count();
+            if kept == 0 {
+                bail!("--keep {column}={value}: no cell of the matrix has that value");
+            }
+            eprintln!(
+                "keeping the {kept} of {} cells with {column}={value}",
+                flags.len()
+            );
+            matrix.retain_cells(&flags);
+            for (_, values) in &mut metadata {
+                let mut f = flags.iter();
+                values.retain(|_| *f.next().unwrap_or(&false));
+            }
+        }
+        Ok((matrix, metadata))
+    }
+
+    /// The named metadata columns, one value per matrix cell: from the .h5ad's obs, or
+    /// from `--metadata` matched by cell id (a cell it does not list gets none).
+    fn metadata_columns(&self, cells: &[String], names: &[String]) -> Result<MetadataColumns> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.source().is_h5ad() {
+            return self.obs_columns(names);
+        }
+        let Some(path) = &self.metadata else {
+            bail!(
+                "{}: metadata columns ({}) need an .h5ad or a --metadata CSV",
+                self.path().display(),
+                names.join(", ")
+            );
+        };
+        let mut table = CsvTable::open(path)?;
+        let id = table.column(self.cell_column())?;
+        let cols: Vec<usize> = names
+            .iter()
+            .map(|n| table.column(n))
+            .collect::<bftembed::Result<_>>()?;
+        let mut by_cell: HashMap<String, Vec<String>> = HashMap::new();
+        for record in table.records() {
+            let record = record?;
+            let field = |c: usize| record.get(c).unwrap_or("").to_string();
+            by_cell.insert(field(id), cols.iter().map(|&c| field(c)).collect());
+        }
+        let listed = cells.iter().filter(|c| by_cell.contains_key(*c)).count();
+        if listed == 0 {
+            bail!(
+                "{}: no cell id in column '{}' matches the matrix's cells (it has e.g. {})",
+                path.display(),
+                self.cell_column(),
+                cells.first().map_or("none", String::as_str)
+            );
+        }
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let values = cells
+                    .iter()
+                    .map(|c| {
+                        by_cell
+                            .get(c)
+                            .map(|v| v[j].clone())
+                            .filter(|v| !v.is_empty())
+                    })
+                    .collect();
+                (name.clone(), values)
+            })
+            .collect())
+    }
+
+    /// The named obs columns of an .h5ad, each checked to exist.
+    fn obs_columns(&self, names: &[String]) -> Result<MetadataColumns> {
+        let file = H5ad::open(self.path())?;
+        let known = file.obs_columns()?;
+        names
+            .iter()
+            .map(|name| {
+                if !known.contains(name) {
+                    bail!(
+                        "{}: obs has no column '{name}' (it has: {})",
+                        self.path().display(),
+                        known.join(", ")
+                    );
+                }
+                Ok((name.clone(), file.obs_column(name)?))
+            })
+            .collect()
+    }
+}
