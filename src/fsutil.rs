@@ -227,7 +227,11 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(sha256_file_ends(&path).unwrap(), before, "the middle is not read");
+        assert_eq!(
+            sha256_file_ends(&path).unwrap(),
+            before,
+            "the middle is not read"
+        );
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
@@ -272,4 +276,3 @@ mod tests {
         assert_eq!(read_utf8_lines(&path).unwrap(), vec!["a", "b"]);
     }
 }
-

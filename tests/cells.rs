@@ -539,7 +539,12 @@ fn annotate_cross_validates_a_reference_as_a_by_hand_vote_does() {
     let accuracy = agreement["accuracy"].as_f64().unwrap();
     assert!((accuracy - by_hand).abs() < 1e-9, "{accuracy} vs {by_hand}");
     // The confusion matrix counts every labelled cell once, its diagonal the right ones.
-    let labelled = store.metadata_column("bulk_labels").unwrap().iter().flatten().count() as u64;
+    let labelled = store
+        .metadata_column("bulk_labels")
+        .unwrap()
+        .iter()
+        .flatten()
+        .count() as u64;
     assert_eq!(agreement["cells"], labelled);
     let confusion: Vec<Vec<u64>> = serde_json::from_value(agreement["confusion"].clone()).unwrap();
     assert_eq!(confusion.iter().flatten().sum::<u64>(), labelled);
@@ -557,7 +562,11 @@ fn annotate_cross_validates_a_reference_as_a_by_hand_vote_does() {
     let predicted = bftembed::io::parquet::strings(batch, "predicted", &predictions).unwrap();
     let truth = bftembed::io::parquet::strings(batch, "true_bulk_labels", &predictions).unwrap();
     assert_eq!(predicted.len(), 60);
-    let right = predicted.iter().zip(&truth).filter(|(p, t)| p == t && !t.is_empty()).count();
+    let right = predicted
+        .iter()
+        .zip(&truth)
+        .filter(|(p, t)| p == t && !t.is_empty())
+        .count();
     assert_eq!(right as f64 / labelled as f64, accuracy);
 }
 

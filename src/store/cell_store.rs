@@ -9,7 +9,7 @@ use super::checks::{check_vectors, load_checked_index, open_manifest};
 use super::index::IndexParams;
 use super::manifest::{CellOrigin, StoreItems, StoreManifest, TABLE_FILE};
 use super::open::SearchMode;
-use super::search::IndexedVectors;
+use super::search::VectorIndex;
 use super::table::vectors_of;
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
@@ -157,7 +157,7 @@ pub struct CellStore {
     cells: Vec<String>,
     metadata: MetadataColumns,
     by_id: HashMap<String, usize>,
-    indexed: IndexedVectors,
+    indexed: VectorIndex,
 }
 
 impl CellStore {
@@ -188,7 +188,7 @@ impl CellStore {
             cells: rows.cells,
             metadata: rows.metadata,
             by_id,
-            indexed: IndexedVectors {
+            indexed: VectorIndex {
                 vectors: rows.vectors,
                 index,
             },

@@ -38,3 +38,4 @@ pub use manifest::{
 };
 pub use open::{GeneStore, Neighbor, SearchMode, DEFAULT_EF};
 pub use random::{random_store, RANDOM_PREFIX, SOURCE_RANDOM};
+pub use search::VectorIndex;

@@ -2,7 +2,7 @@
 
 use super::checks::{check_vectors, load_checked_index, open_manifest};
 use super::manifest::{StoreItems, StoreManifest, TABLE_FILE};
-use super::search::IndexedVectors;
+use super::search::VectorIndex;
 use super::table::read_table;
 use crate::embed::{Embeddings, RemoteEncoder, RemoteSettings, SentenceEmbedder, TextEncoder};
 use crate::error::{Error, Result};
@@ -52,7 +52,7 @@ pub struct GeneStore {
     sources: Vec<String>,
     texts: Vec<String>,
     by_symbol: HashMap<String, usize>,
-    indexed: IndexedVectors,
+    indexed: VectorIndex,
 }
 
 impl GeneStore {
@@ -157,7 +157,7 @@ impl GeneStore {
             sources: rows.sources,
             texts: rows.texts,
             by_symbol,
-            indexed: IndexedVectors {
+            indexed: VectorIndex {
                 vectors: rows.vectors,
                 index,
             },

@@ -1,22 +1,36 @@
 //! Vectors with their HNSW graph, searched the same way whatever the rows are (genes or
 //! cells): by the graph, or exactly as the reference the graph's recall is measured by.
+//! Stores hold one; the scale benchmark builds one alone.
 
 use super::exact::exact_top_k;
-use super::index::HnswIndex;
+use super::index::{HnswIndex, IndexParams};
 use super::open::SearchMode;
 use crate::embed::Embeddings;
 use crate::error::{Error, Result};
 
-/// A store's unit vectors and the graph over them (one graph point per row).
-pub(crate) struct IndexedVectors {
+/// Unit vectors and the HNSW graph over them (one graph point per row).
+pub struct VectorIndex {
     pub(crate) vectors: Embeddings,
     pub(crate) index: HnswIndex,
 }
 
-impl IndexedVectors {
+impl VectorIndex {
+    /// Builds the graph over `vectors` (unit length: the distance is 1 - dot) with every
+    /// rayon thread.
+    pub fn build(vectors: Embeddings, params: IndexParams) -> Result<Self> {
+        params.check()?;
+        let index = HnswIndex::build(&vectors, params);
+        Ok(VectorIndex { vectors, index })
+    }
+
+    /// The vectors.
+    pub fn vectors(&self) -> &Embeddings {
+        &self.vectors
+    }
+
     /// The `k` rows nearest to a unit `query`, best first, as (row, cosine) pairs,
     /// leaving out `exclude` (the query's own row).
-    pub(crate) fn search(
+    pub fn search(
         &self,
         query: &[f32],
         k: usize,
