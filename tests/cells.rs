@@ -609,6 +609,62 @@ fn annotate_maps_query_cells_made_the_reference_way_and_refuses_what_cannot_comp
         .downcast_ref::<arrow::array::Float32Array>()
         .unwrap();
     assert!(similarity.values().iter().all(|s| *s > 0.9999));
+    // The same with -k 5 into a copy of the .h5ad: the labels land in obs as the copy
+    // that anndata opened (make_annotate_fixture.py) has them, the input's columns kept.
+    let copy = tmp.path().join("annotated.h5ad");
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--query",
+        s(&source()),
+        "-k",
+        "5",
+        "--h5ad-out",
+        s(&copy),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = H5ad::open(&copy).unwrap();
+    let checked = H5ad::open(&common::fixture("pbmc68k_subset_annotated.h5ad")).unwrap();
+    let input = H5ad::open(&source()).unwrap();
+    assert_eq!(
+        written.obs_column("predicted_bulk_labels").unwrap(),
+        checked.obs_column("predicted_bulk_labels").unwrap()
+    );
+    for column in ["bulk_labels", "donor", "louvain"] {
+        assert_eq!(
+            written.obs_column(column).unwrap(),
+            input.obs_column(column).unwrap()
+        );
+    }
+    let columns = written.obs_column_order();
+    assert_eq!(columns[..4], input.obs_column_order()[..]);
+    assert!(columns.ends_with(&[
+        "predicted_bulk_labels".to_string(),
+        "predicted_bulk_labels_vote_share".to_string(),
+        "predicted_bulk_labels_similarity".to_string(),
+    ]));
+    let out = bftembed(&[
+        "annotate",
+        "--reference",
+        s(&cells),
+        "--label",
+        "bulk_labels",
+        "--query",
+        s(&copy),
+        "-k",
+        "5",
+        "--h5ad-out",
+        s(&tmp.path().join("again.h5ad")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("never overwritten"),
+        "{}",
+        stderr(&out)
+    );
     // Another gene store (the random floor of the same genes) is refused by checksum.
     let floor = tmp.path().join("floor");
     let out = bftembed(&["random-store", "--like", s(genes_path), "--out", s(&floor)]);

@@ -60,6 +60,10 @@ pub struct AnnotateArgs {
     /// JSON report: settings, accuracy, macro-F1 and the confusion matrix.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// A copy of the query .h5ad with obs columns predicted_LABEL (categorical),
+    /// predicted_LABEL_vote_share and predicted_LABEL_similarity.
+    #[arg(long)]
+    h5ad_out: Option<PathBuf>,
 }
 
 /// Cells, their predictions and (where known) their true labels.
@@ -83,6 +87,7 @@ pub fn run(args: AnnotateArgs) -> Result<()> {
             SearchMode::Hnsw { ef: args.ef }
         },
     };
+    check_h5ad_out(&args)?;
     let query = args.query.is_given().then_some(&args.query);
     let annotated = match (query, args.folds) {
         (Some(_), Some(_)) => bail!("give query cells (--query) or --folds, not both"),
@@ -121,7 +126,72 @@ pub fn run(args: AnnotateArgs) -> Result<()> {
         write_report(path, &args, &reference, scored.as_ref())?;
         eprintln!("wrote {}", path.display());
     }
+    if let Some(copy) = &args.h5ad_out {
+        write_h5ad_copy(args.query.path(), copy, &args.label, &annotated)?;
+        eprintln!("wrote {}", copy.display());
+    }
     Ok(())
+}
+
+/// Refuses an --h5ad-out that cannot be written, before any work.
+fn check_h5ad_out(args: &AnnotateArgs) -> Result<()> {
+    let Some(copy) = &args.h5ad_out else {
+        return Ok(());
+    };
+    if !args.query.is_given() || !args.query.source().is_h5ad() {
+        bail!("--h5ad-out needs an .h5ad --query");
+    }
+    if copy == args.query.path() {
+        bail!("--h5ad-out must differ from --query: the input is never edited");
+    }
+    let existing = bftembed::io::H5ad::open(args.query.path())?.obs_columns()?;
+    let ours = prediction_columns(&args.label);
+    if let Some(taken) = ours.iter().find(|n| existing.contains(n)) {
+        bail!(
+            "{}: obs already has a column '{taken}' (from an earlier annotate?); it is never \
+             overwritten: annotate the original file",
+            args.query.path().display()
+        );
+    }
+    Ok(())
+}
+
+/// The obs columns annotate adds for `label`.
+fn prediction_columns(label: &str) -> [String; 3] {
+    [
+        format!("predicted_{label}"),
+        format!("predicted_{label}_vote_share"),
+        format!("predicted_{label}_similarity"),
+    ]
+}
+
+/// The query .h5ad copied with the predictions as obs columns; cells left out by
+/// --keep, or without a prediction, get missing values.
+fn write_h5ad_copy(input: &Path, output: &Path, label: &str, annotated: &Annotated) -> Result<()> {
+    use bftembed::io::anndata_edit::{write_obs_copy, ObsColumn};
+    let obs_names = bftembed::io::H5ad::open(input)?.obs_names()?;
+    let row_of: std::collections::HashMap<&str, usize> = obs_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut labels = vec![None; obs_names.len()];
+    let mut shares = vec![f32::NAN; obs_names.len()];
+    let mut similarity = vec![f32::NAN; obs_names.len()];
+    for (cell, p) in annotated.cells.iter().zip(&annotated.predictions) {
+        if let (Some(&row), Some(p)) = (row_of.get(cell.as_str()), p) {
+            labels[row] = Some(p.label.clone());
+            shares[row] = p.vote_share;
+            similarity[row] = p.nearest_similarity;
+        }
+    }
+    let names = prediction_columns(label);
+    let columns = [
+        ObsColumn::Labels(&names[0], &labels),
+        ObsColumn::Numbers(&names[1], &shares),
+        ObsColumn::Numbers(&names[2], &similarity),
+    ];
+    write_obs_copy(input, output, &columns).with_context(|| format!("writing {}", output.display()))
 }
 
 /// Makes the query cells' vectors the reference's way and labels them.

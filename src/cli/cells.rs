@@ -10,7 +10,7 @@ use bftembed::cells::{
 };
 use bftembed::embed::{work_dir_for, Embeddings};
 use bftembed::genes::{GeneCatalog, SymbolMapper};
-use bftembed::io::anndata_obsm::{write_obsm_copy, ObsmEntry};
+use bftembed::io::anndata_edit::{write_obsm_copy, ObsmEntry};
 use bftembed::io::ExpressionMatrix;
 use bftembed::models::ModelCache;
 use bftembed::store::{
@@ -146,7 +146,7 @@ fn check_outputs(args: &CellsArgs) -> Result<()> {
         bail!("--h5ad-out must differ from --matrix: the input is never edited");
     }
     if args.h5ad_out.is_some() {
-        bftembed::io::anndata_obsm::check_obsm_writable(input)?;
+        bftembed::io::anndata_edit::check_obsm_writable(input)?;
     }
     if args.store_out.is_some() && args.method == MethodArg::Both {
         bail!("a cell store holds one recipe's vectors: with --store-out, choose --method w or s");

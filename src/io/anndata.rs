@@ -95,6 +95,16 @@ impl H5ad {
         self.frame_columns("obs")
     }
 
+    /// `obs`'s columns in the order anndata shows them (its `column-order` attribute);
+    /// empty when obs has none or the file predates the attribute.
+    pub fn obs_column_order(&self) -> Vec<String> {
+        match self.attributes("obs").remove("column-order") {
+            Some(AttrValue::VarLenStringArray(v) | AttrValue::StringArray(v)) => v,
+            Some(AttrValue::VarLenAsciiStringArray(v) | AttrValue::AsciiStringArray(v)) => v,
+            _ => Vec::new(),
+        }
+    }
+
     /// One `obs` column as text per cell: categories by name, numbers printed; `None`
     /// where a categorical value is missing.
     pub fn obs_column(&self, column: &str) -> Result<Vec<Option<String>>> {

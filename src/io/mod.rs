@@ -2,7 +2,7 @@
 //! name the file (and the line, where the fault is on one).
 //!
 //! - [`anndata`]: AnnData `.h5ad` files (matrix, `obs`, `var`);
-//! - [`anndata_obsm`]: vectors into a copy of an `.h5ad` as `obsm` entries;
+//! - [`anndata_edit`]: vectors (`obsm`) and per-cell columns (`obs`) into a copy of an `.h5ad`;
 //! - [`expression`]: expression matrices from 10x MatrixMarket folders and dense tables;
 //! - [`matrix_source`]: which of those readers a matrix file needs, and its values;
 //! - [`gmt`]: gene-set files (GMT);
@@ -12,7 +12,7 @@
 //! - [`vectors`]: named vectors from and for other tools (CSV/TSV, Parquet, .npy, pickle).
 
 pub mod anndata;
-pub mod anndata_obsm;
+pub mod anndata_edit;
 pub mod csv_table;
 pub mod expression;
 pub mod gmt;
