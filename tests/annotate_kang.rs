@@ -72,7 +72,7 @@ fn ctrl_to_stim(genes: &Path, dir: &Path) -> serde_json::Value {
 
 #[test]
 #[ignore = "slow: the full RefSeq gene store (built once per machine) and 2,800 real cells"]
-fn kang_stimulated_cells_are_typed_from_control_cells_well_above_the_floor() {
+fn kang_stimulated_cells_are_typed_from_control_cells_beside_the_floor() {
     let store = common::full_gene_store();
     let tmp = tempfile::tempdir().unwrap();
     let real = ctrl_to_stim(store.path(), &tmp.path().join("real"));
@@ -86,17 +86,25 @@ fn kang_stimulated_cells_are_typed_from_control_cells_well_above_the_floor() {
     ]);
     let floor = ctrl_to_stim(&floor_genes, &tmp.path().join("floor"));
     let score = |r: &serde_json::Value, key: &str| r["agreement"][key].as_f64().unwrap();
-    let cells = real["agreement"]["cells"].as_u64().unwrap();
-    assert_eq!(cells, 1490, "every STIM cell is scored");
+    for report in [&real, &floor] {
+        assert_eq!(
+            report["agreement"]["cells"], 1490,
+            "every STIM cell is scored"
+        );
+        assert_eq!(report["agreement"]["annotated"], 1490);
+    }
     let (acc, f1) = (score(&real, "accuracy"), score(&real, "macro_f1"));
     let (floor_acc, floor_f1) = (score(&floor, "accuracy"), score(&floor, "macro_f1"));
     eprintln!(
         "CTRL -> STIM: accuracy {acc:.3} macro-F1 {f1:.3}; floor {floor_acc:.3} / {floor_f1:.3}"
     );
-    // Measured 2026-12-06 (docs/CELLS.md): see the bounds' comment there.
-    assert!(acc > 0.70 && f1 > 0.45, "{acc} {f1}");
+    // docs/CELLS.md, measured 2026-12-06: 0.657 / 0.386, the floor 0.658 / 0.393 (the
+    // graph is built in parallel, so a run may differ by a few cells). GenePT-w k-NN
+    // does not beat random gene vectors here: if that changes, the docs must too.
+    let near = |x: f64, pinned: f64| (x - pinned).abs() < 0.02;
+    assert!(near(acc, 0.657) && near(f1, 0.386), "{acc} {f1}");
     assert!(
-        acc > floor_acc + 0.10 && f1 > floor_f1 + 0.10,
-        "{acc} vs floor {floor_acc}"
+        near(floor_acc, 0.658) && near(floor_f1, 0.393),
+        "{floor_acc} {floor_f1}"
     );
 }
