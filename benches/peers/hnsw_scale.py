@@ -11,6 +11,7 @@ Prints one JSON line per figure, like the Rust bench.
 Each tool runs in its own process, so its peak RSS (ru_maxrss) is its own.
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import resource
@@ -32,7 +33,7 @@ def recall(found, truth):
 
 def run_hnswlib(base, queries, truth, n, threads):
     import hnswlib
-    tool = f"hnswlib {hnswlib.__version__}" if hasattr(hnswlib, "__version__") else "hnswlib"
+    tool = f"hnswlib {importlib.metadata.version('hnswlib')}"
     index = hnswlib.Index(space="ip", dim=DIM)
     index.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCTION, random_seed=1)
     index.set_num_threads(threads)

@@ -5,8 +5,10 @@
 //! itself.
 
 mod agreement;
+mod plot;
 
 pub use agreement::{agreement, Agreement, UNANNOTATED};
+pub use plot::plot_confusion;
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;

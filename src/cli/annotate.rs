@@ -57,7 +57,8 @@ pub struct AnnotateArgs {
     /// true label).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// JSON report: settings, accuracy, macro-F1 and the confusion matrix.
+    /// JSON report: settings, accuracy, macro-F1 and the confusion matrix (with
+    /// --truth or --folds, the matrix is also drawn beside it as REPORT.png).
     #[arg(long)]
     report: Option<PathBuf>,
     /// A copy of the query .h5ad with obs columns predicted_LABEL (categorical),
@@ -125,6 +126,12 @@ pub fn run(args: AnnotateArgs) -> Result<()> {
     if let Some(path) = &args.report {
         write_report(path, &args, &reference, scored.as_ref())?;
         eprintln!("wrote {}", path.display());
+        if let Some(scored) = &scored {
+            let png = path.with_extension("png");
+            let title = format!("{} -> {}", args.label, reference.path().display());
+            bftembed::annotate::plot_confusion(scored, &title, &png)?;
+            eprintln!("wrote {}", png.display());
+        }
     }
     if let Some(copy) = &args.h5ad_out {
         write_h5ad_copy(args.query.path(), copy, &args.label, &annotated)?;
