@@ -3,15 +3,18 @@
 //! dimensions (seeded normal draws, normalised: no cluster structure, the hard case for
 //! a graph index), 1,000 random unit queries, exact top-10 by brute force as the truth.
 //!
-//! Run: `cargo bench --bench hnsw_scale -- --n 100000 --dir /tmp/hnsw-scale [--store]`.
+//! Run: `cargo bench --bench hnsw_scale -- --n 100000 --dir /tmp/hnsw-scale [--store]
+//! [--m 24] [--ef-construction 200]` (the store's defaults).
 //! The first run writes `base-N.f32`, `queries.f32` and `truth-N.u32` into DIR (f32 / u32
 //! little-endian, row-major); later runs and the peers reuse them. Prints one JSON line
 //! per figure. `--store` also times a cell store of the vectors: build (Parquet, graph,
 //! checksums), open (the cheap check above 256 MiB) and `verify`.
 
+mod common;
 use bftembed::embed::Embeddings;
 use bftembed::rng::SplitMix64;
 use bftembed::store::{IndexParams, SearchMode, VectorIndex};
+use common::peak_rss_mib;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -89,16 +92,6 @@ fn data(dir: &Path, n: usize) -> (Embeddings, Vec<f32>, Vec<Vec<u32>>) {
     (vectors, queries, truth)
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn report(n: usize, what: &str, fields: serde_json::Value) {
     let mut line = serde_json::json!({"tool": "bftembed (hnsw_rs 0.3.5)", "n": n, "what": what});
     if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
@@ -151,7 +144,15 @@ fn main() {
     let n: usize = value("--n").and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = PathBuf::from(value("--dir").unwrap_or_else(|| "/tmp/hnsw-scale".into()));
     let (vectors, queries, truth) = data(&dir, n);
-    let params = IndexParams::default();
+    let defaults = IndexParams::default();
+    let params = IndexParams {
+        max_nb_connection: value("--m")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.max_nb_connection),
+        ef_construction: value("--ef-construction")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.ef_construction),
+    };
     let threads = rayon::current_num_threads();
     let start = Instant::now();
     let index = VectorIndex::build(vectors.clone(), params).expect("build");

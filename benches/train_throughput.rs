@@ -9,6 +9,7 @@
 //!
 //! Run: `cargo bench --bench train_throughput` (BENCH_MODE=full or last4 for one mode).
 
+mod common;
 use bftembed::genes::GeneCatalog;
 use bftembed::llm::{gguf_to_hf_folder, CausalLm, GgufPrecision};
 use bftembed::models::{KnownModel, ModelCache, DEFAULT_GENERATOR_MODEL};
@@ -18,22 +19,12 @@ use bftembed::train::{
     clip_scale, grad_norm, objective_loss, AdamW, AdamWSettings, Objective, TrainableLlama,
 };
 use candle_core::{DType, Device, Var};
+use common::peak_rss_mib;
 use std::time::Instant;
 
 const BATCH: usize = 4;
 const SEQ: usize = 128;
 const STEPS: usize = 3;
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn main() {
     bftembed::alloc_tuning::tune_allocator_for_tensors();

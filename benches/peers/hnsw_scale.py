@@ -1,6 +1,6 @@
 """Peers for benches/hnsw_scale.rs: hnswlib and faiss (IndexHNSWFlat) on the same files
 (base-N.f32, queries.f32, truth-N.u32 that the Rust bench writes first), with the same
-M (24) and ef_construction (200), inner product on unit vectors (= cosine), recall@10
+M and ef_construction (default 24 and 200, the store's), inner product on unit vectors (= cosine), recall@10
 against the same exact top-10, at the same ef values, one query thread and all threads.
 Prints one JSON line per figure, like the Rust bench.
 
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-DIM, K, M, EF_CONSTRUCTION = 384, 10, 24, 200
+DIM, K = 384, 10
 EFS = [16, 32, 64, 128, 256]
 
 
@@ -31,7 +31,7 @@ def recall(found, truth):
     return sum(len(set(f[:K]) & set(t)) for f, t in zip(found, truth)) / (len(truth) * K)
 
 
-def run_hnswlib(base, queries, truth, n, threads):
+def run_hnswlib(base, queries, truth, n, threads, M, EF_CONSTRUCTION):
     import hnswlib
     tool = f"hnswlib {importlib.metadata.version('hnswlib')}"
     index = hnswlib.Index(space="ip", dim=DIM)
@@ -56,7 +56,7 @@ def run_hnswlib(base, queries, truth, n, threads):
     return tool
 
 
-def run_faiss(base, queries, truth, n, threads):
+def run_faiss(base, queries, truth, n, threads, M, EF_CONSTRUCTION):
     import faiss
     tool = f"faiss {faiss.__version__}"
     faiss.omp_set_num_threads(threads)
@@ -87,12 +87,14 @@ def main():
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--dir", default="/tmp/hnsw-scale")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--m", type=int, default=24)
+    parser.add_argument("--ef-construction", type=int, default=200)
     args = parser.parse_args()
     base = np.fromfile(os.path.join(args.dir, f"base-{args.n}.f32"), dtype="<f4").reshape(-1, DIM)
     queries = np.fromfile(os.path.join(args.dir, "queries.f32"), dtype="<f4").reshape(-1, DIM)
     truth = np.fromfile(os.path.join(args.dir, f"truth-{args.n}.u32"), dtype="<u4").reshape(-1, K)
     run = run_hnswlib if args.tool == "hnswlib" else run_faiss
-    tool = run(base, queries, truth, args.n, args.threads)
+    tool = run(base, queries, truth, args.n, args.threads, args.m, args.ef_construction)
     report(tool, args.n, "peak_rss", mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

@@ -3,6 +3,7 @@
 //! matrix where the true labels are known.
 
 use super::cells::{method_vectors, report_genes, report_missing};
+use super::lookup::SearchOpts;
 use super::matrix_args::MatrixArgs;
 use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, Float32Array, StringArray};
@@ -13,7 +14,7 @@ use bftembed::annotate::{
 use bftembed::cells::{CellMethod, CellSettings, StoreGenes};
 use bftembed::genes::{GeneCatalog, SymbolMapper};
 use bftembed::io::parquet::{record_batch, write_parquet};
-use bftembed::store::{CellStore, GeneStore, SearchMode, DEFAULT_EF};
+use bftembed::store::{CellStore, GeneStore};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,15 +45,9 @@ pub struct AnnotateArgs {
     /// must be the very ones the reference records).
     #[arg(long)]
     gene_store: Option<PathBuf>,
-    /// Reference cells that vote.
-    #[arg(short = 'k', long, default_value_t = 10)]
-    k: usize,
-    /// Brute-force search instead of the HNSW graph.
-    #[arg(long)]
-    exact: bool,
-    /// HNSW search breadth.
-    #[arg(long, default_value_t = DEFAULT_EF)]
-    ef: usize,
+    /// Reference cells that vote (-k) and how they are found.
+    #[command(flatten)]
+    search: SearchOpts,
     /// Parquet of predictions: cell, predicted, vote_share, nearest_similarity (and the
     /// true label).
     #[arg(long)]
@@ -75,18 +70,14 @@ struct Annotated {
 }
 
 pub fn run(args: AnnotateArgs) -> Result<()> {
-    if args.k == 0 {
+    if args.search.k == 0 {
         bail!("-k must be at least 1");
     }
     let reference = CellStore::open(&args.reference)
         .with_context(|| format!("opening the reference {}", args.reference.display()))?;
     let settings = VoteSettings {
-        k: args.k,
-        mode: if args.exact {
-            SearchMode::Exact
-        } else {
-            SearchMode::Hnsw { ef: args.ef }
-        },
+        k: args.search.k,
+        mode: args.search.mode(),
     };
     check_h5ad_out(&args)?;
     let query = args.query.is_given().then_some(&args.query);
@@ -108,7 +99,7 @@ pub fn run(args: AnnotateArgs) -> Result<()> {
         "labelled {labelled} of {} cells from {} reference cells (k = {})",
         annotated.cells.len(),
         reference.len(),
-        args.k
+        args.search.k
     );
     let scored = match &annotated.truth {
         Some((_, truth)) => {
@@ -128,7 +119,11 @@ pub fn run(args: AnnotateArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
         if let Some(scored) = &scored {
             let png = path.with_extension("png");
-            let title = format!("{} -> {}", args.label, reference.path().display());
+            let title = format!(
+                "{} from the reference {}",
+                args.label,
+                reference.path().display()
+            );
             bftembed::annotate::plot_confusion(scored, &title, &png)?;
             eprintln!("wrote {}", png.display());
         }
@@ -353,8 +348,8 @@ fn write_report(
         "query": args.query.is_given().then(|| args.query.path().display().to_string()),
         "folds": args.folds,
         "seed": args.folds.map(|_| args.seed),
-        "k": args.k,
-        "search": if args.exact { "exact".to_string() } else { format!("hnsw ef={}", args.ef) },
+        "k": args.search.k,
+        "search": args.search.describe(),
         "agreement": scored,
         "bftembed_version": env!("CARGO_PKG_VERSION"),
     });

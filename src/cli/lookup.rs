@@ -11,20 +11,47 @@ use bftembed::store::{
 use clap::Args;
 use std::path::PathBuf;
 
+/// How many neighbours, and how they are found: shared by every command that searches.
 #[derive(Debug, Args)]
-pub struct StoreOpts {
-    /// Store folder (default: the one `bftembed quickstart` builds).
-    #[arg(long)]
-    store: Option<PathBuf>,
+pub struct SearchOpts {
     /// How many neighbours.
     #[arg(short = 'k', long, default_value_t = 10)]
-    k: usize,
+    pub k: usize,
     /// Brute-force search over every vector instead of the HNSW graph.
     #[arg(long)]
     exact: bool,
     /// HNSW search breadth (ignored with --exact); the default gives recall@10 0.999 on the gene store.
     #[arg(long, default_value_t = DEFAULT_EF)]
     ef: usize,
+}
+
+impl SearchOpts {
+    /// The search mode the flags ask for.
+    pub fn mode(&self) -> SearchMode {
+        if self.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Hnsw { ef: self.ef }
+        }
+    }
+
+    /// How the search is made, in words, for reports.
+    pub fn describe(&self) -> String {
+        if self.exact {
+            "exact".into()
+        } else {
+            format!("hnsw ef={}", self.ef)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StoreOpts {
+    /// Store folder (default: the one `bftembed quickstart` builds).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    search: SearchOpts,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -46,11 +73,7 @@ impl StoreOpts {
     }
 
     fn mode(&self) -> SearchMode {
-        if self.exact {
-            SearchMode::Exact
-        } else {
-            SearchMode::Hnsw { ef: self.ef }
-        }
+        self.search.mode()
     }
 }
 
@@ -100,7 +123,7 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
             args.opts.store.as_deref(),
             args.cell.as_deref(),
             args.queries.as_deref(),
-            args.opts.k,
+            args.opts.search.k,
             args.opts.mode(),
             args.opts.json,
         );
@@ -109,7 +132,7 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
     let catalog = GeneCatalog::embedded()?;
     let row = resolve_row(&store, &catalog, symbol)?;
     warn_case_only(&store.symbols()[row], symbol.trim(), &catalog);
-    let hits = store.neighbors_of_row(row, args.opts.k, args.opts.mode())?;
+    let hits = store.neighbors_of_row(row, args.opts.search.k, args.opts.mode())?;
     let title = if store.symbols()[row].eq_ignore_ascii_case(symbol.trim()) {
         store.symbols()[row].clone()
     } else {
@@ -148,7 +171,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
             )
         })?;
     let query = embedder.embed_queries(&[args.query.as_str()])?;
-    let hits = store.search_vector(query.row(0), args.opts.k, args.opts.mode())?;
+    let hits = store.search_vector(query.row(0), args.opts.search.k, args.opts.mode())?;
     print_hits(
         &store,
         &format!("\"{}\"", args.query.trim()),

@@ -99,19 +99,9 @@ fn column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a Arr
 
 /// A UTF-8 column as owned strings (nulls become empty strings).
 pub fn strings(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<String>> {
-    let col = column(batch, name, path)?;
-    let arr = col
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::bad_file(path, format!("column '{name}' is not text")))?;
-    Ok((0..arr.len())
-        .map(|i| {
-            if arr.is_null(i) {
-                String::new()
-            } else {
-                arr.value(i).to_string()
-            }
-        })
+    Ok(optional_strings(batch, name, path)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
         .collect())
 }
 
