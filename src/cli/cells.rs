@@ -164,6 +164,15 @@ fn output_anchor(args: &CellsArgs) -> &Path {
         .unwrap_or(Path::new("cells"))
 }
 
+/// The values whose `keep` is true, in order.
+fn kept<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
+    values
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(v, &k)| k.then_some(v))
+        .collect()
+}
+
 /// Builds the cell store from the cells that have a vector, their metadata beside them.
 fn write_cell_store(
     dir: &Path,
@@ -175,29 +184,13 @@ fn write_cell_store(
     params: IndexParams,
 ) -> Result<()> {
     let keep: Vec<bool> = vectors.rows.iter().map(Option::is_some).collect();
-    let kept = |values: &[String]| -> Vec<String> {
-        values
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(v, _)| v.clone())
-            .collect()
-    };
     let metadata = metadata
         .into_iter()
-        .map(|(name, values)| {
-            let values = values
-                .into_iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k)
-                .map(|(v, _)| v)
-                .collect();
-            (name, values)
-        })
+        .map(|(name, values)| (name, kept(values, &keep)))
         .collect();
     let values: Vec<f32> = vectors.rows.iter().flatten().flatten().copied().collect();
     let rows = CellRows {
-        cells: kept(cells),
+        cells: kept(cells.to_vec(), &keep),
         metadata,
         vectors: Embeddings::new(vectors.dim, values),
     };
