@@ -99,12 +99,17 @@ fn kang_stimulated_cells_are_typed_from_control_cells_beside_the_floor() {
         "CTRL -> STIM: accuracy {acc:.3} macro-F1 {f1:.3}; floor {floor_acc:.3} / {floor_f1:.3}"
     );
     // docs/CELLS.md, measured 2026-12-06: 0.657 / 0.386, the floor 0.658 / 0.393 (the
-    // graph is built in parallel, so a run may differ by a few cells). GenePT-w k-NN
-    // does not beat random gene vectors here: if that changes, the docs must too.
-    let near = |x: f64, pinned: f64| (x - pinned).abs() < 0.02;
-    assert!(near(acc, 0.657) && near(f1, 0.386), "{acc} {f1}");
+    // graph is built in parallel and another CPU embeds with other rounding, so a run
+    // may differ by a few cells; macro-F1 moves more, as one cell of Eryth (2 cells) or
+    // pDC (13) moves a class's F1 a lot). GenePT-w k-NN does not beat random gene
+    // vectors here: if that changes, the docs must too.
+    let near = |x: f64, pinned: f64, within: f64| (x - pinned).abs() < within;
     assert!(
-        near(floor_acc, 0.658) && near(floor_f1, 0.393),
+        near(acc, 0.657, 0.03) && near(f1, 0.386, 0.05),
+        "{acc} {f1}"
+    );
+    assert!(
+        near(floor_acc, 0.658, 0.03) && near(floor_f1, 0.393, 0.05),
         "{floor_acc} {floor_f1}"
     );
 }
