@@ -473,13 +473,14 @@ fn neighbours_of_a_cell_and_of_a_batch_of_cells() {
 }
 
 /// Leave-fold-out k-NN by hand: exact cosine over the store's vectors, similarity-weighted
-/// vote, the same folds as `annotate --folds` (seeded permutation, position mod folds).
+/// vote, the same folds as `annotate --folds` (seeded permutation, position mod folds):
+/// the accuracy and each cell's predicted label.
 fn cross_validated_by_hand(
     store: &bftembed::store::CellStore,
     label: &str,
     folds: usize,
     k: usize,
-) -> f64 {
+) -> (f64, Vec<String>) {
     let labels = store.metadata_column(label).unwrap();
     let n = store.len();
     let mut fold = vec![0; n];
@@ -491,6 +492,7 @@ fn cross_validated_by_hand(
         fold[row] = i % folds;
     }
     let mut right = 0;
+    let mut predicted = Vec::with_capacity(n);
     for q in 0..n {
         let mut scored: Vec<(usize, f32)> = (0..n)
             .filter(|&r| fold[r] != fold[q])
@@ -512,9 +514,13 @@ fn cross_validated_by_hand(
             .unwrap()
             .0;
         right += usize::from(Some(best) == labels[q].as_deref());
+        predicted.push(best.to_string());
     }
     // Cells without a true label are not scored.
-    right as f64 / labels.iter().flatten().count() as f64
+    (
+        right as f64 / labels.iter().flatten().count() as f64,
+        predicted,
+    )
 }
 
 #[test]
@@ -543,7 +549,7 @@ fn annotate_cross_validates_a_reference_as_a_by_hand_vote_does() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let agreement = &json["agreement"];
     let store = bftembed::store::CellStore::open(&cells).unwrap();
-    let by_hand = cross_validated_by_hand(&store, "bulk_labels", 5, 5);
+    let (by_hand, by_hand_labels) = cross_validated_by_hand(&store, "bulk_labels", 5, 5);
     let accuracy = agreement["accuracy"].as_f64().unwrap();
     assert!((accuracy - by_hand).abs() < 1e-9, "{accuracy} vs {by_hand}");
     // The confusion matrix counts every labelled cell once, its diagonal the right ones.
@@ -570,6 +576,8 @@ fn annotate_cross_validates_a_reference_as_a_by_hand_vote_does() {
     let predicted = bftembed::io::parquet::strings(batch, "predicted", &predictions).unwrap();
     let truth = bftembed::io::parquet::strings(batch, "true_bulk_labels", &predictions).unwrap();
     assert_eq!(predicted.len(), 60);
+    // Cell by cell, not only in total: each cell's voters come from the other folds.
+    assert_eq!(predicted, by_hand_labels);
     let right = predicted
         .iter()
         .zip(&truth)
