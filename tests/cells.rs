@@ -37,7 +37,7 @@ fn store() -> &'static (tempfile::TempDir, PathBuf) {
         let summaries = RefseqSummaries::embedded().unwrap();
         let mut mapper = bftembed::genes::SymbolMapper::new(&catalog);
         let wanted: std::collections::HashSet<String> =
-            bftembed::cells::approved_genes(&matrix, &mut mapper)
+            bftembed::cells::approved_genes(&matrix.genes, None, &mut mapper)
                 .into_iter()
                 .flatten()
                 .collect();

@@ -6,14 +6,16 @@
 
 mod genept;
 mod output;
+mod windowed;
 
 pub use genept::{cell_sentence, mean_vector, weighted_vector};
 pub use output::{write_cells_parquet, CellColumns, CELLS_METADATA_KEY};
+pub use windowed::{make_cells_windowed, work_dir_for_cells, CellJob, WindowedCells};
 
-use crate::embed::{embed_resumable, TextEncoder};
+use crate::embed::{embed_resumable, Embeddings, TextEncoder};
 use crate::error::{Error, Result};
 use crate::genes::SymbolMapper;
-use crate::io::ExpressionMatrix;
+use crate::io::CellRow;
 use crate::store::GeneStore;
 use std::path::Path;
 
@@ -75,15 +77,18 @@ impl CellVectors {
 }
 
 /// The approved symbol of each matrix gene: by its name (symbol or Ensembl id), else by
-/// the 10x features file's symbol column; `None` for a name HGNC does not know or
-/// finds ambiguous.
-pub fn approved_genes(matrix: &ExpressionMatrix, mapper: &mut SymbolMapper) -> Vec<Option<String>> {
-    (0..matrix.genes.len())
+/// the 10x features file's symbol column (`symbols`); `None` for a name HGNC does not
+/// know or finds ambiguous.
+pub fn approved_genes(
+    names: &[String],
+    symbols: Option<&[String]>,
+    mapper: &mut SymbolMapper,
+) -> Vec<Option<String>> {
+    (0..names.len())
         .map(|i| {
-            mapper.approved(&matrix.genes[i]).or_else(|| {
-                let symbols = matrix.gene_symbols.as_ref()?;
-                mapper.approved(&symbols[i])
-            })
+            mapper
+                .approved(&names[i])
+                .or_else(|| mapper.approved(symbols?.get(i)?))
         })
         .collect()
 }
@@ -102,16 +107,22 @@ pub struct StoreGenes<'a> {
 }
 
 impl<'a> StoreGenes<'a> {
-    /// Resolves the matrix's genes and finds their vectors in `store`.
-    pub fn of(matrix: &ExpressionMatrix, store: &'a GeneStore, mapper: &mut SymbolMapper) -> Self {
-        let approved = approved_genes(matrix, mapper);
+    /// Resolves a matrix's genes (`names`, and a 10x features file's `symbols`) and
+    /// finds their vectors in `store`.
+    pub fn of(
+        names: &[String],
+        symbols: Option<&[String]>,
+        store: &'a GeneStore,
+        mapper: &mut SymbolMapper,
+    ) -> Self {
+        let approved = approved_genes(names, symbols, mapper);
         let mut genes = StoreGenes {
             symbols: Vec::with_capacity(approved.len()),
             vectors: Vec::with_capacity(approved.len()),
             unresolved: Vec::new(),
             not_in_store: Vec::new(),
         };
-        for (name, symbol) in matrix.genes.iter().zip(approved) {
+        for (name, symbol) in names.iter().zip(approved) {
             let row = symbol.as_deref().and_then(|s| store.row_of(s));
             match (&symbol, row) {
                 (None, _) => genes.unresolved.push(name.clone()),
@@ -148,10 +159,10 @@ impl Default for CellSettings {
     }
 }
 
-/// Every cell's GenePT-w vector, in matrix row order; `None` for a cell that expresses
-/// no gene the store has.
+/// Every cell's GenePT-w vector, in row order; `None` for a cell that expresses no gene
+/// the store has.
 pub fn weighted_cells(
-    matrix: &ExpressionMatrix,
+    rows: &[CellRow],
     genes: &StoreGenes,
     dim: usize,
     settings: CellSettings,
@@ -161,17 +172,15 @@ pub fn weighted_cells(
     } else {
         vec![0.0; dim]
     };
-    matrix
-        .values
-        .iter()
+    rows.iter()
         .map(|row| weighted_vector(row, &genes.vectors, &centre, |_| true))
         .collect()
 }
 
-/// Every cell's GenePT-s sentence, in matrix row order; `None` for a cell that
-/// expresses no gene the store has.
+/// Every cell's GenePT-s sentence, in row order; `None` for a cell that expresses no
+/// gene the store has.
 pub fn cell_sentences(
-    matrix: &ExpressionMatrix,
+    rows: &[CellRow],
     genes: &StoreGenes,
     settings: CellSettings,
 ) -> Result<Vec<Option<String>>> {
@@ -180,8 +189,7 @@ pub fn cell_sentences(
             "a cell sentence needs at least one gene (top genes must be >= 1)".into(),
         ));
     }
-    Ok(matrix
-        .values
+    Ok(rows
         .iter()
         .map(|row| cell_sentence(row, &genes.symbols, settings.top_genes, |_| true))
         .collect())
@@ -197,9 +205,16 @@ pub fn sentence_vectors(
     work_dir: &Path,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-    let embedded = embed_resumable(encoder, &texts, work_dir)?;
+    Ok(beside_sentences(
+        sentences,
+        &embed_resumable(encoder, &texts, work_dir)?,
+    ))
+}
+
+/// The rows of `embedded` (one per sentence there is) placed beside `sentences`.
+fn beside_sentences(sentences: &[Option<String>], embedded: &Embeddings) -> Vec<Option<Vec<f32>>> {
     let mut next = 0;
-    Ok(sentences
+    sentences
         .iter()
         .map(|s| {
             s.as_ref().map(|_| {
@@ -207,25 +222,27 @@ pub fn sentence_vectors(
                 embedded.row(next - 1).to_vec()
             })
         })
-        .collect())
+        .collect()
 }
 
-/// One recipe's vectors for every cell of `matrix`. GenePT-w needs only the gene
-/// vectors; GenePT-s needs `sentences`: the store's text encoder and the folder where the
-/// embedding saves its finished chunks (so a killed run resumes).
+/// One recipe's vectors for every cell of `rows`. GenePT-w needs only the gene vectors;
+/// GenePT-s needs the store's text encoder. For a whole matrix with saving and resuming,
+/// see [`make_cells_windowed`].
 pub fn make_cell_vectors(
-    matrix: &ExpressionMatrix,
+    rows: &[CellRow],
     genes: &StoreGenes,
     gene_dim: usize,
     method: CellMethod,
     settings: CellSettings,
-    sentences: Option<(&dyn TextEncoder, &Path)>,
+    encoder: Option<&dyn TextEncoder>,
 ) -> Result<CellVectors> {
-    let (dim, rows) = match (method, sentences) {
-        (CellMethod::Weighted, _) => (gene_dim, weighted_cells(matrix, genes, gene_dim, settings)),
-        (CellMethod::Sentence, Some((encoder, work))) => {
-            let texts = cell_sentences(matrix, genes, settings)?;
-            (encoder.dim(), sentence_vectors(&texts, encoder, work)?)
+    let (dim, rows) = match (method, encoder) {
+        (CellMethod::Weighted, _) => (gene_dim, weighted_cells(rows, genes, gene_dim, settings)),
+        (CellMethod::Sentence, Some(encoder)) => {
+            let sentences = cell_sentences(rows, genes, settings)?;
+            let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+            let embedded = encoder.embed_documents(&texts, None)?;
+            (encoder.dim(), beside_sentences(&sentences, &embedded))
         }
         (CellMethod::Sentence, None) => {
             return Err(Error::InvalidArgument(

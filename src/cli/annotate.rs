@@ -2,7 +2,7 @@
 //! (or cross-validate the store on itself), with accuracy, macro-F1 and a confusion
 //! matrix where the true labels are known.
 
-use super::cells::{method_vectors, report_genes, report_missing};
+use super::cells::CellRun;
 use super::lookup::SearchOpts;
 use super::matrix_args::MatrixArgs;
 use anyhow::{bail, Context, Result};
@@ -11,8 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use bftembed::annotate::{
     agreement, annotate, cross_validate, Agreement, Prediction, VoteSettings,
 };
-use bftembed::cells::{CellMethod, CellSettings, StoreGenes};
-use bftembed::genes::{GeneCatalog, SymbolMapper};
+use bftembed::cells::{CellMethod, CellSettings};
 use bftembed::io::parquet::{record_batch, write_parquet};
 use bftembed::store::{CellStore, GeneStore};
 use clap::Args;
@@ -230,25 +229,23 @@ fn annotate_query(
         );
     }
     let columns: Vec<String> = args.truth.iter().cloned().collect();
-    let (matrix, metadata) = query.read(&columns)?;
-    let catalog = GeneCatalog::embedded()?;
-    let mut mapper = SymbolMapper::new(&catalog);
-    let genes = StoreGenes::of(&matrix, &gene_store, &mut mapper);
-    report_genes(&matrix, &genes, &mapper, &gene_store_path)?;
-    let cell_settings = CellSettings {
-        top_genes: origin.top_genes,
-        center_gene_vectors: origin.center_gene_vectors,
+    let (mut stream, metadata) = query.open(&columns)?;
+    let run = CellRun {
+        matrix: query,
+        store: &gene_store,
+        methods: &[method],
+        settings: CellSettings {
+            top_genes: origin.top_genes,
+            center_gene_vectors: origin.center_gene_vectors,
+        },
+        anchor: args.out.as_deref().unwrap_or(Path::new("annotate")),
     };
-    let anchor = args.out.as_deref().unwrap_or(Path::new("annotate"));
-    let (vectors, work) =
-        method_vectors(&matrix, &genes, &gene_store, method, cell_settings, anchor)?;
-    report_missing(&vectors, &matrix.cells);
+    let made = run.make(&mut stream)?;
+    let vectors = made.all(method)?;
     let predictions = annotate(reference, &args.label, &vectors.rows, settings)?;
-    if let Some(work) = work {
-        let _ = std::fs::remove_dir_all(work);
-    }
+    made.remove();
     Ok(Annotated {
-        cells: matrix.cells,
+        cells: stream.cells,
         predictions,
         truth: metadata.into_iter().next(),
     })

@@ -5,13 +5,13 @@ use super::default_store;
 use super::matrix_args::MatrixArgs;
 use anyhow::{bail, Context, Result};
 use bftembed::cells::{
-    make_cell_vectors, write_cells_parquet, CellColumns, CellMethod, CellSettings, CellVectors,
-    StoreGenes,
+    make_cells_windowed, work_dir_for_cells, write_cells_parquet, CellColumns, CellJob,
+    CellMethod, CellSettings, CellVectors, StoreGenes, WindowedCells,
 };
-use bftembed::embed::{work_dir_for, Embeddings};
+use bftembed::embed::{Embeddings, TextEncoder};
 use bftembed::genes::{GeneCatalog, SymbolMapper};
 use bftembed::io::anndata_edit::{write_obsm_copy, ObsmEntry};
-use bftembed::io::ExpressionMatrix;
+use bftembed::io::MatrixStream;
 use bftembed::models::ModelCache;
 use bftembed::store::{
     build_cell_store, CellOrigin, CellRows, GeneStore, IndexParams, MetadataColumns, StoreModel,
@@ -77,33 +77,26 @@ pub fn run(args: CellsArgs) -> Result<()> {
     };
     let store = GeneStore::open(&store_path)
         .with_context(|| format!("opening store {}", store_path.display()))?;
-    let (matrix, obs) = args.matrix.read(&args.obs)?;
-    let catalog = GeneCatalog::embedded()?;
-    let mut mapper = SymbolMapper::new(&catalog);
-    let genes = StoreGenes::of(&matrix, &store, &mut mapper);
-    report_genes(&matrix, &genes, &mapper, &store_path)?;
+    let (mut stream, obs) = args.matrix.open(&args.obs)?;
     let settings = CellSettings {
         top_genes: args.top_genes,
         center_gene_vectors: args.center,
     };
-    let anchor = output_anchor(&args);
-    let mut made = Vec::new();
-    let mut work = Vec::new();
-    for method in methods(&args) {
-        let (vectors, dir) = method_vectors(&matrix, &genes, &store, method, settings, anchor)?;
-        report_missing(&vectors, &matrix.cells);
-        made.push(vectors);
-        work.extend(dir);
-    }
+    let run = CellRun {
+        matrix: &args.matrix,
+        store: &store,
+        methods: &methods(&args),
+        settings,
+        anchor: output_anchor(&args),
+    };
+    let made = run.make(&mut stream)?;
+    let cells = &stream.cells;
     if let Some(out) = &args.out {
-        let provenance = provenance(&args, &store, settings, &matrix, &genes);
-        let columns = CellColumns {
-            cells: &matrix.cells,
-            obs: &obs,
-        };
+        let provenance = provenance(&args, &store, settings, &stream, &made);
+        let columns = CellColumns { cells, obs: &obs };
         write_cells_parquet(out, &columns, &made, &provenance)
             .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("wrote {} cells to {}", matrix.cells.len(), out.display());
+        eprintln!("wrote {} cells to {}", cells.len(), out.display());
     }
     if let Some(copy) = &args.h5ad_out {
         write_h5ad_copy(args.matrix.path(), copy, &made)?;
@@ -111,7 +104,7 @@ pub fn run(args: CellsArgs) -> Result<()> {
     }
     if let Some(dir) = &args.store_out {
         let origin = CellOrigin {
-            method: made[0].method.name().to_string(),
+            method: made.methods()[0].0.name().to_string(),
             gene_store: store_path.display().to_string(),
             gene_store_vectors_sha256: store.manifest().vectors_sha256.clone(),
             top_genes: settings.top_genes,
@@ -123,13 +116,83 @@ pub fn run(args: CellsArgs) -> Result<()> {
             max_nb_connection: args.hnsw_m,
             ef_construction: args.hnsw_ef_construction,
         };
-        write_cell_store(dir, &matrix.cells, obs, &made[0], origin, &store, params)?;
+        let vectors = made.all(made.methods()[0].0)?;
+        write_cell_store(dir, cells, obs, &vectors, origin, &store, params)?;
     }
-    // The outputs are safe: the saved chunks of the sentence embedding can go.
-    for work in work {
-        let _ = std::fs::remove_dir_all(work);
-    }
+    // The outputs are safe: the saved windows can go.
+    made.remove();
     Ok(())
+}
+
+/// What `cells` and `annotate` share: one matrix's cell vectors, made window by window
+/// from a gene store (saved beside `anchor`, so a killed run resumes), with what could
+/// not be matched reported.
+pub(super) struct CellRun<'a> {
+    pub matrix: &'a MatrixArgs,
+    pub store: &'a GeneStore,
+    pub methods: &'a [CellMethod],
+    pub settings: CellSettings,
+    pub anchor: &'a Path,
+}
+
+impl CellRun<'_> {
+    pub fn make(&self, stream: &mut MatrixStream) -> Result<WindowedCells> {
+        let catalog = GeneCatalog::embedded()?;
+        let mut mapper = SymbolMapper::new(&catalog);
+        let symbols = stream.gene_symbols.as_deref();
+        let genes = StoreGenes::of(&stream.genes, symbols, self.store, &mut mapper);
+        report_genes(stream.genes.len(), &genes, &mapper, self.store.path())?;
+        let encoder = match self.methods.contains(&CellMethod::Sentence) {
+            true => Some(self.encoder()?),
+            false => None,
+        };
+        let job = CellJob {
+            genes: &genes,
+            gene_dim: self.store.dim(),
+            methods: self.methods,
+            settings: self.settings,
+            encoder: encoder.as_deref(),
+        };
+        let work = work_dir_for_cells(self.anchor, self.matrix.path(), &self.recipe(&job))?;
+        let made = make_cells_windowed(stream, &job, &work)?;
+        if made.resumed() > 0 {
+            eprintln!(
+                "resumed: {} of {} windows were saved by an interrupted run",
+                made.resumed(),
+                made.window_count()
+            );
+        }
+        for &(method, _) in made.methods() {
+            report_missing(method, made.missing(method), &stream.cells);
+        }
+        Ok(made)
+    }
+
+    fn encoder(&self) -> Result<Box<dyn TextEncoder>> {
+        let encoder = self
+            .store
+            .encoder(&ModelCache::from_env()?, &candle_core::Device::Cpu)
+            .with_context(|| {
+                format!(
+                    "GenePT-s needs the text encoder of {}",
+                    self.store.path().display()
+                )
+            })?;
+        eprintln!("cell sentences are embedded with {}", encoder.model_id());
+        Ok(encoder)
+    }
+
+    /// Everything that decides the vectors, for the work folder's key.
+    fn recipe(&self, job: &CellJob) -> Vec<String> {
+        let mut recipe = self.matrix.recipe();
+        recipe.push(format!("store={}", self.store.manifest().vectors_sha256));
+        recipe.extend(self.methods.iter().map(|m| m.name().to_string()));
+        recipe.push(format!("{:?}", self.settings));
+        if let Some(encoder) = job.encoder {
+            recipe.extend(encoder.fingerprint_parts());
+        }
+        recipe
+    }
 }
 
 /// Refuses outputs that cannot be written, before any work.
@@ -210,8 +273,8 @@ fn write_cell_store(
 }
 
 /// Says how many matrix genes the store knows, and refuses a matrix it knows none of.
-pub(super) fn report_genes(
-    matrix: &ExpressionMatrix,
+fn report_genes(
+    matrix_genes: usize,
     genes: &StoreGenes,
     mapper: &SymbolMapper,
     store: &Path,
@@ -222,14 +285,13 @@ pub(super) fn report_genes(
             "none of the matrix's {} genes is in the store {} (are they symbols or Ensembl \
              ids? for an .h5ad whose var index holds other ids, name the symbol column with \
              --gene-column)",
-            matrix.genes.len(),
+            matrix_genes,
             store.display()
         );
     }
     eprintln!(
-        "{} of {} matrix genes have a vector in the store",
+        "{} of {matrix_genes} matrix genes have a vector in the store",
         genes.known(),
-        matrix.genes.len()
     );
     if !genes.unresolved.is_empty() {
         eprintln!(
@@ -259,80 +321,29 @@ fn methods(args: &CellsArgs) -> Vec<CellMethod> {
     }
 }
 
-/// One method's vectors for every cell, and the work folder of a GenePT-s embedding
-/// (removed by the caller once the outputs are written).
-pub(super) fn method_vectors(
-    matrix: &ExpressionMatrix,
-    genes: &StoreGenes,
-    store: &GeneStore,
-    method: CellMethod,
-    settings: CellSettings,
-    anchor: &Path,
-) -> Result<(CellVectors, Option<PathBuf>)> {
-    if method == CellMethod::Weighted {
-        let vectors = make_cell_vectors(matrix, genes, store.dim(), method, settings, None)?;
-        return Ok((vectors, None));
-    }
-    let encoder = store
-        .encoder(&ModelCache::from_env()?, &candle_core::Device::Cpu)
-        .with_context(|| {
-            format!(
-                "GenePT-s needs the text encoder of {}",
-                store.path().display()
-            )
-        })?;
-    let sentences = bftembed::cells::cell_sentences(matrix, genes, settings)?;
-    let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-    let work = work_dir_for(anchor, encoder.as_ref(), &texts);
-    eprintln!(
-        "embedding {} cell sentences with {} (resumes if interrupted)",
-        texts.len(),
-        encoder.model_id()
-    );
-    let vectors = make_cell_vectors(
-        matrix,
-        genes,
-        store.dim(),
-        method,
-        settings,
-        Some((encoder.as_ref(), &work)),
-    )?;
-    Ok((vectors, Some(work)))
-}
-
 /// Reports the cells a method could not make a vector for (they express no known gene).
-pub(super) fn report_missing(vectors: &CellVectors, cells: &[String]) {
-    let method = vectors.method;
-    let missing: Vec<&str> = cells
-        .iter()
-        .zip(&vectors.rows)
-        .filter(|(_, v)| v.is_none())
-        .map(|(c, _)| c.as_str())
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "{}: {} of {} cells express no gene the store has and get no vector (null in \
-             the table, zeros in obsm): {}{}",
-            method.name(),
-            missing.len(),
-            cells.len(),
-            missing
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if missing.len() > 5 { ", ..." } else { "" }
-        );
+fn report_missing(method: CellMethod, missing: &[usize], cells: &[String]) {
+    if missing.is_empty() {
+        return;
     }
+    let examples: Vec<&str> = missing.iter().take(5).map(|&c| cells[c].as_str()).collect();
+    eprintln!(
+        "{}: {} of {} cells express no gene the store has and get no vector (null in the \
+         table, zeros in obsm): {}{}",
+        method.name(),
+        missing.len(),
+        cells.len(),
+        examples.join(", "),
+        if missing.len() > 5 { ", ..." } else { "" }
+    );
 }
 
 fn provenance(
     args: &CellsArgs,
     store: &GeneStore,
     settings: CellSettings,
-    matrix: &ExpressionMatrix,
-    genes: &StoreGenes,
+    stream: &MatrixStream,
+    made: &WindowedCells,
 ) -> serde_json::Value {
     let source = args.matrix.source();
     serde_json::json!({
@@ -343,25 +354,31 @@ fn provenance(
         "methods": methods(args).iter().map(|m| m.name()).collect::<Vec<_>>(),
         "top_genes": settings.top_genes,
         "center_gene_vectors": settings.center_gene_vectors,
-        "matrix_genes": matrix.genes.len(),
-        "genes_with_vectors": genes.known(),
+        "matrix_genes": stream.genes.len(),
+        "windows": made.window_count(),
         "bftembed_version": env!("CARGO_PKG_VERSION"),
     })
 }
 
-fn obsm_keys(made: &[CellVectors]) -> String {
-    made.iter()
-        .map(|v| format!("obsm[\"{}\"]", v.method.obsm_key()))
+fn obsm_keys(made: &WindowedCells) -> String {
+    made.methods()
+        .iter()
+        .map(|(m, _)| format!("obsm[\"{}\"]", m.obsm_key()))
         .collect::<Vec<_>>()
         .join(" and ")
 }
 
 /// The copy of the .h5ad with one obsm entry per method (zeros for cells without a
 /// vector, which the table marks as null and the run reported).
-fn write_h5ad_copy(input: &Path, output: &Path, made: &[CellVectors]) -> Result<()> {
-    let keys: Vec<String> = made.iter().map(|v| v.method.obsm_key()).collect();
-    let values: Vec<Vec<f32>> = made.iter().map(CellVectors::dense).collect();
-    let entries: Vec<ObsmEntry> = made
+fn write_h5ad_copy(input: &Path, output: &Path, made: &WindowedCells) -> Result<()> {
+    let all: Vec<CellVectors> = made
+        .methods()
+        .iter()
+        .map(|&(m, _)| made.all(m))
+        .collect::<bftembed::Result<_>>()?;
+    let keys: Vec<String> = all.iter().map(|v| v.method.obsm_key()).collect();
+    let values: Vec<Vec<f32>> = all.iter().map(CellVectors::dense).collect();
+    let entries: Vec<ObsmEntry> = all
         .iter()
         .zip(&keys)
         .zip(&values)

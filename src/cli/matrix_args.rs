@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use bftembed::io::csv_table::CsvTable;
-use bftembed::io::{ExpressionMatrix, H5ad, MatrixSource, MatrixValues};
+use bftembed::io::{H5ad, MatrixSource, MatrixStream, MatrixValues};
 use bftembed::store::MetadataColumns;
 use clap::Args;
 use std::collections::HashMap;
@@ -52,7 +52,15 @@ pub struct MatrixArgs {
     /// Only the cells whose metadata COLUMN equals VALUE (for example sample=CTRL).
     #[arg(long, value_name = "COLUMN=VALUE")]
     keep: Option<String>,
+    /// Cells read at a time, each window's vectors saved as it is made (a killed run
+    /// resumes at the first window not saved); memory holds one window's values. 0
+    /// reads the matrix as one window (default: 4096).
+    #[arg(long, value_name = "CELLS")]
+    window: Option<usize>,
 }
+
+/// Cells per window unless `--window` says otherwise.
+pub const DEFAULT_WINDOW: usize = 4096;
 
 impl MatrixArgs {
     /// The matrix file as the flags describe it; `--values auto` reads the values as
@@ -79,6 +87,10 @@ impl MatrixArgs {
     // Option, which clap sets whenever any of them has a default value.
     fn values(&self) -> ValuesArg {
         self.values.unwrap_or(ValuesArg::Auto)
+    }
+
+    fn window(&self) -> usize {
+        self.window.unwrap_or(DEFAULT_WINDOW)
     }
 
     fn cell_column(&self) -> &str {
@@ -111,32 +123,24 @@ impl MatrixArgs {
         Ok(())
     }
 
-    /// The matrix, its values normalised as `--values` says (or as they look), with only
-    /// the `--keep` cells, and the `columns` of metadata for those cells.
-    pub fn read(&self, columns: &[String]) -> Result<(ExpressionMatrix, MetadataColumns)> {
-        let mut matrix = self.source().read()?;
-        if let Some((cell, gene, x)) = matrix.first_negative() {
-            bail!(
-                "{}: cell {cell} has {x} for {gene}: the values are scaled or centred, and \
-                 GenePT weighs genes by expression; use counts or log-normalised values (for \
-                 a scanpy file, often --h5ad-matrix raw/X or a layer)",
-                self.path().display()
-            );
-        }
-        if self.values() == ValuesArg::Auto && matrix.looks_like_counts() {
-            eprintln!(
-                "{}: the values are whole numbers: read as counts and log-normalised (--values \
-                 to say otherwise)",
-                self.path().display()
-            );
-            matrix.log_normalize();
+    /// The matrix as a stream of `--window` cells at a time, its values
+    /// normalised as `--values` says (or as the first window looks), only the `--keep`
+    /// cells, and the `columns` of metadata for those cells.
+    pub fn open(&self, columns: &[String]) -> Result<(MatrixStream, MetadataColumns)> {
+        let mut stream = self.source().stream()?;
+        stream.set_window(match self.window() {
+            0 => usize::MAX,
+            cells => cells,
+        });
+        if self.values() == ValuesArg::Auto {
+            stream.set_values(None);
         }
         let mut wanted: Vec<String> = columns.to_vec();
         let keep = self.keep.as_ref().and_then(|k| k.split_once('='));
         if let Some((column, _)) = keep {
             wanted.push(column.to_string());
         }
-        let mut metadata = self.metadata_columns(&matrix.cells, &wanted)?;
+        let mut metadata = self.metadata_columns(&stream.cells, &wanted)?;
         if let Some((column, value)) = keep {
             let (_, values) = metadata.pop().context("the --keep column")?;
             let flags: Vec<bool> = values.iter().map(|v| v.as_deref() == Some(value)).collect();
@@ -148,13 +152,45 @@ impl MatrixArgs {
                 "keeping the {kept} of {} cells with {column}={value}",
                 flags.len()
             );
-            matrix.retain_cells(&flags);
             for (_, values) in &mut metadata {
                 let mut f = flags.iter();
                 values.retain(|_| *f.next().unwrap_or(&false));
             }
+            stream.keep_only(flags)?;
         }
-        Ok((matrix, metadata))
+        self.report_values(&mut stream)?;
+        Ok((stream, metadata))
+    }
+
+    /// Reads the first window, which decides what auto values are, and says what they
+    /// were taken to be and whether the matrix is held whole.
+    fn report_values(&self, stream: &mut MatrixStream) -> Result<()> {
+        stream.peek()?;
+        if self.values() == ValuesArg::Auto && stream.values() == Some(MatrixValues::Counts) {
+            eprintln!(
+                "{}: the values are whole numbers: read as counts and log-normalised (--values \
+                 to say otherwise)",
+                self.path().display()
+            );
+        }
+        if let Some(note) = stream.note().filter(|_| stream.window_count() > 1) {
+            eprintln!("note: {note}");
+        }
+        Ok(())
+    }
+
+    /// What decides the matrix's values, for the key of a resumable run.
+    pub fn recipe(&self) -> Vec<String> {
+        vec![
+            format!("h5ad_matrix={}", self.h5ad_matrix()),
+            format!("gene_column={:?}", self.gene_column),
+            format!("genes={:?}", self.genes),
+            format!("barcodes={:?}", self.barcodes),
+            format!("values={:?}", self.values()),
+            format!("keep={:?}", self.keep),
+            format!("metadata={:?}", self.metadata),
+            format!("window={}", self.window()),
+        ]
     }
 
     /// The named metadata columns, one value per matrix cell: from the .h5ad's obs, or

@@ -31,7 +31,7 @@ impl CaseOnlyMatches {
     pub fn in_list(list: &GeneList, catalog: &GeneCatalog) -> Self {
         let mut found = CaseOnlyMatches::default();
         for entry in &list.entries {
-            if let Ok(hit) = catalog.resolve(&entry.symbol) {
+            if let Some(hit) = catalog.resolve_quietly(&entry.symbol) {
                 if hit.case_only {
                     found.add(&entry.symbol, &hit.gene.symbol);
                 }

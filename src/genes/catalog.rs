@@ -208,6 +208,27 @@ impl GeneCatalog {
     /// Approved symbols win over previous symbols, which win over aliases; a previous
     /// symbol or alias shared by several genes is an error that lists them.
     pub fn resolve(&self, query: &str) -> Result<Resolved<'_>> {
+        self.find(query).map_err(|candidates| match candidates {
+            Some(candidates) => Error::AmbiguousGene {
+                symbol: query.trim().to_string(),
+                candidates,
+            },
+            None => Error::UnknownGene {
+                symbol: query.trim().to_string(),
+                suggestions: self.suggest(query.trim(), 5),
+            },
+        })
+    }
+
+    /// [`Self::resolve`] without the error: `None` for a name that is unknown or
+    /// ambiguous. For mapping many names (a matrix's genes), since an unknown name's
+    /// error carries suggestions that cost an edit-distance pass over every symbol.
+    pub fn resolve_quietly(&self, query: &str) -> Option<Resolved<'_>> {
+        self.find(query).ok()
+    }
+
+    /// The gene `query` names, or the genes it could name (`None`: none).
+    fn find(&self, query: &str) -> std::result::Result<Resolved<'_>, Option<Vec<String>>> {
         let q = query.trim();
         if let Ok(id) = q.parse::<u32>() {
             if let Some(gene) = self.by_entrez(id) {
@@ -244,16 +265,10 @@ impl GeneCatalog {
                         case_only: hits.iter().all(|h| mouse_like(q, &h.spelling)),
                     });
                 }
-                return Err(Error::AmbiguousGene {
-                    symbol: q.to_string(),
-                    candidates: names,
-                });
+                return Err(Some(names));
             }
         }
-        Err(Error::UnknownGene {
-            symbol: q.to_string(),
-            suggestions: self.suggest(q, 5),
-        })
+        Err(None)
     }
 
     /// The gene with this Ensembl gene id; a version suffix (`ENSG00000141510.17`) is
@@ -283,6 +298,8 @@ pub fn suggest_from<'a>(
     // Optimal string alignment distance counts a swap of neighbours (TP35 -> TP53) as
     // one edit; ties go to the candidate sharing the longest prefix with the query.
     let mut scored: Vec<(usize, std::cmp::Reverse<usize>, &str)> = candidates
+        // Lengths more than 2 apart are more than 2 edits apart: skip the alignment.
+        .filter(|c| c.trim().len().abs_diff(q.len()) <= 2)
         .filter_map(|c| {
             let k = key(c);
             let d = strsim::osa_distance(&q, &k);

@@ -27,7 +27,7 @@ impl<'a> SymbolMapper<'a> {
         if let Some(hit) = self.cache.get(symbol) {
             return hit.clone();
         }
-        let resolved = self.catalog.resolve(symbol).ok();
+        let resolved = self.catalog.resolve_quietly(symbol);
         if let Some(r) = resolved.filter(|r| r.case_only) {
             self.case_only.add(symbol, &r.gene.symbol);
         }

@@ -10,7 +10,9 @@
 //! `var` as compound tables, categories in `uns/<column>_categories`, and the raw matrix
 //! as `raw.X` beside `raw.var`.
 
+use super::anndata_rows::{csc_note, csc_rows, CsrRows, DenseRows, Place};
 use super::expression::ExpressionMatrix;
+use super::matrix_stream::{MatrixStream, RowSource};
 use crate::error::{Error, Result};
 use hdf5_pure::{AttrValue, Dataset, Datatype, File};
 use std::collections::HashMap;
@@ -28,18 +30,6 @@ struct MatrixLocation {
     var: String,
 }
 
-/// The three arrays of a CSR or CSC matrix, as the file stores them.
-struct Compressed {
-    /// CSR (each pointer range is a cell) rather than CSC (each is a gene).
-    by_cell: bool,
-    /// The stored values.
-    data: Vec<f32>,
-    /// Per value, its inner index (gene for CSR, cell for CSC).
-    indices: Vec<i64>,
-    /// Per outer row, where its values start in `data`, and one past the last.
-    indptr: Vec<i64>,
-}
-
 impl H5ad {
     /// Opens a file; anything that is not HDF5 is refused with the path in the error.
     pub fn open(path: &Path) -> Result<Self> {
@@ -54,7 +44,9 @@ impl H5ad {
             ));
         }
         check_complete(path)?;
-        let file = File::open(path).map_err(|e| Error::bad_file(path, e.to_string()))?;
+        // Streaming: metadata and chunks are read as they are needed, so a file bigger
+        // than memory opens (File::open would read it whole).
+        let file = File::open_streaming(path).map_err(|e| Error::bad_file(path, e.to_string()))?;
         Ok(H5ad {
             path: path.to_path_buf(),
             file,
@@ -66,6 +58,20 @@ impl H5ad {
     /// index, or its column `gene_column` (files whose index holds Ensembl ids keep the
     /// symbols in a column, `feature_name` in CELLxGENE's).
     pub fn matrix(&self, key: &str, gene_column: Option<&str>) -> Result<ExpressionMatrix> {
+        let stream = self.stream(key, gene_column)?;
+        let (genes, cells) = (stream.genes.clone(), stream.cells.clone());
+        Ok(ExpressionMatrix {
+            gene_symbols: None,
+            genes,
+            cells,
+            values: stream.read_all()?,
+        })
+    }
+
+    /// The same matrix as [`Self::matrix`], read a window of cells at a time: a dense or
+    /// CSR matrix reads only each window's rows from the file (a CSC one is read whole,
+    /// as [`MatrixStream::note`] says).
+    pub fn stream(&self, key: &str, gene_column: Option<&str>) -> Result<MatrixStream> {
         let location = self.locate(key)?;
         let genes = match gene_column {
             None => self.frame_index(&location.var)?,
@@ -76,13 +82,8 @@ impl H5ad {
                 .collect(),
         };
         let cells = self.obs_names()?;
-        let values = self.read_matrix(&location.matrix, cells.len(), genes.len())?;
-        Ok(ExpressionMatrix {
-            gene_symbols: None,
-            genes,
-            cells,
-            values,
-        })
+        let (rows, note) = self.row_source(&location.matrix, cells.len(), genes.len())?;
+        Ok(MatrixStream::new(&self.path, genes, cells, rows).with_note(note))
     }
 
     /// The cell ids (`obs` index).
@@ -237,67 +238,50 @@ impl H5ad {
         Ok(location)
     }
 
-    /// Per cell, the non-zero (gene, value) pairs of a dense or sparse matrix.
-    fn read_matrix(&self, key: &str, cells: usize, genes: usize) -> Result<Vec<Vec<(u32, f32)>>> {
-        // A dense matrix is one dataset; a sparse one is a group of arrays.
-        if let Ok(dataset) = self.file.dataset(key) {
-            return self.read_dense(&dataset, key, cells, genes);
-        }
-        self.read_sparse(key, cells, genes)
-    }
-
-    /// The non-zeros of a dense cells × genes dataset.
-    fn read_dense(
+    /// The rows of the matrix at `key` (a dense dataset, or a CSR / CSC group whose
+    /// encoding and shape are checked before its arrays are read), and why it is held
+    /// whole when it is.
+    fn row_source(
         &self,
-        dataset: &Dataset,
         key: &str,
         cells: usize,
         genes: usize,
-    ) -> Result<Vec<Vec<(u32, f32)>>> {
-        let shape = dataset.shape().map_err(|e| self.error(key, e))?;
-        if shape != [cells as u64, genes as u64] {
-            return Err(self.bad(
-                key,
-                &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
-            ));
+    ) -> Result<(Box<dyn RowSource>, Option<String>)> {
+        let place = Place {
+            path: self.path.clone(),
+            key: key.to_string(),
+        };
+        // A dense matrix is one dataset; a sparse one is a group of arrays.
+        if let Ok(dataset) = self.file.dataset(key) {
+            let shape = dataset.shape().map_err(|e| self.error(key, e))?;
+            if shape != [cells as u64, genes as u64] {
+                return Err(self.bad(
+                    key,
+                    &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
+                ));
+            }
+            return Ok((Box::new(DenseRows { place, dataset, genes }), None));
         }
-        // A window of rows at a time: a dense matrix is kept only as its non-zeros.
-        const ROWS: usize = 512;
-        let mut values = Vec::with_capacity(cells);
-        for start in (0..cells).step_by(ROWS) {
-            let count = ROWS.min(cells - start);
-            let window = dataset
-                .read_f32_rows(start as u64, count as u64)
-                .map_err(|e| self.error(key, e))?;
-            values.extend(window.chunks(genes.max(1)).map(|row| {
-                row.iter()
-                    .enumerate()
-                    .filter(|(_, v)| **v != 0.0)
-                    .map(|(g, v)| (g as u32, *v))
-                    .collect::<Vec<_>>()
-            }));
-        }
-        Ok(values)
-    }
-
-    /// The non-zeros of a CSR (rows are cells) or CSC (rows are genes) group, its
-    /// encoding and shape checked before its arrays are read.
-    fn read_sparse(&self, key: &str, cells: usize, genes: usize) -> Result<Vec<Vec<(u32, f32)>>> {
         let by_cell = self.sparse_by_cell(key)?;
         self.check_sparse_shape(key, cells, genes)?;
-        let data = self
-            .dataset(&format!("{key}/data"))?
-            .read_f32()
-            .map_err(|e| self.error(key, e))?;
-        let indices = self.integers(&format!("{key}/indices"))?;
         let indptr = self.integers(&format!("{key}/indptr"))?;
-        let sparse = Compressed {
-            by_cell,
-            data,
-            indices,
-            indptr,
-        };
-        self.sparse_cells(key, &sparse, cells, genes)
+        let outer = if by_cell { cells } else { genes };
+        if indptr.len() != outer + 1 {
+            return Err(self.bad(
+                key,
+                &format!("has {} pointers for {outer} rows", indptr.len()),
+            ));
+        }
+        let data = self.dataset(&format!("{key}/data"))?;
+        let indices = self.dataset(&format!("{key}/indices"))?;
+        if by_cell {
+            let rows = CsrRows::new(place, [data, indices], indptr, genes)?;
+            return Ok((Box::new(rows), None));
+        }
+        let data = data.read_f32().map_err(|e| self.error(key, e))?;
+        let indices = indices.read_i64().map_err(|e| self.error(key, e))?;
+        let rows = csc_rows(&place, data, indices, indptr, cells)?;
+        Ok((Box::new(rows), Some(csc_note(&self.path, key))))
     }
 
     /// Whether a sparse group is CSR (true) or CSC (false), from the current
@@ -332,63 +316,6 @@ impl H5ad {
             }
         }
         Ok(())
-    }
-
-    /// Per cell, the non-zeros of a compressed matrix. Every pointer and index is
-    /// checked against the arrays and the shape before use, so a damaged file is an
-    /// error rather than a panic. For CSC, each cell's pairs are sorted by gene at the end.
-    fn sparse_cells(
-        &self,
-        key: &str,
-        sparse: &Compressed,
-        cells: usize,
-        genes: usize,
-    ) -> Result<Vec<Vec<(u32, f32)>>> {
-        let (data, indices, indptr) = (&sparse.data, &sparse.indices, &sparse.indptr);
-        let by_cell = sparse.by_cell;
-        let (outer, inner) = if by_cell {
-            (cells, genes)
-        } else {
-            (genes, cells)
-        };
-        if indptr.len() != outer + 1 || indices.len() != data.len() {
-            return Err(self.bad(
-                key,
-                &format!(
-                    "has {} pointers, {} indices and {} values for {outer} rows",
-                    indptr.len(),
-                    indices.len(),
-                    data.len()
-                ),
-            ));
-        }
-        let mut values = vec![Vec::new(); cells];
-        for o in 0..outer {
-            let (start, end) = (indptr[o], indptr[o + 1]);
-            if start < 0 || end < start || end as usize > data.len() {
-                return Err(self.bad(key, &format!("has a bad pointer at row {o}")));
-            }
-            for k in start as usize..end as usize {
-                let i = indices[k];
-                if i < 0 || i as usize >= inner {
-                    return Err(self.bad(key, &format!("has index {i} outside 0..{inner}")));
-                }
-                let (cell, gene) = if by_cell {
-                    (o, i as usize)
-                } else {
-                    (i as usize, o)
-                };
-                if data[k] != 0.0 {
-                    values[cell].push((gene as u32, data[k]));
-                }
-            }
-        }
-        if !by_cell {
-            values
-                .iter_mut()
-                .for_each(|row| row.sort_by_key(|(g, _)| *g));
-        }
-        Ok(values)
     }
 
     /// The row names of a dataframe (`obs`, `var`, `raw/var`, or a legacy table).

@@ -2,6 +2,8 @@
 //! cells, gzip allowed, with gene and barcode files) or a dense CSV/TSV (cells × genes,
 //! first column the cell id). Values are kept sparse, per cell.
 
+use super::matrix_market::stream_matrix_market;
+use super::matrix_stream::{MatrixStream, RowsInMemory};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -22,54 +24,31 @@ pub struct ExpressionMatrix {
 
 impl ExpressionMatrix {
     /// Reads a MatrixMarket coordinate file of genes × cells with its gene names and
-    /// cell ids (first column of `cells`). The genes file is one name per line, or 10x's
-    /// `genes.tsv` / `features.tsv` whose first column holds Ensembl ids and second the
-    /// symbols: then the ids are the names and the symbols go to `gene_symbols`.
+    /// cell ids (first column of `cells`), whole; see [`stream_matrix_market`] for the
+    /// file formats.
     pub fn read_matrix_market(matrix: &Path, genes: &Path, cells: &Path) -> Result<Self> {
-        let gene_rows = tab_columns(genes)?;
-        let cell_ids: Vec<String> = tab_columns(cells)?
-            .into_iter()
-            .map(|mut c| c.swap_remove(0))
-            .collect();
-        let gene_names: Vec<String> = gene_rows.iter().map(|r| r[0].clone()).collect();
-        let keep: Vec<bool> = gene_rows.iter().map(|r| is_gene_feature(r)).collect();
-        let gene_symbols = ten_x_symbols(&gene_rows, &keep);
-        let values = read_coordinates(matrix, gene_names.len(), cell_ids.len())?;
-        let matrix = ExpressionMatrix {
-            genes: gene_names,
-            gene_symbols,
-            cells: cell_ids,
-            values,
-        };
-        Ok(matrix.keep_genes(&keep))
+        Self::read_stream(stream_matrix_market(matrix, genes, cells)?)
     }
 
-    /// The matrix without the genes whose `keep` is false (a 10x file's antibody or
-    /// CRISPR guide features), so they count neither as genes nor in library sizes.
-    fn keep_genes(mut self, keep: &[bool]) -> Self {
-        if keep.iter().all(|&k| k) {
-            return self;
-        }
-        let mut new_index = vec![None; keep.len()];
-        let mut next = 0u32;
-        for (i, &k) in keep.iter().enumerate() {
-            if k {
-                new_index[i] = Some(next);
-                next += 1;
-            }
-        }
-        self.genes = kept(&self.genes, keep);
-        self.gene_symbols = self.gene_symbols.as_deref().map(|s| kept(s, keep));
-        for row in &mut self.values {
-            row.retain_mut(|(g, _)| match new_index[*g as usize] {
-                Some(n) => {
-                    *g = n;
-                    true
-                }
-                None => false,
-            });
-        }
-        self
+    /// Every remaining window of `stream`, as one matrix.
+    pub fn read_stream(stream: MatrixStream) -> Result<Self> {
+        let (genes, gene_symbols) = (stream.genes.clone(), stream.gene_symbols.clone());
+        let cells = stream.cells.clone();
+        Ok(ExpressionMatrix {
+            genes,
+            gene_symbols,
+            cells,
+            values: stream.read_all()?,
+        })
+    }
+
+    /// A dense table of cells × genes (see [`Self::read_dense`]) as a stream; the
+    /// table is read whole first, since its cell ids are spread through it.
+    pub fn stream_dense(path: &Path) -> Result<MatrixStream> {
+        let matrix = Self::read_dense(path)?;
+        let rows = Box::new(RowsInMemory(matrix.values));
+        let note = format!("{}: a dense table is read whole", path.display());
+        Ok(MatrixStream::new(path, matrix.genes, matrix.cells, rows).with_note(Some(note)))
     }
 
     /// Reads a dense table of cells × genes: a header of gene names after the first
@@ -160,20 +139,15 @@ impl ExpressionMatrix {
 
     /// Library-size normalisation to 10,000 then log1p, per cell (for raw counts).
     pub fn log_normalize(&mut self) {
-        for row in &mut self.values {
-            let total: f32 = row.iter().map(|(_, v)| v).sum();
-            if total > 0.0 {
-                for (_, v) in row.iter_mut() {
-                    *v = (*v * 1e4 / total).ln_1p();
-                }
-            }
-        }
+        self.values
+            .iter_mut()
+            .for_each(super::matrix_stream::log_normalize);
     }
 }
 
 /// The non-blank lines of a tab-separated file, each split into trimmed fields (a
 /// line always has at least one).
-fn tab_columns(path: &Path) -> Result<Vec<Vec<String>>> {
+pub(super) fn tab_columns(path: &Path) -> Result<Vec<Vec<String>>> {
     Ok(crate::fsutil::read_utf8_lines(path)?
         .iter()
         .filter(|l| !l.trim().is_empty())
@@ -184,7 +158,7 @@ fn tab_columns(path: &Path) -> Result<Vec<Vec<String>>> {
 /// The symbol column of a 10x genes file, one per row (features dropped later with
 /// the rest of their row), or `None` when the file is not 10x's. Only the rows that
 /// are genes decide it, since antibody or guide features carry no Ensembl id.
-fn ten_x_symbols(gene_rows: &[Vec<String>], keep: &[bool]) -> Option<Vec<String>> {
+pub(super) fn ten_x_symbols(gene_rows: &[Vec<String>], keep: &[bool]) -> Option<Vec<String>> {
     let gene_rows_kept: Vec<&Vec<String>> = gene_rows
         .iter()
         .zip(keep)
@@ -194,136 +168,8 @@ fn ten_x_symbols(gene_rows: &[Vec<String>], keep: &[bool]) -> Option<Vec<String>
     ensembl_with_symbols(&gene_rows_kept).then(|| gene_rows.iter().map(|r| r[1].clone()).collect())
 }
 
-/// Per cell, the (gene, value) entries of a MatrixMarket coordinate file (gzip
-/// allowed) that must be `genes` × `cells`. Its declared entry count is checked at the
-/// end, so a truncated file is an error rather than a matrix with values missing.
-fn read_coordinates(matrix: &Path, genes: usize, cells: usize) -> Result<Vec<Vec<(u32, f32)>>> {
-    let reader = BufReader::new(crate::fsutil::open_maybe_gz(matrix)?);
-    let mut size: Option<(usize, usize)> = None;
-    let mut declared = 0usize;
-    let mut entries = 0usize;
-    let mut values: Vec<Vec<(u32, f32)>> = vec![Vec::new(); cells];
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| Error::io(matrix, e))?;
-        if i == 0 && !line.starts_with("%%MatrixMarket matrix coordinate") {
-            return Err(parse_error(
-                matrix,
-                1,
-                "not a MatrixMarket coordinate file".into(),
-            ));
-        }
-        if line.starts_with('%') || line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // The first line that is not a comment is the size line; every later one an entry.
-        let Some((rows, cols)) = size else {
-            let (rows, cols, count) = parse_size_line(matrix, i + 1, &fields, genes, cells)?;
-            declared = count;
-            size = Some((rows, cols));
-            continue;
-        };
-        let (r, c, v) = parse_entry(matrix, i + 1, &line, &fields, (rows, cols))?;
-        values[c - 1].push(((r - 1) as u32, v));
-        entries += 1;
-    }
-    if size.is_none() {
-        return Err(Error::bad_file(
-            matrix,
-            "the file ends before its size line",
-        ));
-    }
-    if entries != declared {
-        return Err(Error::bad_file(
-            matrix,
-            format!("the size line declares {declared} entries but the file holds {entries} (truncated?)"),
-        ));
-    }
-    Ok(values)
-}
-
-/// A parse error at a (1-based) line of a MatrixMarket file.
-fn parse_error(matrix: &Path, line: usize, message: String) -> Error {
-    Error::Parse {
-        path: matrix.to_path_buf(),
-        line,
-        message,
-    }
-}
-
-/// Rows, columns and entry count of a MatrixMarket size line at `line`, which must
-/// match the `genes` and `cells` the names files give.
-fn parse_size_line(
-    matrix: &Path,
-    line: usize,
-    fields: &[&str],
-    genes: usize,
-    cells: usize,
-) -> Result<(usize, usize, usize)> {
-    let rows: usize = fields
-        .first()
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| parse_error(matrix, line, "bad size line".into()))?;
-    let cols: usize = fields
-        .get(1)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| parse_error(matrix, line, "bad size line".into()))?;
-    let declared = fields.get(2).and_then(|f| f.parse().ok()).ok_or_else(|| {
-        parse_error(
-            matrix,
-            line,
-            "bad size line (expected 'rows cols entries')".into(),
-        )
-    })?;
-    if rows != genes || cols != cells {
-        return Err(parse_error(
-            matrix,
-            line,
-            format!("the matrix is {rows} × {cols} but there are {genes} genes and {cells} cells"),
-        ));
-    }
-    Ok((rows, cols, declared))
-}
-
-/// The 1-based row, column and value of a MatrixMarket entry line (`text`, split into
-/// `fields`) at `line`, inside `size` and finite.
-fn parse_entry(
-    matrix: &Path,
-    line: usize,
-    text: &str,
-    fields: &[&str],
-    (rows, cols): (usize, usize),
-) -> Result<(usize, usize, f32)> {
-    let (Some(r), Some(c), Some(v)) = (
-        fields.first().and_then(|f| f.parse::<usize>().ok()),
-        fields.get(1).and_then(|f| f.parse::<usize>().ok()),
-        fields.get(2).and_then(|f| f.parse::<f32>().ok()),
-    ) else {
-        return Err(parse_error(
-            matrix,
-            line,
-            format!("expected 'row col value', found '{text}'"),
-        ));
-    };
-    if r == 0 || c == 0 || r > rows || c > cols {
-        return Err(parse_error(
-            matrix,
-            line,
-            format!("entry ({r}, {c}) is outside {rows} × {cols}"),
-        ));
-    }
-    if !v.is_finite() {
-        return Err(parse_error(
-            matrix,
-            line,
-            format!("value '{}' is not a finite number", fields[2]),
-        ));
-    }
-    Ok((r, c, v))
-}
-
 /// The names whose `keep` is true.
-fn kept(names: &[String], keep: &[bool]) -> Vec<String> {
+pub(super) fn kept(names: &[String], keep: &[bool]) -> Vec<String> {
     names
         .iter()
         .zip(keep)
@@ -334,7 +180,7 @@ fn kept(names: &[String], keep: &[bool]) -> Vec<String> {
 
 /// Whether a genes-file row is a gene: 10x v3 files name each feature's type in a third
 /// column ("Gene Expression", "Antibody Capture", "CRISPR Guide Capture", ...).
-fn is_gene_feature(row: &[String]) -> bool {
+pub(super) fn is_gene_feature(row: &[String]) -> bool {
     row.get(2)
         .is_none_or(|t| t.is_empty() || t == "Gene Expression")
 }

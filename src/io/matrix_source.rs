@@ -4,6 +4,8 @@
 
 use super::anndata::H5ad;
 use super::expression::ExpressionMatrix;
+use super::matrix_market::stream_matrix_market;
+use super::matrix_stream::MatrixStream;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -62,22 +64,26 @@ impl MatrixSource {
 
     /// Reads the matrix (cells × genes, non-zeros only), log-normalising counts.
     pub fn read(&self) -> Result<ExpressionMatrix> {
-        let mut matrix = if self.is_h5ad() {
-            H5ad::open(&self.path)?.matrix(
+        ExpressionMatrix::read_stream(self.stream()?)
+    }
+
+    /// The matrix as a stream of cell windows (one window until
+    /// [`MatrixStream::set_window`]), its values taken as `values` says.
+    pub fn stream(&self) -> Result<MatrixStream> {
+        let mut stream = if self.is_h5ad() {
+            H5ad::open(&self.path)?.stream(
                 self.h5ad_matrix.as_deref().unwrap_or("X"),
                 self.h5ad_gene_column.as_deref(),
             )?
         } else if self.is_matrix_market() {
             let genes = self.beside(&self.genes, &["features.tsv", "genes.tsv"])?;
             let cells = self.beside(&self.cells, &["barcodes.tsv"])?;
-            ExpressionMatrix::read_matrix_market(&self.path, &genes, &cells)?
+            stream_matrix_market(&self.path, &genes, &cells)?
         } else {
-            ExpressionMatrix::read_dense(&self.path)?
+            ExpressionMatrix::stream_dense(&self.path)?
         };
-        if self.values == MatrixValues::Counts {
-            matrix.log_normalize();
-        }
-        Ok(matrix)
+        stream.set_values(Some(self.values));
+        Ok(stream)
     }
 
     /// The given file, or the first 10x-named one (plain or gzipped) in the matrix's

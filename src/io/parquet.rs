@@ -18,6 +18,28 @@ pub fn write_parquet(
     batches: &[RecordBatch],
     metadata: &[(&str, String)],
 ) -> Result<()> {
+    write_row_groups(path, schema, batches.iter().cloned().map(Ok), metadata, false)
+}
+
+/// [`write_parquet`] for batches made one at a time (each is a row group, written before
+/// the next is made), so a table bigger than memory can be written.
+pub fn write_parquet_batches(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    write_row_groups(path, schema, batches, metadata, true)
+}
+
+/// Writes the batches; `group_each` closes a row group after each.
+fn write_row_groups(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    metadata: &[(&str, String)],
+    group_each: bool,
+) -> Result<()> {
     crate::fsutil::atomic_write(path, |file| {
         let props = WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
@@ -36,7 +58,11 @@ pub fn write_parquet(
             ));
         }
         for batch in batches {
-            writer.write(batch).map_err(err)?;
+            writer.write(&batch?).map_err(err)?;
+            if group_each {
+                // The writer's buffer then never holds more than one batch.
+                writer.flush().map_err(err)?;
+            }
         }
         writer.close().map_err(err)?;
         Ok(())

@@ -42,7 +42,7 @@ pub fn gene_pairs(
         .into_iter()
         .map(|record| {
             let name = catalog
-                .resolve(&record.symbol)
+                .resolve_quietly(&record.symbol)
                 .map(|r| r.gene.name.clone())
                 .unwrap_or_default();
             let values = BTreeMap::from([("symbol", record.symbol.clone()), ("name", name)]);

@@ -112,7 +112,7 @@ impl Task for CellTypeSpec {
         mapper: &mut SymbolMapper,
     ) -> Result<BTreeSet<String>> {
         let matrix = self.read_matrix(task)?;
-        Ok(crate::cells::approved_genes(&matrix, mapper)
+        Ok(crate::cells::approved_genes(&matrix.genes, matrix.gene_symbols.as_deref(), mapper)
             .into_iter()
             .flatten()
             .collect())

@@ -45,7 +45,7 @@ pub(crate) struct CellInputs {
 impl CellInputs {
     /// Resolves the matrix's genes; `seed` draws the permutation.
     pub(crate) fn new(matrix: ExpressionMatrix, mapper: &mut SymbolMapper, seed: u64) -> Self {
-        let approved = approved_genes(&matrix, mapper);
+        let approved = approved_genes(&matrix.genes, matrix.gene_symbols.as_deref(), mapper);
         let permuted = permuted_names(&approved, seed);
         CellInputs {
             matrix,
