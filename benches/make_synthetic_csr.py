@@ -2,9 +2,10 @@
 GENES genes in CSR (anndata's current layout, written with h5py in slices so that the
 writer itself stays small), NNZ non-zero counts per cell drawn without replacement from
 the genes, counts 1..20. No real file of this shape (a million cells) ships with the
-project: this is a stand-in for the *shape* only, with HGNC protein-coding symbols as
-gene names so that a gene store knows them. Also writes a TSV of seeded 384-d vectors
-for those genes (the gene store `bftembed import` builds).
+project: this is a stand-in for the *shape* only, with HGNC symbols as gene names
+(protein-coding first, then other approved genes) so that a gene store knows them.
+Also writes a TSV of seeded 384-d vectors for those genes (the gene store `bftembed
+import` builds).
 
     python benches/make_synthetic_csr.py --cells 1000000 --out /tmp/cells-stream/cells-1000000.h5ad
 """
@@ -22,15 +23,17 @@ ap.add_argument("--seed", type=int, default=0)
 a = ap.parse_args()
 
 here = os.path.dirname(os.path.abspath(__file__))
-symbols = []
+coding, other = [], []
 with gzip.open(os.path.join(here, "..", "data", "hgnc", "hgnc_entries.tsv.gz"), "rt") as f:
     next(f)
     for line in f:
         fields = line.rstrip("\n").split("\t")
-        if fields[3] == "Approved" and fields[11] == "gene with protein product":
-            symbols.append(fields[1])
-symbols = symbols[: a.genes]
-assert len(symbols) == a.genes, f"only {len(symbols)} protein-coding symbols"
+        if fields[3] == "Approved":
+            (coding if fields[11] == "gene with protein product" else other).append(fields[1])
+# Protein-coding genes first, then other approved genes (lncRNAs and the like, as a 10x
+# features file also lists).
+symbols = (coding + other)[: a.genes]
+assert len(symbols) == a.genes, f"only {len(symbols)} approved symbols"
 
 rng = np.random.default_rng(a.seed)
 tmp = a.out + ".tmp"

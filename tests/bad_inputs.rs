@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::bftembed;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -250,13 +252,6 @@ fn store() -> &'static Path {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn bftembed(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(args)
-        .output()
-        .expect("run bftembed")
 }
 
 /// The command line for one case, writing only under `out`.

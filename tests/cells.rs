@@ -7,13 +7,15 @@
 
 mod common;
 
+use common::{bftembed, stderr};
+
 use bftembed::genes::GeneCatalog;
 use bftembed::io::parquet::read_parquet;
 use bftembed::io::H5ad;
 use bftembed::profile::RefseqSummaries;
 use bftembed::store::{embed_into_store, GeneStore, IndexParams};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 fn source() -> PathBuf {
@@ -48,17 +50,6 @@ fn store() -> &'static (tempfile::TempDir, PathBuf) {
         embed_into_store(&common::embedder(), &records, &path, IndexParams::default()).unwrap();
         (dir, path)
     })
-}
-
-fn bftembed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

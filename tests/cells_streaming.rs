@@ -4,12 +4,16 @@
 //! vectors whatever the window, a killed run resumes from its saved windows and ends
 //! with the same table, and faults found in a later window are named.
 
+mod common;
+
+use common::{bftembed, stderr};
+
 use bftembed::io::parquet::{f32_vectors, optional_strings, read_parquet};
 use bftembed::io::{CellRow, ExpressionMatrix, H5ad, MatrixSource, MatrixStream, MatrixValues};
 use parquet::file::reader::FileReader;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn repo(path: &str) -> PathBuf {
@@ -18,17 +22,6 @@ fn repo(path: &str) -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn bftembed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 /// Every window of `stream`, checked to be numbered in order and placed after the
@@ -72,9 +65,12 @@ fn anndata_windows_give_the_whole_matrix_for_csr_dense_and_csc() {
     assert_eq!(rows, whole.values);
 }
 
-/// Kang's first `cells` cells as entries (gene, cell, count), 1-based, from the shipped
-/// gene-ordered file, with its genes file and those cells' barcodes.
-fn kang_subset(cells: usize) -> (Vec<(usize, usize, f32)>, Vec<String>, Vec<String>) {
+/// A MatrixMarket entry: gene, cell (1-based), value.
+type Entry = (usize, usize, f32);
+
+/// Kang's first `cells` cells as entries, from the shipped gene-ordered file, with its
+/// genes file and those cells' barcodes.
+fn kang_subset(cells: usize) -> (Vec<Entry>, Vec<String>, Vec<String>) {
     let dir = repo("data/kang2018_ifnb_pbmc_2800");
     let matrix = ExpressionMatrix::read_matrix_market(
         &dir.join("counts_genes_x_cells.mtx.gz"),
@@ -93,7 +89,7 @@ fn kang_subset(cells: usize) -> (Vec<(usize, usize, f32)>, Vec<String>, Vec<Stri
 
 /// Writes a MatrixMarket folder (matrix.mtx, genes.tsv, barcodes.tsv) of `entries` in
 /// the order given.
-fn write_mtx(dir: &Path, entries: &[(usize, usize, f32)], genes: &[String], cells: &[String]) {
+fn write_mtx(dir: &Path, entries: &[Entry], genes: &[String], cells: &[String]) {
     std::fs::create_dir_all(dir).unwrap();
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("matrix.mtx")).unwrap());
     writeln!(f, "%%MatrixMarket matrix coordinate integer general").unwrap();
@@ -115,7 +111,10 @@ fn mtx_stream(dir: &Path) -> MatrixStream {
 #[test]
 fn matrix_market_windows_give_the_whole_matrix_in_either_order() {
     let (mut entries, genes, cells) = kang_subset(400);
-    assert!(entries.len() > 25_000, "more entries than the order probe reads");
+    assert!(
+        entries.len() > 25_000,
+        "more entries than the order probe reads"
+    );
     let tmp = tempfile::tempdir().unwrap();
     entries.sort_by_key(|&(g, c, _)| (g, c));
     let by_gene = tmp.path().join("by_gene");
@@ -134,7 +133,10 @@ fn matrix_market_windows_give_the_whole_matrix_in_either_order() {
     assert_eq!(cell_order.note(), None, "streamed");
     let (count, rows) = windows(cell_order, 37);
     assert_eq!(count, 11);
-    assert_eq!(rows, whole, "log-normalised counts, by gene within each cell");
+    assert_eq!(
+        rows, whole,
+        "log-normalised counts, by gene within each cell"
+    );
 }
 
 #[test]
@@ -158,7 +160,10 @@ fn matrix_market_faults_past_the_first_window_are_named() {
     };
     let line = late.len() + 2;
     assert!(err.contains(&format!("{line}")), "{err}");
-    assert!(err.contains("not in cell order") || err.contains("cell order"), "{err}");
+    assert!(
+        err.contains("not in cell order") || err.contains("cell order"),
+        "{err}"
+    );
 
     // A file cut short: the windows before the cut are read, the end is refused.
     let cut = tmp.path().join("cut");
@@ -194,7 +199,10 @@ fn matrix_market_faults_past_the_first_window_are_named() {
             Err(e) => break e.to_string(),
         }
     };
-    assert!(err.contains("read as counts") && err.contains(&cells[399]), "{err}");
+    assert!(
+        err.contains("read as counts") && err.contains(&cells[399]),
+        "{err}"
+    );
 }
 
 /// A gene store of seeded vectors for `symbols`, built through `bftembed import`.
@@ -208,8 +216,13 @@ fn imported_store(dir: &Path, symbols: &[String]) -> PathBuf {
     for symbol in symbols {
         tsv.push_str(symbol);
         for _ in 0..16 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            tsv.push_str(&format!("\t{:.6}", (state >> 40) as f64 / (1u64 << 24) as f64 - 0.5));
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            tsv.push_str(&format!(
+                "\t{:.6}",
+                (state >> 40) as f64 / (1u64 << 24) as f64 - 0.5
+            ));
         }
         tsv.push('\n');
     }
@@ -237,23 +250,42 @@ fn table(path: &Path) -> (Vec<Option<String>>, Vec<f32>) {
 fn cells_writes_the_same_vectors_whatever_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let input = repo("tests/fixtures/pbmc68k_subset_anndata.h5ad");
-    let genes = H5ad::open(&input).unwrap().matrix("X", Some("feature_name")).unwrap().genes;
+    let genes = H5ad::open(&input)
+        .unwrap()
+        .matrix("X", Some("feature_name"))
+        .unwrap()
+        .genes;
     let store = imported_store(tmp.path(), &genes);
     let run = |window: &str, out: &Path| {
         let o = bftembed(&[
-            "cells", "--matrix", s(&input), "--gene-column", "feature_name", "--store",
-            s(&store), "--window", window, "--obs", "bulk_labels", "--out", s(out),
+            "cells",
+            "--matrix",
+            s(&input),
+            "--gene-column",
+            "feature_name",
+            "--store",
+            s(&store),
+            "--window",
+            window,
+            "--obs",
+            "bulk_labels",
+            "--out",
+            s(out),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     };
-    let (one, many) = (tmp.path().join("one.parquet"), tmp.path().join("many.parquet"));
+    let (one, many) = (
+        tmp.path().join("one.parquet"),
+        tmp.path().join("many.parquet"),
+    );
     run("0", &one);
     run("8", &many);
     assert_eq!(table(&one), table(&many));
-    let groups = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&many).unwrap())
-        .unwrap()
-        .metadata()
-        .num_row_groups();
+    let groups =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&many).unwrap())
+            .unwrap()
+            .metadata()
+            .num_row_groups();
     assert_eq!(groups, 8, "a row group per window");
     assert_eq!(table(&one).0.len(), 60);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
@@ -261,7 +293,10 @@ fn cells_writes_the_same_vectors_whatever_the_window() {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains(".cells-"))
         .collect();
-    assert!(leftovers.is_empty(), "the saved windows are removed after writing");
+    assert!(
+        leftovers.is_empty(),
+        "the saved windows are removed after writing"
+    );
 }
 
 #[test]
@@ -274,12 +309,27 @@ fn a_killed_cells_run_resumes_and_ends_with_the_same_table() {
     let store = imported_store(tmp.path(), &genes);
     let matrix = folder.join("matrix.mtx");
     let args = |out: &Path| -> Vec<String> {
-        ["cells", "--matrix", s(&matrix), "--store", s(&store), "--window", "10", "--out", s(out)]
-            .map(String::from)
-            .to_vec()
+        [
+            "cells",
+            "--matrix",
+            s(&matrix),
+            "--store",
+            s(&store),
+            "--window",
+            "10",
+            "--out",
+            s(out),
+        ]
+        .map(String::from)
+        .to_vec()
     };
     let reference = tmp.path().join("reference.parquet");
-    let o = bftembed(&args(&reference).iter().map(String::as_str).collect::<Vec<_>>());
+    let o = bftembed(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 
     // Start, wait for some saved windows, kill.
@@ -293,7 +343,11 @@ fn a_killed_cells_run_resumes_and_ends_with_the_same_table() {
         std::fs::read_dir(dir)
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".resumed.parquet.cells-"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".resumed.parquet.cells-")
+            })
             .map(|e| std::fs::read_dir(e.path()).map_or(0, |d| d.count()))
             .sum()
     };
@@ -305,7 +359,10 @@ fn a_killed_cells_run_resumes_and_ends_with_the_same_table() {
     child.wait().unwrap();
     assert!(!out.exists(), "killed before the end: no table yet");
     let before = saved(tmp.path());
-    assert!((5..200).contains(&before), "{before} windows saved when killed");
+    assert!(
+        (5..200).contains(&before),
+        "{before} windows saved when killed"
+    );
 
     let o = bftembed(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -313,4 +370,3 @@ fn a_killed_cells_run_resumes_and_ends_with_the_same_table() {
     assert_eq!(table(&out), table(&reference));
     assert_eq!(saved(tmp.path()), 0, "the work folder is gone");
 }
-

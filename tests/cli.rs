@@ -3,15 +3,10 @@
 
 mod common;
 
+use common::{bftembed, stderr};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bftembed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(args)
-        .output()
-        .expect("run bftembed")
-}
 
 fn bftembed_env(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bftembed"))
@@ -19,10 +14,6 @@ fn bftembed_env(args: &[&str], home: &Path) -> Output {
         .env("BFTEMBED_HOME", home)
         .output()
         .expect("run bftembed")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 fn stdout(o: &Output) -> String {

@@ -5,26 +5,17 @@
 
 mod common;
 
+use common::{bftembed, stderr};
+
 use bftembed::genes::GeneCatalog;
 use bftembed::io::ExpressionMatrix;
 use bftembed::tasks::{evaluate_each, GeneVectors, SymbolMapper, TaskSpec};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn bftembed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bftembed"))
-        .args(args)
-        .output()
-        .expect("run bftembed")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 fn p(path: &Path) -> &str {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::genes::SymbolMapper;
 use crate::io::CellRow;
 use crate::store::GeneStore;
+use rayon::prelude::*;
 use std::path::Path;
 
 /// How a cell vector is made from gene vectors.
@@ -172,7 +173,8 @@ pub fn weighted_cells(
     } else {
         vec![0.0; dim]
     };
-    rows.iter()
+    // Each cell is its own sum: the same result on any number of threads.
+    rows.par_iter()
         .map(|row| weighted_vector(row, &genes.vectors, &centre, |_| true))
         .collect()
 }

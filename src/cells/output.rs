@@ -39,7 +39,11 @@ pub fn write_cells_parquet(
             vectors.cell_count()
         )));
     }
-    if let Some((name, values)) = columns.obs.iter().find(|(_, v)| v.len() != columns.cells.len()) {
+    if let Some((name, values)) = columns
+        .obs
+        .iter()
+        .find(|(_, v)| v.len() != columns.cells.len())
+    {
         return Err(Error::InvalidArgument(format!(
             "obs column {name} has {} values for {} cells",
             values.len(),

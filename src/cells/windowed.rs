@@ -71,7 +71,6 @@ pub fn make_cells_windowed(
     job: &CellJob,
     work_dir: &Path,
 ) -> Result<WindowedCells> {
-    std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
     let dims = job
         .methods
         .iter()
@@ -92,6 +91,16 @@ pub fn make_cells_windowed(
     };
     let bar = crate::progress::items_bar(stream.cells.len() as u64, "cell vectors", "cells");
     while let Some(window) = stream.next_window()? {
+        if let Some((cell, gene, x)) = stream.first_negative(&window) {
+            return Err(Error::bad_file(
+                stream.path(),
+                format!(
+                    "cell {cell} has {x} for {gene}: the values are scaled or centred, and \
+                     GenePT weighs genes by expression; use counts or log-normalised values \
+                     (for a scanpy file, often raw/X or a layer)"
+                ),
+            ));
+        }
         let made = match cells.saved(window.index, window.rows.len()) {
             Some(saved) => {
                 cells.resumed += 1;
@@ -139,12 +148,13 @@ impl WindowedCells {
 
     /// One window's vectors, one entry per recipe.
     pub fn window(&self, index: usize) -> Result<Vec<CellVectors>> {
-        let cells = *self.window_cells.get(index).ok_or_else(|| {
-            Error::InvalidArgument(format!("there is no cell window {index}"))
-        })?;
+        let cells = *self
+            .window_cells
+            .get(index)
+            .ok_or_else(|| Error::InvalidArgument(format!("there is no cell window {index}")))?;
         self.saved(index, cells).ok_or_else(|| {
             Error::bad_file(
-                &self.window_path(index, self.methods[0].0),
+                self.window_path(index, self.methods[0].0),
                 "a saved window is missing or damaged",
             )
         })
@@ -180,6 +190,7 @@ impl WindowedCells {
 
     /// Makes one window's vectors and saves them, each recipe's file atomically.
     fn make(&self, window: &CellWindow, job: &CellJob) -> Result<Vec<CellVectors>> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let mut made = Vec::with_capacity(self.methods.len());
         for &(method, _) in &self.methods {
             let vectors = make_cell_vectors(

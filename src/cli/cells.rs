@@ -5,8 +5,8 @@ use super::default_store;
 use super::matrix_args::MatrixArgs;
 use anyhow::{bail, Context, Result};
 use bftembed::cells::{
-    make_cells_windowed, work_dir_for_cells, write_cells_parquet, CellColumns, CellJob,
-    CellMethod, CellSettings, CellVectors, StoreGenes, WindowedCells,
+    make_cells_windowed, work_dir_for_cells, write_cells_parquet, CellColumns, CellJob, CellMethod,
+    CellSettings, CellVectors, StoreGenes, WindowedCells,
 };
 use bftembed::embed::{Embeddings, TextEncoder};
 use bftembed::genes::{GeneCatalog, SymbolMapper};

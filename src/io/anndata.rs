@@ -260,7 +260,14 @@ impl H5ad {
                     &format!("is {shape:?} but obs has {cells} cells and var {genes} genes"),
                 ));
             }
-            return Ok((Box::new(DenseRows { place, dataset, genes }), None));
+            return Ok((
+                Box::new(DenseRows {
+                    place,
+                    dataset,
+                    genes,
+                }),
+                None,
+            ));
         }
         let by_cell = self.sparse_by_cell(key)?;
         self.check_sparse_shape(key, cells, genes)?;

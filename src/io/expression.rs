@@ -107,42 +107,6 @@ impl ExpressionMatrix {
             values,
         })
     }
-
-    /// Keeps only the cells whose `keep` is true, in their order (a reference built
-    /// from the control cells, say). `keep` has one entry per cell.
-    pub fn retain_cells(&mut self, keep: &[bool]) {
-        debug_assert_eq!(keep.len(), self.cells.len());
-        let mut flags = keep.iter();
-        self.cells.retain(|_| *flags.next().unwrap_or(&false));
-        let mut flags = keep.iter();
-        self.values.retain(|_| *flags.next().unwrap_or(&false));
-    }
-
-    /// Whether every stored value is a non-negative whole number, as raw counts are
-    /// (normalised or logged values almost never are).
-    pub fn looks_like_counts(&self) -> bool {
-        self.values
-            .iter()
-            .flatten()
-            .all(|&(_, x)| x >= 0.0 && x.fract() == 0.0)
-    }
-
-    /// The first stored value below zero, as (cell, gene, value): scaled or centred
-    /// data, which cannot weigh genes by expression.
-    pub fn first_negative(&self) -> Option<(&str, &str, f32)> {
-        self.values.iter().enumerate().find_map(|(c, row)| {
-            row.iter()
-                .find(|(_, x)| *x < 0.0)
-                .map(|&(g, x)| (self.cells[c].as_str(), self.genes[g as usize].as_str(), x))
-        })
-    }
-
-    /// Library-size normalisation to 10,000 then log1p, per cell (for raw counts).
-    pub fn log_normalize(&mut self) {
-        self.values
-            .iter_mut()
-            .for_each(super::matrix_stream::log_normalize);
-    }
 }
 
 /// The non-blank lines of a tab-separated file, each split into trimmed fields (a

@@ -31,7 +31,10 @@ pub fn stream_matrix_market(matrix: &Path, genes: &Path, cells: &Path) -> Result
     let mut entries = Entries::open(matrix, gene_names.len(), cell_ids.len())?;
     entries.gene_index = new_gene_index(&keep);
     let ahead = entries.probe()?;
-    let in_cell_order = ahead.iter().zip(ahead.iter().skip(1)).all(|(a, b)| a.2 <= b.2);
+    let in_cell_order = ahead
+        .iter()
+        .zip(ahead.iter().skip(1))
+        .all(|(a, b)| a.2 <= b.2);
     let (rows, note): (Box<dyn RowSource>, _) = if in_cell_order {
         (Box::new(CellOrderRows { entries, ahead }), None)
     } else {
@@ -88,7 +91,11 @@ impl Entries {
             };
             line += 1;
             if line == 1 && !text.starts_with("%%MatrixMarket matrix coordinate") {
-                return Err(parse_error(path, 1, "not a MatrixMarket coordinate file".into()));
+                return Err(parse_error(
+                    path,
+                    1,
+                    "not a MatrixMarket coordinate file".into(),
+                ));
             }
             if text.starts_with('%') || text.trim().is_empty() {
                 continue;
@@ -287,4 +294,3 @@ fn parse_entry(
     }
     Ok((r, c, v))
 }
-

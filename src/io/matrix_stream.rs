@@ -138,11 +138,6 @@ impl MatrixStream {
         self.values
     }
 
-    /// How many cells the values were decided from, when they were decided from the data.
-    pub fn values_decided_from(&self) -> usize {
-        self.decided_from
-    }
-
     /// Yields only the cells whose `keep` is true (one flag per cell of the file).
     pub fn keep_only(&mut self, keep: Vec<bool>) -> Result<()> {
         if keep.len() != self.file_rows || self.next_row > 0 {
@@ -205,18 +200,8 @@ impl MatrixStream {
         self.normalise(window).map(Some)
     }
 
-    /// Refuses negative values, decides (or checks) counts, and log-normalises counts.
+    /// Decides (or checks) whether the values are counts, and log-normalises counts.
     fn normalise(&mut self, mut window: CellWindow) -> Result<CellWindow> {
-        if let Some((cell, gene, x)) = self.first_negative(&window) {
-            return Err(Error::bad_file(
-                &self.path,
-                format!(
-                    "cell {cell} has {x} for {gene}: the values are scaled or centred, and \
-                     GenePT weighs genes by expression; use counts or log-normalised values \
-                     (for a scanpy file, often raw/X or a layer)"
-                ),
-            ));
-        }
         let whole = |w: &CellWindow| w.rows.iter().flatten().all(|&(_, x)| x.fract() == 0.0);
         match self.values {
             None => {
@@ -238,7 +223,8 @@ impl MatrixStream {
         Ok(window)
     }
 
-    fn first_negative(&self, window: &CellWindow) -> Option<(&str, &str, f32)> {
+    /// The first value below zero in `window`, as (cell, gene, value).
+    pub fn first_negative(&self, window: &CellWindow) -> Option<(&str, &str, f32)> {
         window.rows.iter().enumerate().find_map(|(c, row)| {
             let &(g, x) = row.iter().find(|(_, x)| *x < 0.0)?;
             Some((

@@ -13,8 +13,8 @@
 //! - [`vectors`]: named vectors from and for other tools (CSV/TSV, Parquet, .npy, pickle).
 
 pub mod anndata;
-mod anndata_rows;
 pub mod anndata_edit;
+mod anndata_rows;
 pub mod csv_table;
 pub mod expression;
 pub mod gmt;

@@ -18,7 +18,13 @@ pub fn write_parquet(
     batches: &[RecordBatch],
     metadata: &[(&str, String)],
 ) -> Result<()> {
-    write_row_groups(path, schema, batches.iter().cloned().map(Ok), metadata, false)
+    write_row_groups(
+        path,
+        schema,
+        batches.iter().cloned().map(Ok),
+        metadata,
+        false,
+    )
 }
 
 /// [`write_parquet`] for batches made one at a time (each is a row group, written before

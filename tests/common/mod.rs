@@ -71,3 +71,16 @@ pub fn generator() -> bftembed::profile::Generator {
     bftembed::profile::Generator::load(&generator_model(), &candle_core::Device::Cpu)
         .expect("load generator")
 }
+
+/// Runs the bftembed binary with `args` and waits for it.
+pub fn bftembed(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bftembed"))
+        .args(args)
+        .output()
+        .expect("run bftembed")
+}
+
+/// A finished run's stderr as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}

@@ -112,10 +112,12 @@ impl Task for CellTypeSpec {
         mapper: &mut SymbolMapper,
     ) -> Result<BTreeSet<String>> {
         let matrix = self.read_matrix(task)?;
-        Ok(crate::cells::approved_genes(&matrix.genes, matrix.gene_symbols.as_deref(), mapper)
-            .into_iter()
-            .flatten()
-            .collect())
+        Ok(
+            crate::cells::approved_genes(&matrix.genes, matrix.gene_symbols.as_deref(), mapper)
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     fn needs_text_encoder(&self) -> bool {
