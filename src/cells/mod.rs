@@ -228,8 +228,8 @@ fn beside_sentences(sentences: &[Option<String>], embedded: &Embeddings) -> Vec<
 }
 
 /// One recipe's vectors for every cell of `rows`. GenePT-w needs only the gene vectors;
-/// GenePT-s needs the store's text encoder. For a whole matrix with saving and resuming,
-/// see [`make_cells_windowed`].
+/// GenePT-s needs the store's text encoder (and advances `bar` by one per sentence it
+/// embeds). For a whole matrix with saving and resuming, see [`make_cells_windowed`].
 pub fn make_cell_vectors(
     rows: &[CellRow],
     genes: &StoreGenes,
@@ -237,13 +237,14 @@ pub fn make_cell_vectors(
     method: CellMethod,
     settings: CellSettings,
     encoder: Option<&dyn TextEncoder>,
+    bar: Option<&indicatif::ProgressBar>,
 ) -> Result<CellVectors> {
     let (dim, rows) = match (method, encoder) {
         (CellMethod::Weighted, _) => (gene_dim, weighted_cells(rows, genes, gene_dim, settings)),
         (CellMethod::Sentence, Some(encoder)) => {
             let sentences = cell_sentences(rows, genes, settings)?;
             let texts: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-            let embedded = encoder.embed_documents(&texts, None)?;
+            let embedded = encoder.embed_documents(&texts, bar)?;
             (encoder.dim(), beside_sentences(&sentences, &embedded))
         }
         (CellMethod::Sentence, None) => {

@@ -106,14 +106,16 @@ pub fn make_cells_windowed(
                 cells.resumed += 1;
                 saved
             }
-            None => cells.make(&window, job)?,
+            None => cells.make(&window, job, &bar)?,
         };
         for (m, vectors) in made.iter().enumerate() {
             let missing = vectors.rows.iter().enumerate().filter(|(_, v)| v.is_none());
             cells.missing[m].extend(missing.map(|(i, _)| window.first_cell + i));
         }
         cells.window_cells.push(window.rows.len());
-        bar.inc(window.rows.len() as u64);
+        // A GenePT-s window moved the bar sentence by sentence; a cell without a
+        // sentence, or a window read back, did not.
+        bar.set_position((window.first_cell + window.rows.len()) as u64);
     }
     bar.finish_and_clear();
     Ok(cells)
@@ -189,7 +191,12 @@ impl WindowedCells {
     }
 
     /// Makes one window's vectors and saves them, each recipe's file atomically.
-    fn make(&self, window: &CellWindow, job: &CellJob) -> Result<Vec<CellVectors>> {
+    fn make(
+        &self,
+        window: &CellWindow,
+        job: &CellJob,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Vec<CellVectors>> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let mut made = Vec::with_capacity(self.methods.len());
         for &(method, _) in &self.methods {
@@ -200,6 +207,7 @@ impl WindowedCells {
                 method,
                 job.settings,
                 job.encoder,
+                Some(bar),
             )?;
             let path = self.window_path(window.index, method);
             crate::fsutil::atomic_write_bytes(&path, &encode(&vectors))?;
