@@ -42,6 +42,19 @@ fn windows(mut stream: MatrixStream, window: usize) -> (usize, Vec<CellRow>) {
     (count, rows)
 }
 
+/// The error of the first window of `window` cells that fails, `None` if every window
+/// reads.
+fn window_error(stream: &mut MatrixStream, window: usize) -> Option<String> {
+    stream.set_window(window);
+    loop {
+        match stream.next_window() {
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
 #[test]
 fn anndata_windows_give_the_whole_matrix_for_csr_dense_and_csc() {
     let path = repo("tests/fixtures/pbmc68k_subset_anndata.h5ad");
@@ -150,14 +163,7 @@ fn matrix_market_faults_past_the_first_window_are_named() {
     let folder = tmp.path().join("late");
     write_mtx(&folder, &late, &genes, &cells);
     let mut stream = mtx_stream(&folder);
-    stream.set_window(50);
-    let err = loop {
-        match stream.next_window() {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("an out-of-order entry was accepted"),
-            Err(e) => break e.to_string(),
-        }
-    };
+    let err = window_error(&mut stream, 50).expect("an out-of-order entry was accepted");
     let line = late.len() + 2;
     assert!(err.contains(&format!("{line}")), "{err}");
     assert!(
@@ -172,15 +178,7 @@ fn matrix_market_faults_past_the_first_window_are_named() {
     let keep: Vec<&str> = text.lines().take(text.lines().count() - 500).collect();
     std::fs::write(cut.join("matrix.mtx"), keep.join("\n") + "\n").unwrap();
     let mut stream = mtx_stream(&cut);
-    stream.set_window(50);
-    let err = std::iter::from_fn(|| match stream.next_window() {
-        Ok(Some(_)) => Some(None),
-        Ok(None) => None,
-        Err(e) => Some(Some(e.to_string())),
-    })
-    .flatten()
-    .next()
-    .expect("the truncated file was accepted");
+    let err = window_error(&mut stream, 50).expect("the truncated file was accepted");
     assert!(err.contains("truncated"), "{err}");
 
     // Whole numbers in the first window read as counts; a fraction later is refused.
@@ -191,14 +189,7 @@ fn matrix_market_faults_past_the_first_window_are_named() {
     write_mtx(&folder, &mixed, &genes, &cells);
     let mut stream = mtx_stream(&folder);
     stream.set_values(None);
-    stream.set_window(100);
-    let err = loop {
-        match stream.next_window() {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("a fraction after counts was accepted"),
-            Err(e) => break e.to_string(),
-        }
-    };
+    let err = window_error(&mut stream, 100).expect("a fraction after counts was accepted");
     assert!(
         err.contains("read as counts") && err.contains(&cells[399]),
         "{err}"

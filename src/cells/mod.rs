@@ -247,11 +247,12 @@ pub fn make_cell_vectors(
             let embedded = encoder.embed_documents(&texts, bar)?;
             (encoder.dim(), beside_sentences(&sentences, &embedded))
         }
-        (CellMethod::Sentence, None) => {
-            return Err(Error::InvalidArgument(
-                "GenePT-s cell vectors need the gene store's text encoder".into(),
-            ))
-        }
+        (CellMethod::Sentence, None) => return Err(missing_encoder()),
     };
     Ok(CellVectors { method, dim, rows })
+}
+
+/// The error for GenePT-s asked for without the gene store's text encoder.
+fn missing_encoder() -> Error {
+    Error::InvalidArgument("GenePT-s cell vectors need the gene store's text encoder".into())
 }

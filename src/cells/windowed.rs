@@ -4,7 +4,9 @@
 //! first window it had not saved. The outputs are then written from the saved windows
 //! (Parquet one window at a time; an `.h5ad` copy or a cell store from all of them).
 
-use super::{make_cell_vectors, CellMethod, CellSettings, CellVectors, StoreGenes};
+use super::{
+    make_cell_vectors, missing_encoder, CellMethod, CellSettings, CellVectors, StoreGenes,
+};
 use crate::embed::TextEncoder;
 use crate::error::{Error, Result};
 use crate::io::{CellWindow, MatrixStream};
@@ -77,9 +79,7 @@ pub fn make_cells_windowed(
         .map(|&m| match (m, job.encoder) {
             (CellMethod::Weighted, _) => Ok((m, job.gene_dim)),
             (CellMethod::Sentence, Some(encoder)) => Ok((m, encoder.dim())),
-            (CellMethod::Sentence, None) => Err(Error::InvalidArgument(
-                "GenePT-s cell vectors need the gene store's text encoder".into(),
-            )),
+            (CellMethod::Sentence, None) => Err(missing_encoder()),
         })
         .collect::<Result<Vec<_>>>()?;
     let mut cells = WindowedCells {
@@ -169,15 +169,18 @@ impl WindowedCells {
             .iter()
             .position(|(x, _)| *x == method)
             .ok_or_else(|| Error::InvalidArgument(format!("no {} vectors", method.name())))?;
+        let dim = self.methods[m].1;
         let mut rows = Vec::with_capacity(self.cell_count());
-        for index in 0..self.window_count() {
-            rows.extend(self.window(index)?.swap_remove(m).rows);
+        for (index, &cells) in self.window_cells.iter().enumerate() {
+            let saved = self.saved_one(index, cells, method, dim).ok_or_else(|| {
+                Error::bad_file(
+                    self.window_path(index, method),
+                    "a saved window is missing or damaged",
+                )
+            })?;
+            rows.extend(saved.rows);
         }
-        Ok(CellVectors {
-            method,
-            dim: self.methods[m].1,
-            rows,
-        })
+        Ok(CellVectors { method, dim, rows })
     }
 
     /// Removes the work folder (once the outputs are safely written).
@@ -220,11 +223,20 @@ impl WindowedCells {
     fn saved(&self, index: usize, cells: usize) -> Option<Vec<CellVectors>> {
         self.methods
             .iter()
-            .map(|&(method, dim)| {
-                let bytes = std::fs::read(self.window_path(index, method)).ok()?;
-                decode(&bytes, method, cells, dim)
-            })
+            .map(|&(method, dim)| self.saved_one(index, cells, method, dim))
             .collect()
+    }
+
+    /// One recipe's saved vectors of a window, when its file is there whole.
+    fn saved_one(
+        &self,
+        index: usize,
+        cells: usize,
+        method: CellMethod,
+        dim: usize,
+    ) -> Option<CellVectors> {
+        let bytes = std::fs::read(self.window_path(index, method)).ok()?;
+        decode(&bytes, method, cells, dim)
     }
 }
 

@@ -240,7 +240,7 @@ fn annotate_query(
         },
         anchor: args.out.as_deref().unwrap_or(Path::new("annotate")),
     };
-    let made = run.make(&mut stream)?;
+    let (made, _) = run.make(&mut stream)?;
     let vectors = made.all(method)?;
     let predictions = annotate(reference, &args.label, &vectors.rows, settings)?;
     made.remove();

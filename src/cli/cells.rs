@@ -2,7 +2,7 @@
 //! to Parquet and into a copy of the `.h5ad`.
 
 use super::default_store;
-use super::matrix_args::MatrixArgs;
+use super::matrix_args::{kept, MatrixArgs};
 use anyhow::{bail, Context, Result};
 use bftembed::cells::{
     make_cells_windowed, work_dir_for_cells, write_cells_parquet, CellColumns, CellJob, CellMethod,
@@ -89,10 +89,10 @@ pub fn run(args: CellsArgs) -> Result<()> {
         settings,
         anchor: output_anchor(&args),
     };
-    let made = run.make(&mut stream)?;
+    let (made, genes_with_vectors) = run.make(&mut stream)?;
     let cells = &stream.cells;
     if let Some(out) = &args.out {
-        let provenance = provenance(&args, &store, settings, &stream, &made);
+        let provenance = provenance(&args, &store, settings, &stream, genes_with_vectors, &made);
         let columns = CellColumns { cells, obs: &obs };
         write_cells_parquet(out, &columns, &made, &provenance)
             .with_context(|| format!("writing {}", out.display()))?;
@@ -136,7 +136,9 @@ pub(super) struct CellRun<'a> {
 }
 
 impl CellRun<'_> {
-    pub fn make(&self, stream: &mut MatrixStream) -> Result<WindowedCells> {
+    /// The saved windows of every cell's vectors, and how many matrix genes have a
+    /// vector in the store.
+    pub fn make(&self, stream: &mut MatrixStream) -> Result<(WindowedCells, usize)> {
         let catalog = GeneCatalog::embedded()?;
         let mut mapper = SymbolMapper::new(&catalog);
         let symbols = stream.gene_symbols.as_deref();
@@ -165,7 +167,7 @@ impl CellRun<'_> {
         for &(method, _) in made.methods() {
             report_missing(method, made.missing(method), &stream.cells);
         }
-        Ok(made)
+        Ok((made, genes.known()))
     }
 
     fn encoder(&self) -> Result<Box<dyn TextEncoder>> {
@@ -225,15 +227,6 @@ fn output_anchor(args: &CellsArgs) -> &Path {
         .next()
         .map(PathBuf::as_path)
         .unwrap_or(Path::new("cells"))
-}
-
-/// The values whose `keep` is true, in order.
-fn kept<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
-    values
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(v, &k)| k.then_some(v))
-        .collect()
 }
 
 /// Builds the cell store from the cells that have a vector, their metadata beside them.
@@ -343,6 +336,7 @@ fn provenance(
     store: &GeneStore,
     settings: CellSettings,
     stream: &MatrixStream,
+    genes_with_vectors: usize,
     made: &WindowedCells,
 ) -> serde_json::Value {
     let source = args.matrix.source();
@@ -355,6 +349,7 @@ fn provenance(
         "top_genes": settings.top_genes,
         "center_gene_vectors": settings.center_gene_vectors,
         "matrix_genes": stream.genes.len(),
+        "genes_with_vectors": genes_with_vectors,
         "windows": made.window_count(),
         "bftembed_version": env!("CARGO_PKG_VERSION"),
     })

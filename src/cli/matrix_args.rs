@@ -64,7 +64,7 @@ pub const DEFAULT_WINDOW: usize = 4096;
 
 impl MatrixArgs {
     /// The matrix file as the flags describe it; `--values auto` reads the values as
-    /// they are and [`Self::read`] decides after looking at them.
+    /// they are and [`Self::open`] decides from the first window.
     pub fn source(&self) -> MatrixSource {
         let values = match self.values() {
             ValuesArg::Counts => MatrixValues::Counts,
@@ -144,17 +144,16 @@ impl MatrixArgs {
         if let Some((column, value)) = keep {
             let (_, values) = metadata.pop().context("the --keep column")?;
             let flags: Vec<bool> = values.iter().map(|v| v.as_deref() == Some(value)).collect();
-            let kept = flags.iter().filter(|&&f| f).count();
-            if kept == 0 {
+            let kept_cells = flags.iter().filter(|&&f| f).count();
+            if kept_cells == 0 {
                 bail!("--keep {column}={value}: no cell of the matrix has that value");
             }
             eprintln!(
-                "keeping the {kept} of {} cells with {column}={value}",
+                "keeping the {kept_cells} of {} cells with {column}={value}",
                 flags.len()
             );
             for (_, values) in &mut metadata {
-                let mut f = flags.iter();
-                values.retain(|_| *f.next().unwrap_or(&false));
+                *values = kept(std::mem::take(values), &flags);
             }
             stream.keep_only(flags)?;
         }
@@ -266,4 +265,13 @@ impl MatrixArgs {
             })
             .collect()
     }
+}
+
+/// The values whose `keep` is true, in order.
+pub(super) fn kept<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
+    values
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(v, &k)| k.then_some(v))
+        .collect()
 }

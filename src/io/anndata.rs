@@ -58,14 +58,7 @@ impl H5ad {
     /// index, or its column `gene_column` (files whose index holds Ensembl ids keep the
     /// symbols in a column, `feature_name` in CELLxGENE's).
     pub fn matrix(&self, key: &str, gene_column: Option<&str>) -> Result<ExpressionMatrix> {
-        let stream = self.stream(key, gene_column)?;
-        let (genes, cells) = (stream.genes.clone(), stream.cells.clone());
-        Ok(ExpressionMatrix {
-            gene_symbols: None,
-            genes,
-            cells,
-            values: stream.read_all()?,
-        })
+        ExpressionMatrix::read_stream(self.stream(key, gene_column)?)
     }
 
     /// The same matrix as [`Self::matrix`], read a window of cells at a time: a dense or
