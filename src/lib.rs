@@ -52,6 +52,7 @@ pub mod profile;
 pub mod progress;
 pub mod rng;
 pub mod serve;
+pub(crate) mod simd;
 pub mod store;
 pub mod study;
 pub mod tasks;

@@ -3,6 +3,7 @@
 
 use super::config::{EncoderConfig, EncoderFamily};
 use super::matrix::Embeddings;
+use super::packed::PackedEncoder;
 use super::pooling::{l2_normalize_rows, Pooling};
 use super::support::SentenceSetup;
 use super::transformer::TransformerEncoder;
@@ -47,9 +48,17 @@ pub struct EncoderRecord {
     pub max_tokens: usize,
 }
 
+/// The forward pass an embedder runs.
+enum ForwardPass {
+    /// candle ops over a padded batch: any device.
+    Candle(TransformerEncoder),
+    /// Plain buffers over packed texts: the CPU (see `packed.rs`).
+    Packed(PackedEncoder),
+}
+
 /// A loaded sentence encoder.
 pub struct SentenceEmbedder {
-    model: TransformerEncoder,
+    model: ForwardPass,
     family: EncoderFamily,
     setup: SentenceSetup,
     tokenizer: Tokenizer,
@@ -69,6 +78,11 @@ impl SentenceEmbedder {
     /// What the forward pass would not reproduce (another `model_type`, an unknown
     /// pooling mode, a Dense module, ...) is refused before the weights are read.
     pub fn load(model: &ModelDir, device: &Device) -> Result<Self> {
+        Self::load_pass(model, device, device.is_cpu())
+    }
+
+    /// [`load`](Self::load), choosing the packed CPU pass or candle's.
+    fn load_pass(model: &ModelDir, device: &Device, packed: bool) -> Result<Self> {
         let config = read_encoder_config(model)?;
         let setup = SentenceSetup::read(&model.path, config.hidden_size)?;
         let tokenizer_path = model.file("tokenizer.json")?;
@@ -102,8 +116,13 @@ impl SentenceEmbedder {
             path: model.weights.clone(),
             message: format!("does not hold the weights config.json describes: {e}"),
         })?;
+        let pass = if packed {
+            ForwardPass::Packed(encoder.to_packed()?)
+        } else {
+            ForwardPass::Candle(encoder)
+        };
         Ok(SentenceEmbedder {
-            model: encoder,
+            model: pass,
             family: config.family,
             setup,
             tokenizer,
@@ -258,14 +277,39 @@ impl SentenceEmbedder {
             }
         }
         let shape = (batch.len(), width);
-        let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
+        let hidden = match &self.model {
+            ForwardPass::Candle(model) => {
+                model.forward(&Tensor::from_vec(ids, shape, &self.device)?, &mask)?
+            }
+            ForwardPass::Packed(model) => {
+                let texts: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
+                let packed = model.forward(&texts);
+                Tensor::from_vec(
+                    pad_rows(&packed, &texts, width, self.dim),
+                    (batch.len(), width, self.dim),
+                    &self.device,
+                )?
+            }
+        };
         // Stores compare by cosine, so vectors are unit length whether or not the
         // folder ends in a Normalize module.
         let pooled = l2_normalize_rows(&self.setup.pooling.pool(&hidden, &mask)?)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
+}
+
+/// Packed rows (each text's tokens end to end) laid out `texts x width x dim`, with
+/// zeros after each text's last token, as the padded forward pass shapes them.
+fn pad_rows(packed: &[f32], texts: &[&[u32]], width: usize, dim: usize) -> Vec<f32> {
+    let mut out = vec![0f32; texts.len() * width * dim];
+    let mut from = 0;
+    for (row, text) in texts.iter().enumerate() {
+        let n = text.len() * dim;
+        out[row * width * dim..row * width * dim + n].copy_from_slice(&packed[from..from + n]);
+        from += n;
+    }
+    out
 }
 
 /// The folder's encoder config, after refusing what the encoder cannot run exactly.
@@ -286,4 +330,47 @@ fn configure_tokenizer(tokenizer: &mut Tokenizer, max_tokens: usize) -> Result<(
         }))
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{KnownModel, ModelCache, SMALL_EMBEDDING_MODEL};
+
+    /// The packed CPU pass and candle's padded pass (the one GPUs run) give the same
+    /// vectors on real gene texts of very different lengths, in mixed batches.
+    #[test]
+    fn packed_pass_equals_candle_pass() {
+        let cache = ModelCache::from_env().unwrap();
+        let known = KnownModel::find(SMALL_EMBEDDING_MODEL).unwrap();
+        let model = cache.fetch(known, false).unwrap();
+        let catalog = crate::genes::GeneCatalog::embedded().unwrap();
+        let records = crate::profile::RefseqSummaries::embedded()
+            .unwrap()
+            .all_profiles(&catalog)
+            .records;
+        let mut texts: Vec<&str> = records.iter().take(40).map(|r| r.text.as_str()).collect();
+        texts.extend(["TP53", "", "p53 and MDM2 form a feedback loop."]);
+        let settings = EncoderSettings {
+            batch_size: 7,
+            max_tokens: 256,
+        };
+        let embed = |packed: bool| {
+            SentenceEmbedder::load_pass(&model, &Device::Cpu, packed)
+                .unwrap()
+                .with_settings(settings)
+                .unwrap()
+                .embed(&texts)
+                .unwrap()
+        };
+        let (packed, candle) = (embed(true), embed(false));
+        for i in 0..texts.len() {
+            let diff = packed
+                .row(i)
+                .iter()
+                .zip(candle.row(i))
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff < 1e-5, "text {i}: max |difference| {diff}");
+        }
+    }
 }

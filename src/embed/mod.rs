@@ -12,6 +12,7 @@ mod config;
 mod encoder;
 mod gelu;
 mod matrix;
+mod packed;
 mod pooling;
 mod remote;
 mod resume;

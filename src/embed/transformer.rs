@@ -12,6 +12,7 @@
 
 use super::config::{Activation, EncoderConfig, EncoderFamily};
 use super::gelu::gelu_erf;
+use super::packed::{PackedDense, PackedEncoder, PackedLayer, PackedNorm, PackedRelativeBias};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
@@ -241,6 +242,76 @@ impl TransformerEncoder {
     pub fn device(&self) -> &Device {
         self.position.device()
     }
+
+    /// The same weights as plain buffers for the packed CPU forward pass.
+    pub(super) fn to_packed(&self) -> Result<PackedEncoder> {
+        Ok(PackedEncoder {
+            word: values(self.word.embeddings())?,
+            position: values(&self.position)?,
+            first_position: self.first_position,
+            token_type: self.token_type.as_ref().map(values).transpose()?,
+            embed_norm: self.embed_norm.to_packed()?,
+            layers: self
+                .layers
+                .iter()
+                .map(Layer::to_packed)
+                .collect::<Result<_>>()?,
+            relative_bias: self
+                .relative_bias
+                .as_ref()
+                .map(|r| -> Result<_> {
+                    Ok(PackedRelativeBias {
+                        table: values(r.table.embeddings())?,
+                        buckets: r.buckets,
+                    })
+                })
+                .transpose()?,
+            heads: self.heads,
+            head_dim: self.head_dim,
+            hidden: self.hidden,
+            act: self.act,
+        })
+    }
+}
+
+/// A tensor's values, row-major, as f32.
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
+impl Dense {
+    fn to_packed(&self) -> Result<PackedDense> {
+        let (inputs, outputs) = self.weight_t.dims2()?;
+        Ok(PackedDense {
+            weight: values(&self.weight_t)?,
+            bias: values(&self.bias)?,
+            inputs,
+            outputs,
+        })
+    }
+}
+
+impl Norm {
+    fn to_packed(&self) -> Result<PackedNorm> {
+        Ok(PackedNorm {
+            weight: values(&self.weight)?,
+            bias: values(&self.bias)?,
+            eps: self.eps,
+        })
+    }
+}
+
+impl Layer {
+    fn to_packed(&self) -> Result<PackedLayer> {
+        Ok(PackedLayer {
+            qkv: self.qkv.to_packed()?,
+            attn_out: self.attn_out.to_packed()?,
+            attn_norm: self.attn_norm.to_packed()?,
+            intermediate: self.intermediate.to_packed()?,
+            output: self.output.to_packed()?,
+            out_norm: self.out_norm.to_packed()?,
+        })
+    }
 }
 
 fn load_layer(l: VarBuilder, config: &EncoderConfig) -> Result<Layer> {
@@ -293,7 +364,7 @@ impl RelativeBias {
 /// MPNet's (and T5's) bidirectional bucket of a relative position `key - query`: half
 /// the buckets for each direction, exact below a quarter of them, logarithmic up to
 /// `max_distance`.
-fn relative_bucket(relative: i64, buckets: usize, max_distance: i64) -> u32 {
+pub(super) fn relative_bucket(relative: i64, buckets: usize, max_distance: i64) -> u32 {
     let half = (buckets / 2) as i64;
     let n = -relative;
     let mut bucket = if n < 0 { half } else { 0 };

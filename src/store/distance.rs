@@ -9,19 +9,11 @@ use hnsw_rs::prelude::Distance;
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if crate::simd::has_avx2_fma() {
         // SAFETY: the CPU supports both features, checked just above.
         return unsafe { dot_avx2_fma(a, b) };
     }
     dot_lanes::<false>(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
 }
 
 /// [`dot_lanes`] compiled for AVX2 and FMA, where `mul_add` becomes one instruction.
