@@ -26,7 +26,7 @@ pub use kinds::*;
 pub use metrics::{accuracy, average_precision, macro_f1, pearson, roc_auc, roc_curve};
 pub use outcomes::{paired_bootstrap, ItemOutcomes, OutcomeKind, PairedDifference};
 pub use pca::ItemMap;
-pub use probe::ProbeSpec;
+pub use probe::{logistic_scores, ProbeSpec};
 pub use report::{EvalReport, FailedTask, StoreInfo, TaskResult, READS_LABELS_MARK};
 pub use score::TaskScore;
 pub use spec::{TaskKind, TaskSpec};

@@ -76,7 +76,10 @@ pub fn logistic_scores(
         )));
     }
     let scaler = Standardizer::fit(train_x);
-    let dataset = Dataset::new(scaler.transform(train_x), Array1::from(train_y.to_vec()));
+    let dataset = Dataset::new(
+        column_major(scaler.transform(train_x)),
+        Array1::from(train_y.to_vec()),
+    );
     let model = LogisticRegression::default()
         .alpha(spec.alpha)
         .max_iterations(spec.max_iterations)
@@ -88,6 +91,19 @@ pub fn logistic_scores(
     Ok(p.iter()
         .map(|&p| if true_is_pos { p } else { 1.0 - p })
         .collect())
+}
+
+/// The same matrix stored column by column. linfa-logistic's gradient is `xᵀ r`:
+/// with `x` stored row by row, ndarray walks each column of `x` with a stride of a
+/// whole row, which took three quarters of a fit's time (perf; a GGI probe with 5,000
+/// pairs x 768 features ran 11 s against scikit-learn's 1 s). Stored column by column,
+/// `xᵀ` has contiguous rows; `x w` goes through the matrix product, which packs either
+/// layout.
+fn column_major(x: Array2<f64>) -> Array2<f64> {
+    x.reversed_axes()
+        .as_standard_layout()
+        .into_owned()
+        .reversed_axes()
 }
 
 /// Ridge regression on standardised rows: fitted on the rows `train` of (x, y),
