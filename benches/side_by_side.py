@@ -22,6 +22,7 @@ import argparse
 import datetime
 import glob
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -124,6 +125,8 @@ def comparisons(args):
                   peer("hnswlib_query.py", vectors, 384),
                   lambda t: {**figures(r"^(?:hnsw|hnswlib) ef\s+(?P<ef>\d+): (?P<value>[\d.]+) "
                                        r"queries/s", t, "HNSW queries/s, ef {ef}"),
+                             **figures(r"^(?:hnsw|hnswlib) ef\s+(?P<ef>\d+): [\d.]+ queries/s, "
+                                       r"recall@10 (?P<value>[\d.]+)", t, "recall@10, ef {ef}"),
                              **figures(r"^(?:HNSW build \([^)]*\):|hnswlib \S+: build) "
                                        r"(?P<value>[\d.]+) s", t, "HNSW build (2 threads), s")},
                   "15,137 RefSeq/MiniLM vectors, queries on one thread"),
@@ -170,11 +173,15 @@ def versions():
         "rustc": run(["rustc", "-V"]),
         "python": platform.python_version(),
     }
-    for module in ("torch", "sentence_transformers", "sklearn", "numpy", "hnswlib",
-                   "llama_cpp", "transformers"):
+    # Installed versions, by distribution name (hnswlib has no __version__).
+    for module, dist in (("torch", "torch"), ("sentence_transformers", "sentence-transformers"),
+                         ("sklearn", "scikit-learn"), ("numpy", "numpy"),
+                         ("hnswlib", "hnswlib"), ("llama_cpp", "llama_cpp_python"),
+                         ("transformers", "transformers")):
         try:
-            out[module] = getattr(importlib.import_module(module), "__version__", "?")
-        except ImportError:
+            importlib.import_module(module)
+            out[module] = importlib.metadata.version(dist)
+        except (ImportError, importlib.metadata.PackageNotFoundError):
             out[module] = "not installed"
     if out["llama_cpp"] != "not installed":
         out["llama_cpp"] += (" (built from source; CMAKE_ARGS as in this script's docstring "
@@ -248,13 +255,14 @@ def write_table(args, info, rows):
     lines += ["", "| comparison | inputs | figure | bftembed | peer | ratio |",
               "|---|---|---|---|---|---|"]
     for name, what, metric, a, b in rows:
-        if a is None or b is None:
+        if a is None or b is None or metric.startswith("recall"):
             ratio = "–"
         elif metric.endswith(", s"):
             ratio = f"{b / a:.2f}x"
         else:
             ratio = f"{a / b:.2f}x"
-        fmt = lambda v: "–" if v is None else f"{v:,.2f}" if v < 100 else f"{v:,.0f}"  # noqa
+        fmt = lambda v: ("–" if v is None else f"{v:.4f}" if v < 1 else  # noqa: E731
+                         f"{v:,.2f}" if v < 100 else f"{v:,.0f}")
         lines.append(f"| {name} | {what} | {metric} | {fmt(a)} | {fmt(b)} | {ratio} |")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -284,7 +284,7 @@ impl SentenceEmbedder {
             }
             ForwardPass::Packed(model) => {
                 let texts: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
-                let packed = model.forward(&texts);
+                let packed = model.forward(&texts).map_err(Error::Tokenizer)?;
                 Tensor::from_vec(
                     pad_rows(&packed, &texts, width, self.dim),
                     (batch.len(), width, self.dim),

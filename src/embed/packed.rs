@@ -99,8 +99,11 @@ struct Spans {
 
 impl PackedEncoder {
     /// Last hidden states of every token of every text, packed: text 0's tokens, then
-    /// text 1's, ... (`total tokens x hidden`, row-major).
-    pub fn forward(&self, texts: &[&[u32]]) -> Vec<f32> {
+    /// text 1's, ... (`total tokens x hidden`, row-major). A token id outside the word
+    /// table, or a text longer than the position table, is refused (a tokenizer that
+    /// does not belong to the weights).
+    pub fn forward(&self, texts: &[&[u32]]) -> Result<Vec<f32>, String> {
+        self.check(texts)?;
         let spans = Spans::of(texts);
         let h = self.hidden;
         let mut x = self.embed(texts);
@@ -139,7 +142,26 @@ impl PackedEncoder {
             layer.output.apply(inter, tokens, Some(&attended), &mut x);
             layer_norm_rows(&mut x, &layer.out_norm);
         }
-        x
+        Ok(x)
+    }
+
+    fn check(&self, texts: &[&[u32]]) -> Result<(), String> {
+        let h = self.hidden;
+        let (vocab, positions) = (self.word.len() / h, self.position.len() / h);
+        for text in texts {
+            if let Some(id) = text.iter().find(|&&id| id as usize >= vocab) {
+                return Err(format!(
+                    "token id {id} is outside the model's {vocab}-token vocabulary"
+                ));
+            }
+            if self.first_position + text.len() > positions {
+                return Err(format!(
+                    "{} tokens do not fit the model's {positions} positions",
+                    text.len()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Word + position (+ token type) embeddings, layer-normed.

@@ -12,6 +12,7 @@ use super::task::{Fold, IntervalRule, Layout, OutcomeOrder, Predictions, RunStat
 use super::task::{StoreView, Task, TaskContext, TaskGenes};
 use super::vectors::{GeneVectors, SymbolMapper};
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 
 /// A task as the driver sees it: its id (for errors) and its context.
@@ -97,19 +98,33 @@ pub(crate) fn run<T: Task>(
     let ctx = &task.context;
     let data = kind.read(ctx, mapper)?;
     let scoring = kind.scoring(&data);
-    let mut out = Vec::new();
+    // Layouts one store at a time (they share the run's caches), then the stores'
+    // fits side by side: the probes are single-threaded, and a run has at least the
+    // store and its random floor.
+    let mut layouts = Vec::new();
     for &vectors in stores {
         let view = StoreView {
             vectors,
             all: stores,
         };
-        let wrap = |e| task_error(task.id, vectors, e);
-        let Some(layout) = kind.layout(ctx, &data, view, state).map_err(wrap)? else {
-            continue;
-        };
-        let (mut score, extra) =
-            score_store(kind, ctx, &data, &scoring, vectors, &layout).map_err(wrap)?;
-        kind.finish(&data, vectors, &layout, &extra, &mut score, out.is_empty());
+        let layout = kind
+            .layout(ctx, &data, view, state)
+            .map_err(|e| task_error(task.id, vectors, e))?;
+        if let Some(layout) = layout {
+            layouts.push((vectors, layout));
+        }
+    }
+    let scored: Vec<_> = layouts
+        .par_iter()
+        .map(|(vectors, layout)| {
+            score_store(kind, ctx, &data, &scoring, vectors, layout)
+                .map_err(|e| task_error(task.id, vectors, e))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for ((vectors, layout), result) in layouts.iter().zip(scored) {
+        let (mut score, extra) = result?;
+        kind.finish(&data, vectors, layout, &extra, &mut score, out.is_empty());
         out.push(score);
     }
     Ok(out)
@@ -124,17 +139,27 @@ fn score_store<T: Task>(
     vectors: &GeneVectors,
     layout: &Layout<T::Features>,
 ) -> Result<(TaskScore, Vec<Vec<f64>>)> {
+    if layout
+        .folds
+        .iter()
+        .any(|fold| fold.train.is_empty() || fold.test.is_empty())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the split leaves no training or no test {}",
+            scoring.unit
+        )));
+    }
+    // Folds are fitted in parallel and merged in fold order, so the outcome is the same
+    // as one after the other.
+    let fitted: Vec<Predictions> = layout
+        .folds
+        .par_iter()
+        .map(|fold| kind.fit_fold(task, data, vectors, layout, fold))
+        .collect::<Result<_>>()?;
     let mut merged: Option<Predictions> = None;
     let mut fold_values = Vec::new();
     let mut train_items = 0;
-    for (n, fold) in layout.folds.iter().enumerate() {
-        if fold.train.is_empty() || fold.test.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "the split leaves no training or no test {}",
-                scoring.unit
-            )));
-        }
-        let predicted = kind.fit_fold(task, data, vectors, layout, fold)?;
+    for (n, (fold, predicted)) in layout.folds.iter().zip(fitted).enumerate() {
         train_items = train_items.max(fold.train.len());
         if matches!(scoring.interval, IntervalRule::FoldRange) {
             let all: Vec<usize> = (0..predicted.outcomes.len()).collect();

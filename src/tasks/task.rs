@@ -17,13 +17,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// One task kind's steps (the settings struct of a `[table]` implements it).
-pub(crate) trait Task {
+/// Kinds, their data and their features are `Sync`: a run fits stores and folds on
+/// several threads.
+pub(crate) trait Task: Sync {
     /// The kind's table name in task files.
     const TABLE: &'static str;
     /// The items and their truth, read from the task's files once per run.
-    type Data;
+    type Data: Sync;
     /// What one store makes of the items: their features, or what builds them.
-    type Features;
+    type Features: Sync;
 
     /// The settings' numbers with their allowed ranges, checked when the file is read.
     fn checks(&self) -> Vec<Check> {
