@@ -177,6 +177,17 @@ impl EncoderConfig {
                 ),
             });
         }
+        // MPNet's buckets are split by direction, then into exact and logarithmic
+        // halves: fewer than 4 leaves a half with no bucket.
+        if self.family == EncoderFamily::Mpnet && self.relative_attention_num_buckets < 4 {
+            return Err(Error::ModelCorrupt {
+                path: path.to_path_buf(),
+                message: format!(
+                    "relative_attention_num_buckets {} is too few (at least 4)",
+                    self.relative_attention_num_buckets
+                ),
+            });
+        }
         if self.max_input_tokens() < 2 {
             return Err(Error::ModelCorrupt {
                 path: path.to_path_buf(),

@@ -364,6 +364,15 @@ mod tests {
                 .unwrap()
         };
         let (packed, candle) = (embed(true), embed(false));
+        // A text with no tokens at all (a tokenizer without special tokens) has no
+        // rows, wherever it sits in the batch.
+        let loaded = SentenceEmbedder::load_pass(&model, &Device::Cpu, true).unwrap();
+        let ForwardPass::Packed(pass) = &loaded.model else {
+            panic!("the CPU loads the packed pass");
+        };
+        let rows = pass.forward(&[&[], &[101, 7179, 102], &[]]).unwrap();
+        assert_eq!(rows.len(), 3 * 384);
+        assert!(pass.forward(&[&[101, 999_999, 102]]).is_err());
         for i in 0..texts.len() {
             let diff = packed
                 .row(i)

@@ -117,18 +117,17 @@ impl PackedEncoder {
         let mut wide = vec![0f32; tokens * widest];
         let mut context = vec![0f32; tokens * h];
         let mut attended = vec![0f32; tokens * h];
-        let biases: Vec<Vec<f32>> = match &self.relative_bias {
-            Some(bias) => spans
-                .lengths
-                .iter()
-                .map(|&n| bias.scores(n, self.heads))
-                .collect(),
-            None => Vec::new(),
-        };
+        // The bias depends only on key - query, so one table for the longest text
+        // holds every shorter text's as its top-left corner.
+        let longest = spans.lengths.iter().copied().max().unwrap_or(0);
+        let bias = self
+            .relative_bias
+            .as_ref()
+            .map(|bias| (bias.scores(longest, self.heads), longest));
         for layer in &self.layers {
             let qkv = &mut wide[..tokens * layer.qkv.outputs];
             layer.qkv.apply(&x, tokens, None, qkv);
-            self.attention(qkv, &spans, &biases, &mut context);
+            self.attention(qkv, &spans, bias.as_ref(), &mut context);
             layer
                 .attn_out
                 .apply(&context, tokens, Some(&x), &mut attended);
@@ -187,8 +186,15 @@ impl PackedEncoder {
     }
 
     /// Scaled dot-product attention of each text's tokens among themselves, per head;
-    /// writes `tokens x hidden` (heads side by side) into `context`.
-    fn attention(&self, qkv: &[f32], spans: &Spans, biases: &[Vec<f32>], context: &mut [f32]) {
+    /// writes `tokens x hidden` (heads side by side) into `context`. `bias`: MPNet's
+    /// relative position bias for the longest text (`heads x longest x longest`).
+    fn attention(
+        &self,
+        qkv: &[f32],
+        spans: &Spans,
+        bias: Option<&(Vec<f32>, usize)>,
+        context: &mut [f32],
+    ) {
         let (heads, d, h) = (self.heads, self.head_dim, self.hidden);
         let out = SharedOut(context.as_mut_ptr());
         (0..spans.starts.len() * heads)
@@ -196,9 +202,19 @@ impl PackedEncoder {
             .for_each_init(Vec::new, |scores, task| {
                 let (text, head) = (task / heads, task % heads);
                 let (start, n) = (spans.starts[text], spans.lengths[text]);
+                if n == 0 {
+                    // A text with no tokens (a tokenizer without special tokens, an
+                    // empty text) has no rows here; its pooled vector is zero.
+                    return;
+                }
                 scores.clear();
-                match biases.get(text) {
-                    Some(bias) => scores.extend_from_slice(&bias[head * n * n..(head + 1) * n * n]),
+                match bias {
+                    Some((table, longest)) => {
+                        for query in 0..n {
+                            let row = (head * longest + query) * longest;
+                            scores.extend_from_slice(&table[row..row + n]);
+                        }
+                    }
                     None => scores.resize(n * n, 0.0),
                 }
                 let q = qkv[start * 3 * h + head * d..].as_ptr();

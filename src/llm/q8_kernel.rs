@@ -10,6 +10,14 @@
 //!
 //! Every output element is computed by the same instruction sequence whatever the
 //! batch, so results do not depend on which rows share a call.
+//!
+//! CPUs with AVX2 but no VNNI (the AMD EPYC Zen 3 some sessions get) run the same
+//! arithmetic on 256-bit registers: `vpmaddubsw` of |activation| and the weight with
+//! the activation's sign (products of two values in -127..=127, so the pairwise i16
+//! sums cannot saturate), then `vpmaddwd` into i32. The integer dot products are exact
+//! either way and the float steps are the same, so both paths give the reference's
+//! numbers bit for bit (tested). Without it, AVX2 machines went through candle's Q8_0
+//! product at 0.36-0.46x llama.cpp's speed (benches/side_by_side.py, 2026-12-07).
 
 use super::weights::GgufPrecision;
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape};
@@ -33,28 +41,56 @@ pub struct Q8Matrix {
     scales: Vec<f32>,
 }
 
-/// Whether this CPU can run the kernel.
-pub fn supported() -> bool {
+/// Which form of the kernel this CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// AVX-512 with VNNI: 16 columns per register, `vpdpbusd`.
+    Vnni,
+    /// AVX2: two halves of 8 columns, `vpmaddubsw` + `vpmaddwd`.
+    Avx2,
+}
+
+fn form() -> Option<Form> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
+        static DETECTED: std::sync::OnceLock<Option<Form>> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+            {
+                Some(Form::Vnni)
+            } else if crate::simd::has_avx2_fma() {
+                Some(Form::Avx2)
+            } else {
+                None
+            }
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        None
     }
 }
 
+/// Whether this CPU can run the kernel (AVX-512 VNNI, or AVX2 with FMA).
+pub fn supported() -> bool {
+    form().is_some()
+}
+
 /// The matrix-product path a decoder loaded at `precision` on `device` generates with:
-/// `"int8-vnni"` (this module's kernel: [`GgufPrecision::Q8`] on a CPU with AVX-512
-/// VNNI), else candle's products, `"generic-cpu"`, `"generic-cuda"` or
+/// `"int8-vnni"` or `"int8-avx2"` (this module's kernel: [`GgufPrecision::Q8`] on a CPU
+/// with AVX-512 VNNI, or with AVX2 and FMA), else candle's products, `"generic-cpu"`, `"generic-cuda"` or
 /// `"generic-metal"`. The paths round differently, so greedy text can differ between
 /// them; caches of generated text carry this name in their keys.
 pub fn generation_kernel(device: &Device, precision: GgufPrecision) -> &'static str {
     if runs_int8_kernel(device, precision) {
-        "int8-vnni"
+        // Both forms give the same numbers; the names differ so that a cache records
+        // which one ran.
+        match form() {
+            Some(Form::Vnni) => "int8-vnni",
+            _ => "int8-avx2",
+        }
     } else if device.is_cuda() {
         "generic-cuda"
     } else if device.is_metal() {
@@ -130,6 +166,14 @@ impl Q8Matrix {
     /// Safe on any CPU that built the matrix: [`from_f32`](Self::from_f32) refuses the
     /// others.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        match form() {
+            Some(form) => self.matmul_in(form, x, m),
+            None => unreachable!("a Q8Matrix is only built where the kernel runs"),
+        }
+    }
+
+    /// [`matmul`](Self::matmul) in a given form (the CPU must have it).
+    fn matmul_in(&self, form: Form, x: &[f32], m: usize) -> Vec<f32> {
         let acts = QuantizedRows::new(x, m, self.k);
         let mut out = vec![0f32; m * self.n];
         let tiles = self.n / TILE;
@@ -142,21 +186,102 @@ impl Q8Matrix {
                 let mut row = 0;
                 while row < m {
                     let rows = (m - row).min(ROW_GROUP);
-                    // SAFETY: `supported()` was checked by the caller; each (row, tile)
-                    // output range is written by exactly one task.
-                    unsafe {
-                        match rows {
-                            4 => self.tile_rows::<4>(&acts, tile, row, out_ptr.0),
-                            3 => self.tile_rows::<3>(&acts, tile, row, out_ptr.0),
-                            2 => self.tile_rows::<2>(&acts, tile, row, out_ptr.0),
-                            _ => self.tile_rows::<1>(&acts, tile, row, out_ptr.0),
-                        }
-                    }
+                    // SAFETY: a Q8Matrix exists only where `form()` is some (checked by
+                    // `from_f32`); each (row, tile) output range is written by exactly
+                    // one task.
+                    unsafe { self.tile(form, &acts, tile, row, rows, out_ptr.0) }
                     row += rows;
                 }
             }
         });
         out
+    }
+
+    /// Rows `row0..row0 + rows` (at most [`ROW_GROUP`]) of one tile, in this CPU's form.
+    ///
+    /// # Safety
+    /// The CPU must have `form`, and `out` must hold the (m, n) output.
+    unsafe fn tile(
+        &self,
+        form: Form,
+        acts: &QuantizedRows,
+        tile: usize,
+        row0: usize,
+        rows: usize,
+        out: *mut f32,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        match (form, rows) {
+            (Form::Vnni, 4) => self.tile_rows::<4>(acts, tile, row0, out),
+            (Form::Vnni, 3) => self.tile_rows::<3>(acts, tile, row0, out),
+            (Form::Vnni, 2) => self.tile_rows::<2>(acts, tile, row0, out),
+            (Form::Vnni, _) => self.tile_rows::<1>(acts, tile, row0, out),
+            (Form::Avx2, 4) => self.tile_rows_avx2::<4>(acts, tile, row0, out),
+            (Form::Avx2, 3) => self.tile_rows_avx2::<3>(acts, tile, row0, out),
+            (Form::Avx2, 2) => self.tile_rows_avx2::<2>(acts, tile, row0, out),
+            (Form::Avx2, _) => self.tile_rows_avx2::<1>(acts, tile, row0, out),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "the int8 kernel is only built for x86_64 ({form:?} {acts:p} {tile} {row0} {rows} {out:p})"
+        )
+    }
+
+    /// The AVX2 form of [`tile_rows`](Self::tile_rows): the tile's 16 columns as two
+    /// halves of 8, the same integer dot products and float steps.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_rows_avx2<const R: usize>(
+        &self,
+        acts: &QuantizedRows,
+        tile: usize,
+        row0: usize,
+        out: *mut f32,
+    ) {
+        use std::arch::x86_64::*;
+        let blocks = self.k / BLOCK;
+        // Stored bytes are q + 128; flipping the top bit gives q as i8.
+        let flip = _mm256_set1_epi8(i8::MIN);
+        let ones = _mm256_set1_epi16(1);
+        for half in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); R];
+            for b in 0..blocks {
+                let w = self
+                    .qs
+                    .as_ptr()
+                    .add((tile * blocks + b) * TILE_BLOCK_BYTES + half * 32);
+                let mut dots = [_mm256_setzero_si256(); R];
+                for group in 0..BLOCK / 4 {
+                    let stored = _mm256_loadu_si256(w.add(group * TILE * 4) as *const __m256i);
+                    let q = _mm256_xor_si256(stored, flip);
+                    for (r, dot) in dots.iter_mut().enumerate() {
+                        let xp = acts
+                            .values
+                            .as_ptr()
+                            .add((row0 + r) * self.k + b * BLOCK + group * 4);
+                        let xv = _mm256_set1_epi32((xp as *const i32).read_unaligned());
+                        // |x| * (q with x's sign) = x * q, pairs summed to i16, then
+                        // the two pairs of each column summed to i32.
+                        let pairs =
+                            _mm256_maddubs_epi16(_mm256_abs_epi8(xv), _mm256_sign_epi8(q, xv));
+                        *dot = _mm256_add_epi32(*dot, _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+                let dw = _mm256_loadu_ps(
+                    self.scales
+                        .as_ptr()
+                        .add((tile * blocks + b) * TILE + half * 8),
+                );
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let scale =
+                        _mm256_mul_ps(dw, _mm256_set1_ps(acts.scales[(row0 + r) * blocks + b]));
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[r]), scale, *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(out.add((row0 + r) * self.n + tile * TILE + half * 8), *a);
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -196,11 +321,6 @@ impl Q8Matrix {
         for (r, a) in acc.iter().enumerate() {
             _mm512_storeu_ps(out.add((row0 + r) * self.n + tile * TILE), *a);
         }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn tile_rows<const R: usize>(&self, _: &QuantizedRows, _: usize, _: usize, _: *mut f32) {
-        unreachable!("the int8 kernel is only built for x86_64")
     }
 
     /// The same arithmetic in plain Rust, for checking the kernel.
@@ -318,10 +438,21 @@ mod tests {
         let (n, k) = (48, 96);
         let w = pseudo_random(n * k, 1);
         let q = Q8Matrix::from_f32(&w, n, k).unwrap();
+        // The AVX2 form runs wherever AVX-512 VNNI does; both must equal the reference.
+        let forms: Vec<Form> = [Form::Vnni, Form::Avx2]
+            .into_iter()
+            .filter(|&f| f == Form::Avx2 || form() == Some(Form::Vnni))
+            .collect();
         for m in [1, 3, 4, 7] {
             let x = pseudo_random(m * k, 2 + m as u32);
             let fast = q.matmul(&x, m);
-            assert_eq!(fast, q.matmul_reference(&x, m), "m = {m}");
+            for &f in &forms {
+                assert_eq!(
+                    q.matmul_in(f, &x, m),
+                    q.matmul_reference(&x, m),
+                    "{f:?}, m = {m}"
+                );
+            }
             for r in 0..m {
                 for c in 0..n {
                     let exact: f32 = (0..k).map(|j| x[r * k + j] * w[c * k + j]).sum();

@@ -151,11 +151,15 @@ fn score_store<T: Task>(
     }
     // Folds are fitted in parallel and merged in fold order, so the outcome is the same
     // as one after the other.
-    let fitted: Vec<Predictions> = layout
+    // Collected whole, then the first error in fold order: the same error whichever
+    // thread finishes first.
+    let fitted = layout
         .folds
         .par_iter()
         .map(|fold| kind.fit_fold(task, data, vectors, layout, fold))
-        .collect::<Result<_>>()?;
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<Predictions>>>()?;
     let mut merged: Option<Predictions> = None;
     let mut fold_values = Vec::new();
     let mut train_items = 0;
