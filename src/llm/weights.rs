@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GgufPrecision {
     /// Requantised to 8-bit blocks of 32 once at load: run by bftembed's int8 kernel
-    /// on CPUs with AVX-512 VNNI, else by candle's Q8_0 product. candle has only
+    /// on CPUs with AVX-512 VNNI or AVX2, else by candle's Q8_0 product. candle has only
     /// scalar dot products for Q4_1, and 8-bit blocks hold 4-bit values with
     /// negligible extra error.
     #[default]
@@ -134,7 +134,7 @@ impl WeightRole {
 pub enum Linear {
     /// candle's `QMatMul` (any device).
     Candle(QMatMul),
-    /// The tiled int8 kernel (CPU with AVX-512 VNNI).
+    /// The tiled int8 kernel (CPU with AVX-512 VNNI or AVX2).
     Q8(Q8Matrix),
 }
 
