@@ -119,7 +119,7 @@ def comparisons(args):
                   peer("sklearn_probe.py", 2),
                   lambda t: median_of(r"fit \+ predict ([\d.]+) s", t,
                                       "GGI logistic probe fit + predict, s"),
-                  "20,000 + 20,000 pairs x 768 features, median of 3 fits per round"),
+                  "20,000 training pairs (test: every covered pair) x 768 features, median of 3 fits"),
         "store": ("hnswlib", lambda: dump_vectors(vectors),
                   bench("store_query"),
                   peer("hnswlib_query.py", vectors, 384),
@@ -193,7 +193,11 @@ def run_once(cmd_env, log):
     cmd, env = cmd_env
     full_env = dict(os.environ, RAYON_NUM_THREADS="2", **{k: str(v) for k, v in env.items()})
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
-    log.write(f"$ {' '.join(cmd)}  # env {env}\n{proc.stdout}{proc.stderr}\n")
+    # stderr is progress bars and, for llama.cpp, thousands of loader lines: the log
+    # keeps its tail (figures are printed to stdout; all of a failing run's stderr is
+    # in the error below).
+    tail = "\n".join(proc.stderr.splitlines()[-20:])
+    log.write(f"$ {' '.join(cmd)}  # env {env}\n{proc.stdout}[stderr, last lines]\n{tail}\n\n")
     log.flush()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")

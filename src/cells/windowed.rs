@@ -154,12 +154,8 @@ impl WindowedCells {
             .window_cells
             .get(index)
             .ok_or_else(|| Error::InvalidArgument(format!("there is no cell window {index}")))?;
-        self.saved(index, cells).ok_or_else(|| {
-            Error::bad_file(
-                self.window_path(index, self.methods[0].0),
-                "a saved window is missing or damaged",
-            )
-        })
+        self.saved(index, cells)
+            .ok_or_else(|| self.missing_window(index, self.methods[0].0))
     }
 
     /// Every cell's vectors of one recipe, in order.
@@ -172,12 +168,9 @@ impl WindowedCells {
         let dim = self.methods[m].1;
         let mut rows = Vec::with_capacity(self.cell_count());
         for (index, &cells) in self.window_cells.iter().enumerate() {
-            let saved = self.saved_one(index, cells, method, dim).ok_or_else(|| {
-                Error::bad_file(
-                    self.window_path(index, method),
-                    "a saved window is missing or damaged",
-                )
-            })?;
+            let saved = self
+                .saved_one(index, cells, method, dim)
+                .ok_or_else(|| self.missing_window(index, method))?;
             rows.extend(saved.rows);
         }
         Ok(CellVectors { method, dim, rows })
@@ -225,6 +218,13 @@ impl WindowedCells {
             .iter()
             .map(|&(method, dim)| self.saved_one(index, cells, method, dim))
             .collect()
+    }
+
+    fn missing_window(&self, index: usize, method: CellMethod) -> Error {
+        Error::bad_file(
+            self.window_path(index, method),
+            "a saved window is missing or damaged",
+        )
     }
 
     /// One recipe's saved vectors of a window, when its file is there whole.

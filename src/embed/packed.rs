@@ -18,8 +18,8 @@
 //! texts); the order of additions differs, so the last bits may.
 
 use super::config::Activation;
-use super::gelu::gelu_f32;
-use super::transformer::relative_bucket;
+use super::gelu::gelu_in_place;
+use super::transformer::relative_buckets;
 use crate::simd::avx2_variant;
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -78,13 +78,10 @@ impl PackedRelativeBias {
     /// The bias of every (query, key) pair of an `n`-token text, `heads x n x n`.
     fn scores(&self, n: usize, heads: usize) -> Vec<f32> {
         let mut out = vec![0f32; heads * n * n];
-        for query in 0..n {
-            for key in 0..n {
-                let bucket = relative_bucket(key as i64 - query as i64, self.buckets, 128);
-                let row = &self.table[bucket as usize * heads..(bucket as usize + 1) * heads];
-                for (head, &b) in row.iter().enumerate() {
-                    out[(head * n + query) * n + key] = b;
-                }
+        for (pair, bucket) in relative_buckets(n, self.buckets).into_iter().enumerate() {
+            let row = &self.table[bucket as usize * heads..(bucket as usize + 1) * heads];
+            for (head, &b) in row.iter().enumerate() {
+                out[head * n * n + pair] = b;
             }
         }
         out
@@ -296,19 +293,15 @@ impl PackedDense {
         let (k, n) = (self.inputs, self.outputs);
         debug_assert_eq!(x.len(), rows * k);
         debug_assert_eq!(out.len(), rows * n);
-        out.par_chunks_mut(n * 64)
-            .enumerate()
-            .for_each(|(chunk, block)| {
-                for (r, row) in block.chunks_mut(n).enumerate() {
-                    row.copy_from_slice(&self.bias);
-                    if let Some(res) = residual {
-                        let at = (chunk * 64 + r) * n;
-                        for (o, v) in row.iter_mut().zip(&res[at..at + n]) {
-                            *o += v;
-                        }
-                    }
+        let rows_out = out.par_chunks_mut(n).with_min_len(64);
+        match residual {
+            Some(res) => rows_out.zip(res.par_chunks(n)).for_each(|(row, res)| {
+                for ((o, b), r) in row.iter_mut().zip(&self.bias).zip(res) {
+                    *o = b + r;
                 }
-            });
+            }),
+            None => rows_out.for_each(|row| row.copy_from_slice(&self.bias)),
+        }
         // SAFETY: the shapes were checked above: x is rows x k, W is k x n, out rows x n,
         // all row-major with unit column stride.
         unsafe {
@@ -380,19 +373,6 @@ fn layer_norm_row(row: &mut [f32], norm: &PackedNorm) {
     }
 }
 
-fn gelu_in_place(x: &mut [f32]) {
-    x.par_chunks_mut(16 * 1024).for_each(gelu_slice);
-}
-
-avx2_variant!(fn gelu_slice => gelu_slice_body(x: &mut [f32]));
-
-#[inline(always)]
-fn gelu_slice_body(x: &mut [f32]) {
-    for v in x {
-        *v = gelu_f32(*v);
-    }
-}
-
 avx2_variant!(
     /// Softmax of each row of an `n x n` score matrix, in place.
     fn softmax_rows => softmax_rows_body(scores: &mut [f32], n: usize)
@@ -448,7 +428,7 @@ fn softmax_row(row: &mut [f32]) {
 /// about 2e-7). Below -87 it returns exp(-87), about 1.6e-38: softmax's largest
 /// argument is 0, so such terms are lost in the sum either way.
 #[inline(always)]
-pub(super) fn exp_f32(x: f32) -> f32 {
+fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;

@@ -342,17 +342,7 @@ fn load_layer(l: VarBuilder, config: &EncoderConfig) -> Result<Layer> {
 impl RelativeBias {
     /// The bias of every (query, key) pair, `1 x heads x len x len`.
     fn scores(&self, len: usize, device: &Device) -> Result<Tensor> {
-        let mut buckets = Vec::with_capacity(len * len);
-        for query in 0..len {
-            for key in 0..len {
-                buckets.push(relative_bucket(
-                    key as i64 - query as i64,
-                    self.buckets,
-                    128,
-                ));
-            }
-        }
-        let ids = Tensor::from_vec(buckets, (len, len), device)?;
+        let ids = Tensor::from_vec(relative_buckets(len, self.buckets), (len, len), device)?;
         self.table
             .forward(&ids)?
             .permute((2, 0, 1))?
@@ -361,10 +351,20 @@ impl RelativeBias {
     }
 }
 
+/// The bucket of every (query, key) pair of a `len`-token text, query by query
+/// (`len x len`), with `buckets` buckets and MPNet's maximum distance of 128.
+pub(super) fn relative_buckets(len: usize, buckets: usize) -> Vec<u32> {
+    (0..len)
+        .flat_map(|query| {
+            (0..len).map(move |key| relative_bucket(key as i64 - query as i64, buckets, 128))
+        })
+        .collect()
+}
+
 /// MPNet's (and T5's) bidirectional bucket of a relative position `key - query`: half
 /// the buckets for each direction, exact below a quarter of them, logarithmic up to
 /// `max_distance`.
-pub(super) fn relative_bucket(relative: i64, buckets: usize, max_distance: i64) -> u32 {
+fn relative_bucket(relative: i64, buckets: usize, max_distance: i64) -> u32 {
     let half = (buckets / 2) as i64;
     let n = -relative;
     let mut bucket = if n < 0 { half } else { 0 };

@@ -80,8 +80,8 @@ pub fn supported() -> bool {
 
 /// The matrix-product path a decoder loaded at `precision` on `device` generates with:
 /// `"int8-vnni"` or `"int8-avx2"` (this module's kernel: [`GgufPrecision::Q8`] on a CPU
-/// with AVX-512 VNNI, or with AVX2 and FMA), else candle's products, `"generic-cpu"`, `"generic-cuda"` or
-/// `"generic-metal"`. The paths round differently, so greedy text can differ between
+/// with AVX-512 VNNI, or with AVX2 and FMA), else candle's products, `"generic-cpu"`,
+/// `"generic-cuda"` or `"generic-metal"`. The paths round differently, so greedy text can differ between
 /// them; caches of generated text carry this name in their keys.
 pub fn generation_kernel(device: &Device, precision: GgufPrecision) -> &'static str {
     if runs_int8_kernel(device, precision) {

@@ -149,10 +149,9 @@ fn score_store<T: Task>(
             scoring.unit
         )));
     }
-    // Folds are fitted in parallel and merged in fold order, so the outcome is the same
-    // as one after the other.
-    // Collected whole, then the first error in fold order: the same error whichever
-    // thread finishes first.
+    // Folds are fitted in parallel, collected whole, then merged (or the first error
+    // taken) in fold order: the same outcome as one after the other, whichever thread
+    // finishes first.
     let fitted = layout
         .folds
         .par_iter()
