@@ -16,7 +16,7 @@ use bftembed::models::{KnownModel, ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{PromptTemplate, RefseqSummaries};
 use bftembed::train::data::{gene_pairs, Batch, ExampleEncoder, TokenizedExample};
 use bftembed::train::{
-    clip_scale, grad_norm, objective_loss, AdamW, AdamWSettings, Objective, TrainableLlama,
+    clip_scale, grad_norm, objective_loss, AdamW, AdamWSettings, Objective, TrainableDecoder,
 };
 use candle_core::{DType, Device, Var};
 use common::peak_rss_mib;
@@ -84,7 +84,7 @@ fn main() {
             }
         };
         let mut model =
-            TrainableLlama::from_weights(config.clone(), weights, &Device::Cpu, DType::F32)
+            TrainableDecoder::from_weights(config.clone(), weights, &Device::Cpu, DType::F32)
                 .unwrap();
         model.set_trained_blocks(last).unwrap();
         let trained = model.trained_variables();

@@ -5,7 +5,7 @@ mod common;
 
 use bftembed::llm::{gguf_to_hf_folder, CausalLm, GgufPrecision};
 use bftembed::models::ModelDir;
-use bftembed::train::{objective_loss, Objective, TrainableLlama};
+use bftembed::train::{objective_loss, Objective, TrainableDecoder};
 use candle_core::{Device, Tensor};
 
 fn check(dir: &ModelDir) {
@@ -18,7 +18,7 @@ fn check(dir: &ModelDir) {
     let reference = lm.model.prefill(&ids, &mut lm.model.new_cache()).unwrap();
     let (config, weights) = lm.model.into_parts();
     let model =
-        TrainableLlama::from_weights(config, weights, &Device::Cpu, candle_core::DType::F32)
+        TrainableDecoder::from_weights(config, weights, &Device::Cpu, candle_core::DType::F32)
             .unwrap();
     let input = Tensor::new(ids.as_slice(), &Device::Cpu)
         .unwrap()

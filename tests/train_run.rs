@@ -8,13 +8,14 @@ mod common;
 
 use bftembed::genes::GeneCatalog;
 use bftembed::llm::{
-    write_hf_folder, CausalLm, GgufPrecision, HfModelParts, LlamaConfig, RopeLayout,
+    write_hf_folder, CausalLm, DecoderConfig, DecoderFamily, GgufPrecision, HfModelParts,
+    RopeLayout, RopeScaling,
 };
 use bftembed::profile::{PromptTemplate, RefseqSummaries};
 use bftembed::train::data::{gene_pairs, ExampleEncoder, TokenizedExample};
 use bftembed::train::{
     write_checkpoint, AdamWSettings, ModelFiles, Objective, SavedCheckpoint, Schedule, TrainConfig,
-    TrainableLlama, Trainer, TrainerSettings, TrainerState,
+    TrainableDecoder, Trainer, TrainerSettings, TrainerState,
 };
 use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,8 @@ fn smollm() -> &'static CausalLm {
     })
 }
 
-fn tiny_config(layout: RopeLayout) -> LlamaConfig {
-    LlamaConfig {
+fn tiny_config(layout: RopeLayout) -> DecoderConfig {
+    DecoderConfig {
         vocab_size: smollm().tokenizer.get_vocab_size(true),
         hidden_size: 32,
         intermediate_size: 64,
@@ -56,6 +57,12 @@ fn tiny_config(layout: RopeLayout) -> LlamaConfig {
         max_positions: 256,
         tie_embeddings: true,
         rope_layout: layout,
+        family: DecoderFamily::Llama,
+        head_dim: 8,
+        rope_scaling: RopeScaling::None,
+        qkv_bias: false,
+        output_bias: false,
+        qk_norm: false,
     }
 }
 
@@ -129,7 +136,7 @@ fn a_tiny_llama_learns_under_every_objective() {
         Objective::bft_v3(),
     ] {
         let model =
-            TrainableLlama::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
+            TrainableDecoder::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
         let mut trainer = Trainer::new(model, settings(objective, 1), &Device::Cpu).unwrap();
         let before = trainer.heldout(&data[..4]).unwrap();
         let ce: Vec<f64> = (0..50)
@@ -166,7 +173,7 @@ fn resuming_from_a_checkpoint_repeats_the_uninterrupted_curve() {
     let config = tiny_config(RopeLayout::Interleaved);
     let objective = Objective::bft();
     let fresh = || {
-        let model = TrainableLlama::random(config.clone(), 3, &Device::Cpu).unwrap();
+        let model = TrainableDecoder::random(config.clone(), 3, &Device::Cpu).unwrap();
         Trainer::new(model, settings(objective, 2), &Device::Cpu).unwrap()
     };
     let mut straight = fresh();
@@ -183,7 +190,7 @@ fn resuming_from_a_checkpoint_repeats_the_uninterrupted_curve() {
     drop(first);
 
     // A different random start, then the checkpoint: nothing of the start may survive.
-    let model = TrainableLlama::random(config.clone(), 99, &Device::Cpu).unwrap();
+    let model = TrainableDecoder::random(config.clone(), 99, &Device::Cpu).unwrap();
     let mut resumed = Trainer::new(model, settings(objective, 2), &Device::Cpu).unwrap();
     let saved = SavedCheckpoint::find(&ckpt).unwrap().expect("a checkpoint");
     assert_eq!(saved.state.step, 6);
@@ -198,7 +205,7 @@ fn resuming_from_a_checkpoint_repeats_the_uninterrupted_curve() {
 fn a_non_finite_step_is_refused_and_the_checkpoint_kept() {
     let data = examples(8, 48);
     let dir = tempfile::tempdir().unwrap();
-    let model = TrainableLlama::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
+    let model = TrainableDecoder::random(tiny_config(RopeLayout::Halves), 3, &Device::Cpu).unwrap();
     let mut trainer = Trainer::new(model, settings(Objective::Sft, 1), &Device::Cpu).unwrap();
     for _ in 0..3 {
         trainer.step(&data).unwrap();
@@ -238,7 +245,7 @@ fn a_non_finite_step_is_refused_and_the_checkpoint_kept() {
 fn tiny_base(dir: &Path) -> PathBuf {
     let lm = smollm();
     let config = tiny_config(RopeLayout::Halves);
-    let model = TrainableLlama::random(config.clone(), 3, &Device::Cpu).unwrap();
+    let model = TrainableDecoder::random(config.clone(), 3, &Device::Cpu).unwrap();
     let out = dir.join("tiny-base");
     write_hf_folder(
         &HfModelParts {

@@ -7,11 +7,11 @@
 
 use bftembed::embed::SentenceEmbedder;
 use bftembed::llm::{
-    tokenizer_from_gguf_file, write_hf_folder, CausalLm, ChatTemplate, GgufPrecision, HfModelParts,
-    LlamaConfig, RopeLayout,
+    tokenizer_from_gguf_file, write_hf_folder, CausalLm, ChatTemplate, DecoderConfig,
+    DecoderFamily, GgufPrecision, HfModelParts, RopeLayout, RopeScaling,
 };
 use bftembed::models::ModelDir;
-use bftembed::train::TrainableLlama;
+use bftembed::train::TrainableDecoder;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -395,8 +395,8 @@ const LM_HIDDEN: usize = 32;
 const LM_FFN: usize = 64;
 const CHAT: &str = "{% for m in messages %}{{ m.content }}<|im_end|>{% endfor %}";
 
-fn lm_config() -> LlamaConfig {
-    LlamaConfig {
+fn lm_config() -> DecoderConfig {
+    DecoderConfig {
         vocab_size: LM_TOKENS.len(),
         hidden_size: LM_HIDDEN,
         intermediate_size: LM_FFN,
@@ -408,6 +408,12 @@ fn lm_config() -> LlamaConfig {
         max_positions: 64,
         tie_embeddings: true,
         rope_layout: RopeLayout::Interleaved,
+        family: DecoderFamily::Llama,
+        head_dim: LM_HIDDEN / 2,
+        rope_scaling: RopeScaling::None,
+        qkv_bias: false,
+        output_bias: false,
+        qk_norm: false,
     }
 }
 
@@ -550,18 +556,19 @@ fn a_gguf_pre_tokenizer_other_than_smollm_is_refused() {
 }
 
 #[test]
-fn a_gguf_architecture_other_than_llama_is_refused() {
+fn a_gguf_architecture_other_than_llama_qwen2_qwen3_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = gguf_with(
         tmp.path(),
-        "qwen",
+        "gemma",
         "general.architecture",
-        Some(Value::String("qwen2".into())),
+        Some(Value::String("gemma2".into())),
     );
     let err = lm_refusal(&folder);
     assert!(
-        err.contains("general.architecture \"qwen2\" is not supported")
-            && err.contains("general.architecture \"llama\""),
+        err.contains("general.architecture \"gemma2\"")
+            && err.contains("is not supported")
+            && err.contains("\"qwen2\""),
         "{err}"
     );
 }
@@ -570,7 +577,11 @@ fn a_gguf_architecture_other_than_llama_is_refused() {
 fn gguf_llama_variants_the_decoder_does_not_compute_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        ("llama.expert_count", Value::U32(8), "llama.expert_count 8"),
+        (
+            "llama.expert_count",
+            Value::U32(8),
+            "llama.expert_count 8 (a mixture of experts) is not supported",
+        ),
         (
             "llama.rope.scaling.type",
             Value::String("linear".into()),
@@ -582,25 +593,26 @@ fn gguf_llama_variants_the_decoder_does_not_compute_are_refused() {
             "llama.rope.scaling.factor 4 (rope scaling) is not supported",
         ),
         (
-            "llama.attention.key_length",
-            Value::U32(32),
-            "llama.attention.key_length 32 is not supported",
-        ),
-        (
             "llama.rope.dimension_count",
             Value::U32(8),
-            "llama.rope.dimension_count 8 is not supported",
+            "llama.rope.dimension_count 8 (the head size is 16) is not supported",
+        ),
+        (
+            "llama.attention.sliding_window",
+            Value::U32(4096),
+            "sliding-window attention",
         ),
     ];
     for (i, (key, value, expected)) in cases.into_iter().enumerate() {
         let folder = gguf_with(tmp.path(), &format!("case{i}"), key, Some(value));
         let err = lm_refusal(&folder);
         assert!(
-            err.contains(expected) && err.contains("dense llama-architecture"),
+            err.contains(expected) && err.contains("bftembed's decoder runs"),
             "{key}: {err}"
         );
     }
-    // The head size the file states, when it is hidden / heads, is fine.
+    // The head size the file states, when it is hidden / heads, is fine; another one
+    // must match the tensors' shapes.
     let folder = gguf_with(
         tmp.path(),
         "key-length-ok",
@@ -608,23 +620,45 @@ fn gguf_llama_variants_the_decoder_does_not_compute_are_refused() {
         Some(Value::U32(16)),
     );
     load_lm(&folder).unwrap();
+    let folder = gguf_with(
+        tmp.path(),
+        "key-length-wide",
+        "llama.attention.key_length",
+        Some(Value::U32(32)),
+    );
+    let err = lm_refusal(&folder);
+    assert!(
+        err.contains("has shape [32, 32], the config says [64, 32]"),
+        "{err}"
+    );
 }
 
 #[test]
-fn gguf_tensors_the_decoder_would_ignore_are_refused() {
+fn gguf_tensors_the_decoder_would_ignore_or_miss_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    for (extra, expected) in [
-        ("rope_freqs.weight", "Llama-3.1-style RoPE scaling"),
-        ("blk.0.attn_q.bias", "blk.0.attn_q.bias"),
-        ("blk.0.ffn_gate_exps.weight", "blk.0.ffn_gate_exps.weight"),
+    for (extra, len, expected) in [
+        // Llama 3.1 divisors come one per rotated pair: 8 for a head of 16.
+        (
+            "rope_freqs.weight",
+            LM_HIDDEN,
+            "rope_freqs.weight has 32 values for a head of 16",
+        ),
+        // Biases on the query alone: llama has them on all four projections or none.
+        (
+            "blk.0.attn_q.bias",
+            LM_HIDDEN,
+            "query/key/value biases true, an output bias false",
+        ),
+        ("blk.0.attn_q_norm.weight", 16, "query/key norms true"),
+        ("blk.0.ffn_gate_exps.weight", LM_HIDDEN, "does not use"),
     ] {
         let folder = tmp.path().join(extra);
         let mut tensors = lm_tensors();
-        tensors.push((extra.to_string(), vec![LM_HIDDEN]));
+        tensors.push((extra.to_string(), vec![len]));
         write_gguf(&folder, &lm_metadata(), &tensors);
         let err = lm_refusal(&folder);
         assert!(
-            err.contains(expected) && err.contains("does not use"),
+            err.contains(expected) && err.contains("tiny.gguf"),
             "{extra}: {err}"
         );
     }
@@ -648,11 +682,11 @@ fn tiny_hf(dir: &Path) -> PathBuf {
     let gguf = dir.join("for-tokenizer");
     write_gguf(&gguf, &lm_metadata(), &lm_tensors());
     let tokenizer = tokenizer_from_gguf_file(&gguf.join("tiny.gguf")).unwrap();
-    let config = LlamaConfig {
+    let config = DecoderConfig {
         rope_layout: RopeLayout::Halves,
         ..lm_config()
     };
-    let model = TrainableLlama::random(config.clone(), 7, &Device::Cpu).unwrap();
+    let model = TrainableDecoder::random(config.clone(), 7, &Device::Cpu).unwrap();
     let out = dir.join("tiny-hf");
     write_hf_folder(
         &HfModelParts {
@@ -670,18 +704,13 @@ fn tiny_hf(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn hugging_face_llama_settings_the_decoder_does_not_compute_are_refused() {
+fn hugging_face_settings_the_decoder_does_not_compute_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tiny_hf(tmp.path());
     let config = folder.join("config.json");
     let original = std::fs::read_to_string(&config).unwrap();
     load_lm(&folder).unwrap();
     let refused = [
-        (
-            "rope_scaling",
-            json!({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}),
-            "rope_scaling {",
-        ),
         (
             "rope_scaling",
             json!({"type": "linear", "factor": 2.0}),
@@ -692,17 +721,11 @@ fn hugging_face_llama_settings_the_decoder_does_not_compute_are_refused() {
             json!({"rope_type": "yarn", "factor": 4.0}),
             "rope_parameters {",
         ),
-        ("head_dim", json!(32), "head_dim 32 is not supported"),
-        (
-            "attention_bias",
-            json!(true),
-            "attention_bias true is not supported",
-        ),
         ("mlp_bias", json!(true), "mlp_bias true is not supported"),
         (
             "hidden_act",
             json!("gelu"),
-            "hidden_act \"gelu\" is not supported",
+            "hidden_act \"gelu\" (only \"silu\" is) is not supported",
         ),
         (
             "partial_rotary_factor",
@@ -714,18 +737,27 @@ fn hugging_face_llama_settings_the_decoder_does_not_compute_are_refused() {
             json!({"quant_method": "gptq"}),
             "quantization_config",
         ),
+        ("model_type", json!("mistral"), "model_type \"mistral\""),
         (
-            "model_type",
-            json!("mistral"),
-            "model_type \"mistral\" is not supported",
+            "use_sliding_window",
+            json!(true),
+            "use_sliding_window true (sliding-window attention)",
         ),
+        (
+            "layer_types",
+            json!(["sliding_attention"]),
+            "layer_types entry \"sliding_attention\"",
+        ),
+        ("num_local_experts", json!(8), "num_local_experts 8"),
     ];
     for (key, value, expected) in refused {
         std::fs::write(&config, &original).unwrap();
         edit_json(&config, |c| c[key] = value);
         let err = lm_refusal(&folder);
         assert!(
-            err.contains(expected) && err.contains("config.json") && err.contains("dense llama"),
+            err.contains(expected)
+                && err.contains("config.json")
+                && err.contains("bftembed's decoder runs"),
             "{key}: {err}"
         );
     }
@@ -735,10 +767,38 @@ fn hugging_face_llama_settings_the_decoder_does_not_compute_are_refused() {
     });
     assert!(lm_refusal(&folder).contains("no model_type"));
 
-    // What computes the same is accepted: no scaling spelled out, the implied head size.
+    // Settings that change the weights the model must have: refused when the tensors
+    // do not follow, naming what is missing or mis-shaped.
+    let mismatched = [
+        (
+            "head_dim",
+            json!(32),
+            "expected: [64, 32], got: [32, 32]",
+        ),
+        ("attention_bias", json!(true), "self_attn.q_proj.bias"),
+        (
+            "rope_scaling",
+            json!({"rope_type": "llama3", "factor": 8.0}),
+            "rope_scaling of type llama3 needs a positive low_freq_factor",
+        ),
+    ];
+    for (key, value, expected) in mismatched {
+        std::fs::write(&config, &original).unwrap();
+        edit_json(&config, |c| c[key] = value);
+        let err = lm_refusal(&folder);
+        assert!(err.contains(expected), "{key}: {err}");
+    }
+
+    // What computes the same is accepted: no scaling spelled out, the implied head size;
+    // and Llama 3.1's scaling with its parameters.
     let accepted = [
         ("rope_scaling", json!(null)),
         ("rope_scaling", json!({"rope_type": "default"})),
+        (
+            "rope_scaling",
+            json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+        ),
         ("head_dim", json!(16)),
         ("attention_bias", json!(false)),
         ("hidden_act", json!("silu")),
@@ -760,10 +820,12 @@ fn a_rope_base_given_as_transformers_5_rope_parameters_is_read() {
         c["rope_parameters"] = json!({"rope_type": "default", "rope_theta": 100000.0});
     });
     assert_eq!(
-        LlamaConfig::from_hf_json(&config).unwrap().rope_theta,
+        DecoderConfig::from_hf_json(&config).unwrap().rope_theta,
         100_000.0
     );
     edit_json(&config, |c| c["rope_theta"] = json!(10000.0));
-    let err = LlamaConfig::from_hf_json(&config).unwrap_err().to_string();
+    let err = DecoderConfig::from_hf_json(&config)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("disagree"), "{err}");
 }

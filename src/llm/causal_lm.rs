@@ -2,10 +2,10 @@
 //! end-of-turn tokens, loaded from a GGUF file or a Hugging Face folder.
 
 use super::chat::ChatTemplate;
-use super::config::LlamaConfig;
+use super::config::DecoderConfig;
+use super::decoder::Decoder;
 use super::gguf_tokenizer::tokenizer_from_gguf;
-use super::model::LlamaModel;
-use super::weights::{GgufPrecision, LlamaWeights, WeightSource};
+use super::weights::{DecoderWeights, GgufPrecision, WeightSource};
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
 use candle_core::quantized::gguf_file;
@@ -19,7 +19,7 @@ const END_OF_TURN_MARKERS: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|end|>", "<
 /// A loaded causal LM.
 pub struct CausalLm {
     /// The decoder.
-    pub model: LlamaModel,
+    pub model: Decoder,
     /// Its tokenizer.
     pub tokenizer: Tokenizer,
     /// Its chat template.
@@ -51,9 +51,9 @@ impl CausalLm {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        let weights = LlamaWeights::load(&source, &config, device)?;
+        let weights = DecoderWeights::load(&source, &config, device)?;
         Ok(CausalLm {
-            model: LlamaModel::new(config, weights, device)?,
+            model: Decoder::new(config, weights, device)?,
             tokenizer,
             chat,
             stop_ids,
@@ -90,7 +90,13 @@ impl CausalLm {
     }
 }
 
-type Parts = (LlamaConfig, Tokenizer, ChatTemplate, Vec<u32>, WeightSource);
+type Parts = (
+    DecoderConfig,
+    Tokenizer,
+    ChatTemplate,
+    Vec<u32>,
+    WeightSource,
+);
 
 fn load_gguf_parts(path: &Path, precision: GgufPrecision) -> Result<Parts> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -98,7 +104,7 @@ fn load_gguf_parts(path: &Path, precision: GgufPrecision) -> Result<Parts> {
         path: path.to_path_buf(),
         message: format!("not a readable GGUF file: {e}"),
     })?;
-    let config = LlamaConfig::from_gguf(&content, path)?;
+    let config = DecoderConfig::from_gguf(&content, path)?;
     let tokenizer = tokenizer_from_gguf(&content, path)?;
     let chat = ChatTemplate::from_gguf(&content, path)?;
     let stop_ids = content
@@ -116,7 +122,7 @@ fn load_gguf_parts(path: &Path, precision: GgufPrecision) -> Result<Parts> {
 }
 
 fn load_hf_parts(dir: &ModelDir, precision: GgufPrecision) -> Result<Parts> {
-    let config = LlamaConfig::from_hf_json(&dir.file("config.json")?)?;
+    let config = DecoderConfig::from_hf_json(&dir.file("config.json")?)?;
     let tokenizer_path = dir.file("tokenizer.json")?;
     let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::ModelCorrupt {
         path: tokenizer_path.clone(),

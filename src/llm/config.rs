@@ -1,30 +1,109 @@
-//! The shape of a llama-architecture model, read from GGUF metadata or a Hugging Face
-//! `config.json`, and written back as `config.json` when a model is exported.
+//! The shape of a decoder-only model of a family bftembed computes (llama, qwen2, qwen3),
+//! read from GGUF metadata ([`super::config_gguf`]) or a Hugging Face `config.json`
+//! ([`super::config_hf`]), and written back as `config.json` when a model is exported.
 
-use super::support::{
-    check_gguf_architecture, check_gguf_tensors, check_gguf_variant, check_hf_config,
-    check_hf_head_dim, hf_rope_theta,
-};
 use crate::error::{Error, Result};
-use candle_core::quantized::gguf_file;
 use std::path::Path;
+
+/// Said after every refusal, so the user knows what would load.
+pub(super) const SUPPORTED: &str = "bftembed's decoder runs dense llama (incl. Llama 3.x \
+     rope scaling), qwen2 and qwen3 models: full attention in every layer (no sliding \
+     window), RoPE over the whole head (default or llama3 scaling), a SiLU-gated MLP without \
+     biases, no experts";
+
+/// The architectures the decoder computes. Each differs from llama in a few fixed ways,
+/// which the config records as flags so the forward pass reads them, not the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderFamily {
+    /// Llama 2/3.x and models that copy it (SmolLM2).
+    Llama,
+    /// Qwen2 / Qwen2.5: biases on the query, key and value projections.
+    Qwen2,
+    /// Qwen3: RMSNorm over each query and key head before RoPE, an explicit head size.
+    Qwen3,
+}
+
+impl DecoderFamily {
+    /// The family of a GGUF `general.architecture` or Hugging Face `model_type`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llama" => Some(DecoderFamily::Llama),
+            "qwen2" => Some(DecoderFamily::Qwen2),
+            "qwen3" => Some(DecoderFamily::Qwen3),
+            _ => None,
+        }
+    }
+
+    /// Its GGUF architecture / Hugging Face model type.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecoderFamily::Llama => "llama",
+            DecoderFamily::Qwen2 => "qwen2",
+            DecoderFamily::Qwen3 => "qwen3",
+        }
+    }
+
+    /// The `architectures` entry of its Hugging Face config.
+    pub fn hf_architecture(self) -> &'static str {
+        match self {
+            DecoderFamily::Llama => "LlamaForCausalLM",
+            DecoderFamily::Qwen2 => "Qwen2ForCausalLM",
+            DecoderFamily::Qwen3 => "Qwen3ForCausalLM",
+        }
+    }
+
+    /// How a GGUF file of this family pairs RoPE dimensions: llama.cpp's converter
+    /// permutes llama's query and key rows (interleaved pairs) but leaves Qwen's as
+    /// they are, which llama.cpp rotates as halves ("NEOX" style).
+    pub fn gguf_rope_layout(self) -> RopeLayout {
+        match self {
+            DecoderFamily::Llama => RopeLayout::Interleaved,
+            DecoderFamily::Qwen2 | DecoderFamily::Qwen3 => RopeLayout::Halves,
+        }
+    }
+}
 
 /// How rotary position embeddings pair up the dimensions of a head.
 ///
-/// llama.cpp's converter permutes the query and key weights so that GGUF files rotate
+/// llama.cpp's converter permutes llama's query and key weights so that GGUF files rotate
 /// neighbouring pairs (2i, 2i+1); Hugging Face checkpoints rotate the two halves
 /// (i, i + d/2). The same model therefore needs the matching convention for its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RopeLayout {
     /// Pairs (2i, 2i+1): GGUF llama files.
     Interleaved,
-    /// Pairs (i, i + d/2): Hugging Face checkpoints.
+    /// Pairs (i, i + d/2): Hugging Face checkpoints, GGUF qwen2/qwen3 files.
     Halves,
 }
 
-/// Dimensions and constants of a llama-architecture decoder.
+/// How the RoPE frequencies are changed from plain `theta^(-2i/d)`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LlamaConfig {
+pub enum RopeScaling {
+    /// Plain RoPE.
+    None,
+    /// Llama 3.1's rule (Hugging Face `rope_type: "llama3"`): wavelengths longer than
+    /// `original / low_freq_factor` are stretched by `factor`, shorter than
+    /// `original / high_freq_factor` kept, and those between interpolated.
+    Llama3 {
+        /// Stretch of the long wavelengths.
+        factor: f64,
+        /// Lower edge of the interpolated band.
+        low_freq_factor: f64,
+        /// Upper edge of the interpolated band.
+        high_freq_factor: f64,
+        /// Context length the model was pretrained with.
+        original_max_positions: f64,
+    },
+    /// One divisor per frequency, as llama.cpp stores Llama 3.1's rule in a GGUF file
+    /// (`rope_freqs.weight`).
+    Divisors(Vec<f32>),
+}
+
+/// Dimensions and constants of a decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderConfig {
+    /// The architecture.
+    pub family: DecoderFamily,
     /// Vocabulary size.
     pub vocab_size: usize,
     /// Width of the residual stream.
@@ -37,39 +116,92 @@ pub struct LlamaConfig {
     pub num_heads: usize,
     /// Key/value heads (fewer than query heads for grouped-query attention).
     pub num_kv_heads: usize,
+    /// Width of one attention head (Qwen3 and some Llama 3.x models set it apart from
+    /// hidden / heads).
+    pub head_dim: usize,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
     /// RoPE base frequency.
     pub rope_theta: f64,
+    /// RoPE frequency scaling.
+    pub rope_scaling: RopeScaling,
     /// Longest context the model was trained for.
     pub max_positions: usize,
     /// Whether the output projection reuses the token embedding matrix.
     pub tie_embeddings: bool,
     /// Which dimensions RoPE rotates together.
     pub rope_layout: RopeLayout,
+    /// Biases on the query, key and value projections (qwen2; llama/qwen3 with
+    /// `attention_bias`).
+    pub qkv_bias: bool,
+    /// A bias on the attention output projection (llama/qwen3 with `attention_bias`).
+    pub output_bias: bool,
+    /// RMSNorm over each query and key head before RoPE (qwen3).
+    pub qk_norm: bool,
 }
 
-impl LlamaConfig {
-    /// Width of one attention head.
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_heads
+impl DecoderConfig {
+    /// Width of the query projection's output (heads x head size).
+    pub fn query_width(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    /// Width of the key and value projections' output.
+    pub fn kv_width(&self) -> usize {
+        self.num_kv_heads * self.head_dim
+    }
+
+    /// RoPE inverse frequencies, one per rotated pair, with the scaling applied.
+    pub fn rope_inverse_frequencies(&self) -> Vec<f64> {
+        let d = self.head_dim as f64;
+        // 1 / theta^(2i/d) divided in f32 as the references do: int8 and Q4 products
+        // quantize activations, so a last-bit difference here can flip a rounding
+        // several blocks later.
+        let plain = (0..self.head_dim / 2).map(|i| {
+            let power = self.rope_theta.powf(2.0 * i as f64 / d) as f32;
+            f64::from(1.0 / power)
+        });
+        match &self.rope_scaling {
+            RopeScaling::None => plain.collect(),
+            RopeScaling::Divisors(divisors) => plain
+                .zip(divisors)
+                .map(|(f, &div)| f / f64::from(div))
+                .collect(),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_positions,
+            } => plain
+                .map(|f| {
+                    let wavelength = 2.0 * std::f64::consts::PI / f;
+                    if wavelength < original_max_positions / high_freq_factor {
+                        f
+                    } else if wavelength > original_max_positions / low_freq_factor {
+                        f / factor
+                    } else {
+                        let smooth = (original_max_positions / wavelength - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// RoPE cosine and sine tables, (max_positions, head_dim / 2): angle
-    /// position · theta^(-2i/d) for pair i.
+    /// position · frequency for pair i.
     pub fn rope_tables(
         &self,
         device: &candle_core::Device,
     ) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
         use candle_core::{DType, Tensor};
-        let half = self.head_dim() / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / self
-                    .rope_theta
-                    .powf(2.0 * i as f64 / self.head_dim() as f64) as f32
-            })
+        let inv_freq: Vec<f32> = self
+            .rope_inverse_frequencies()
+            .into_iter()
+            .map(|f| f as f32)
             .collect();
+        let half = inv_freq.len();
         let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
         let positions = Tensor::arange(0u32, self.max_positions as u32, device)?
             .to_dtype(DType::F32)?
@@ -78,137 +210,120 @@ impl LlamaConfig {
         Ok((angles.cos()?, angles.sin()?))
     }
 
-    /// Reads the `llama.*` metadata of a GGUF file; `path` labels errors. A variant the
-    /// decoder does not compute (another architecture, experts, rope scaling, a head
-    /// size other than hidden / heads, tensors it would not read) is refused.
-    pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Self> {
-        let corrupt = |message: String| Error::ModelCorrupt {
-            path: path.to_path_buf(),
-            message,
-        };
-        check_gguf_architecture(content, path)?;
-        let get_u32 = |key: &str| -> Result<usize> {
-            content
-                .metadata
-                .get(key)
-                .and_then(|v| v.to_u32().ok())
-                .map(|v| v as usize)
-                .ok_or_else(|| corrupt(format!("the metadata has no {key}")))
-        };
-        let get_f32 = |key: &str, default: f32| -> f64 {
-            content
-                .metadata
-                .get(key)
-                .and_then(|v| v.to_f32().ok())
-                .unwrap_or(default) as f64
-        };
-        let vocab_size = match content.metadata.get("tokenizer.ggml.tokens") {
-            Some(gguf_file::Value::Array(tokens)) => tokens.len(),
-            _ => get_u32("llama.vocab_size")?,
-        };
-        let num_heads = get_u32("llama.attention.head_count")?;
-        let config = LlamaConfig {
-            vocab_size,
-            hidden_size: get_u32("llama.embedding_length")?,
-            intermediate_size: get_u32("llama.feed_forward_length")?,
-            num_layers: get_u32("llama.block_count")?,
-            num_heads,
-            num_kv_heads: get_u32("llama.attention.head_count_kv").unwrap_or(num_heads),
-            rms_norm_eps: get_f32("llama.attention.layer_norm_rms_epsilon", 1e-5),
-            rope_theta: get_f32("llama.rope.freq_base", 10_000.0),
-            max_positions: get_u32("llama.context_length").unwrap_or(2048),
-            tie_embeddings: !content.tensor_infos.contains_key("output.weight"),
-            rope_layout: RopeLayout::Interleaved,
-        };
-        config.check_heads(path)?;
-        check_gguf_variant(content, &config, path)?;
-        check_gguf_tensors(content, &config, path)?;
-        Ok(config)
-    }
-
-    /// Refuses head counts the attention cannot split the hidden size into.
-    fn check_heads(&self, path: &Path) -> Result<()> {
-        let (h, q, kv) = (self.hidden_size, self.num_heads, self.num_kv_heads);
-        if q == 0 || !h.is_multiple_of(q) {
-            return Err(Error::bad_file(
-                path,
-                format!("the hidden size {h} is not a multiple of the {q} attention heads"),
-            ));
-        }
-        if kv == 0 || !q.is_multiple_of(kv) {
+    /// Refuses head counts and sizes the attention cannot use.
+    pub(super) fn check_heads(&self, path: &Path) -> Result<()> {
+        let (q, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        if q == 0 || kv == 0 || !q.is_multiple_of(kv) {
             return Err(Error::bad_file(
                 path,
                 format!("the {q} attention heads are not a multiple of the {kv} key/value heads"),
             ));
         }
+        if d == 0 || !d.is_multiple_of(2) {
+            return Err(Error::bad_file(
+                path,
+                format!("the head size {d} is not a positive even number, which RoPE needs"),
+            ));
+        }
+        if let RopeScaling::Divisors(divisors) = &self.rope_scaling {
+            if divisors.len() != d / 2 {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "rope_freqs.weight has {} values for a head of {d} ({} pairs)",
+                        divisors.len(),
+                        d / 2
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Reads a Hugging Face `config.json` of a llama-architecture model. A setting the
-    /// decoder does not compute (`rope_scaling`, a `head_dim` other than hidden / heads,
-    /// `attention_bias`, `mlp_bias`, a `hidden_act` other than silu, quantization) is
-    /// refused.
-    pub fn from_hf_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let not_llama =
-            |e: serde_json::Error| Error::bad_file(path, format!("not a llama config.json: {e}"));
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(not_llama)?;
-        check_hf_config(&json, path)?;
-        let raw: HfLlamaConfig = serde_json::from_value(json.clone()).map_err(not_llama)?;
-        check_hf_head_dim(&json, raw.hidden_size, raw.num_attention_heads, path)?;
-        let config = LlamaConfig {
-            vocab_size: raw.vocab_size,
-            hidden_size: raw.hidden_size,
-            intermediate_size: raw.intermediate_size,
-            num_layers: raw.num_hidden_layers,
-            num_heads: raw.num_attention_heads,
-            num_kv_heads: raw.num_key_value_heads.unwrap_or(raw.num_attention_heads),
-            // transformers' LlamaConfig defaults, for configs that leave a key out.
-            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
-            rope_theta: hf_rope_theta(&json, path)?,
-            max_positions: raw.max_position_embeddings.unwrap_or(2048),
-            tie_embeddings: raw.tie_word_embeddings.unwrap_or(false),
-            rope_layout: RopeLayout::Halves,
+    /// The `config.json` a Hugging Face checkpoint of this model carries. A model read
+    /// from a GGUF file with RoPE divisors (`rope_freqs.weight`) is refused: Hugging
+    /// Face configs state Llama 3.1's rule by its parameters, which the divisors do not
+    /// give back.
+    pub fn to_hf_json(
+        &self,
+        bos_token_id: Option<u32>,
+        eos_token_id: Option<u32>,
+    ) -> Result<String> {
+        let rope_scaling = match &self.rope_scaling {
+            RopeScaling::None => serde_json::Value::Null,
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_positions,
+            } => serde_json::json!({
+                "rope_type": "llama3",
+                "factor": factor,
+                "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": *original_max_positions as u64,
+            }),
+            RopeScaling::Divisors(_) => {
+                return Err(Error::InvalidArgument(
+                    "this model's RoPE scaling came as GGUF rope_freqs divisors, which a \
+                     Hugging Face config.json cannot state; export it from the Hugging Face \
+                     checkpoint instead"
+                        .into(),
+                ))
+            }
         };
-        config.check_heads(path)?;
-        Ok(config)
-    }
-
-    /// The `config.json` a Hugging Face llama checkpoint with these dimensions carries.
-    pub fn to_hf_json(&self, bos_token_id: Option<u32>, eos_token_id: Option<u32>) -> String {
-        let value = serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
+        let mut value = serde_json::json!({
+            "architectures": [self.family.hf_architecture()],
+            "model_type": self.family.name(),
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
             "num_hidden_layers": self.num_layers,
             "num_attention_heads": self.num_heads,
             "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
             "hidden_act": "silu",
             "rms_norm_eps": self.rms_norm_eps,
             "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
             "max_position_embeddings": self.max_positions,
             "tie_word_embeddings": self.tie_embeddings,
             "bos_token_id": bos_token_id,
             "eos_token_id": eos_token_id,
             "torch_dtype": "float32",
         });
-        serde_json::to_string_pretty(&value).unwrap_or_default()
+        self.write_family_keys(&mut value)?;
+        Ok(serde_json::to_string_pretty(&value).unwrap_or_default())
     }
-}
 
-/// The keys of a Hugging Face llama config that set the shape; those that would change
-/// the computation are checked in [`check_hf_config`] first.
-#[derive(serde::Deserialize)]
-struct HfLlamaConfig {
-    vocab_size: usize,
-    hidden_size: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    num_key_value_heads: Option<usize>,
-    rms_norm_eps: Option<f64>,
-    max_position_embeddings: Option<usize>,
-    tie_word_embeddings: Option<bool>,
+    /// The keys by which each family's config states its biases and windows.
+    fn write_family_keys(&self, value: &mut serde_json::Value) -> Result<()> {
+        let all_four = self.qkv_bias && self.output_bias;
+        let none = !self.qkv_bias && !self.output_bias;
+        let unstatable = || {
+            Err(Error::InvalidArgument(format!(
+                "a {} model with query/key/value biases {} and an output bias {} cannot be \
+                 stated in a Hugging Face config.json",
+                self.family.name(),
+                self.qkv_bias,
+                self.output_bias
+            )))
+        };
+        match self.family {
+            DecoderFamily::Llama | DecoderFamily::Qwen3 => {
+                if !(all_four || none) {
+                    return unstatable();
+                }
+                value["attention_bias"] = serde_json::json!(all_four);
+                value["mlp_bias"] = serde_json::json!(false);
+            }
+            DecoderFamily::Qwen2 => {
+                if !self.qkv_bias || self.output_bias {
+                    return unstatable();
+                }
+                value["use_sliding_window"] = serde_json::json!(false);
+            }
+        }
+        Ok(())
+    }
 }

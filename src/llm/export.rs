@@ -3,7 +3,7 @@
 //! the trainer's checkpoints use, and one that `transformers` and vLLM read.
 
 use super::chat::ChatTemplate;
-use super::config::{LlamaConfig, RopeLayout};
+use super::config::{DecoderConfig, RopeLayout};
 use super::gguf_tokenizer::tokenizer_from_gguf;
 use super::weights::WeightRole;
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ use tokenizers::Tokenizer;
 /// Everything a Hugging Face llama folder holds.
 pub struct HfModelParts<'a> {
     /// Dimensions; written with Hugging Face's RoPE layout.
-    pub config: &'a LlamaConfig,
+    pub config: &'a DecoderConfig,
     /// Weights by Hugging Face name, in Hugging Face's RoPE layout.
     pub tensors: HashMap<String, Tensor>,
     /// The tokenizer.
@@ -59,7 +59,7 @@ pub fn write_hf_folder_with(
     }
     let config_json = parts
         .config
-        .to_hf_json(id_of(&parts.bos_token), id_of(&parts.eos_token));
+        .to_hf_json(id_of(&parts.bos_token), id_of(&parts.eos_token))?;
     write_file(&dir.join("config.json"), config_json.as_bytes())?;
     let tokenizer_settings = serde_json::json!({
         "chat_template": parts.chat.source(),
@@ -108,8 +108,8 @@ pub fn previous_folder(out: &Path) -> std::path::PathBuf {
     crate::fsutil::parent_dir(out).join(format!(".{name}.previous"))
 }
 
-/// Converts a GGUF llama file into a Hugging Face folder with f32 weights: the
-/// starting point for fine-tuning, and a check that both loaders agree.
+/// Converts a GGUF file of a supported family into a Hugging Face folder with f32
+/// weights: the starting point for fine-tuning, and a check that both loaders agree.
 pub fn gguf_to_hf_folder(gguf: &Path, out: &Path) -> Result<()> {
     let corrupt = |message: String| Error::ModelCorrupt {
         path: gguf.to_path_buf(),
@@ -118,7 +118,7 @@ pub fn gguf_to_hf_folder(gguf: &Path, out: &Path) -> Result<()> {
     let mut file = std::fs::File::open(gguf).map_err(|e| Error::io(gguf, e))?;
     let content = gguf_file::Content::read(&mut file)
         .map_err(|e| corrupt(format!("not a readable GGUF file: {e}")))?;
-    let mut config = LlamaConfig::from_gguf(&content, gguf)?;
+    let mut config = DecoderConfig::from_gguf(&content, gguf)?;
     let tokenizer = tokenizer_from_gguf(&content, gguf)?;
     let chat = ChatTemplate::from_gguf(&content, gguf)?;
     let token_text = |key: &str| {
@@ -132,15 +132,14 @@ pub fn gguf_to_hf_folder(gguf: &Path, out: &Path) -> Result<()> {
     let bos_token = token_text("tokenizer.ggml.bos_token_id");
     let mut tensors = HashMap::new();
     let device = Device::Cpu;
-    for role in WeightRole::all(config.num_layers, config.tie_embeddings) {
+    for role in WeightRole::all(&config) {
         let name = role.gguf_name();
         let q = content
             .tensor(&mut file, &name, &device)
             .map_err(|e| corrupt(format!("tensor {name}: {e}")))?;
-        let mut t = q.dequantize(&device)?;
-        t = match role {
-            WeightRole::Query(_) => interleaved_to_halves(&t, config.num_heads)?,
-            WeightRole::Key(_) => interleaved_to_halves(&t, config.num_kv_heads)?,
+        let t = q.dequantize(&device)?;
+        let t = match (config.rope_layout, role.rope_heads(&config)) {
+            (RopeLayout::Interleaved, Some(heads)) => interleaved_to_halves(&t, heads)?,
             _ => t,
         };
         tensors.insert(role.hf_name(), t);
@@ -161,24 +160,32 @@ pub fn gguf_to_hf_folder(gguf: &Path, out: &Path) -> Result<()> {
 
 /// Undoes llama.cpp's query/key row permutation: within each head, rows ordered
 /// (pair, 2) become (2, pair), so RoPE over halves gives what interleaved RoPE gave.
+/// `w` is a matrix (rows, cols) or a bias (rows).
 pub fn interleaved_to_halves(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let (rows, cols) = w.dims2()?;
-    let d = rows / heads;
-    Ok(w.reshape((heads, d / 2, 2, cols))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((rows, cols))?)
+    permute_rows(w, heads, true)
 }
 
 /// The inverse of [`interleaved_to_halves`]: Hugging Face rows (2, pair) per head back
 /// to llama.cpp's (pair, 2).
 pub fn halves_to_interleaved(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let (rows, cols) = w.dims2()?;
-    let d = rows / heads;
-    Ok(w.reshape((heads, 2, d / 2, cols))?
+    permute_rows(w, heads, false)
+}
+
+fn permute_rows(w: &Tensor, heads: usize, to_halves: bool) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let rows = dims.first().copied().unwrap_or(0);
+    let cols: usize = dims.iter().skip(1).product();
+    let pairs = rows / heads.max(1) / 2;
+    // Rows are (head, pair, 2) in llama.cpp's order and (head, 2, pair) in Hugging
+    // Face's; swapping the middle axes goes either way.
+    let from = match to_halves {
+        true => (heads, pairs, 2, cols),
+        false => (heads, 2, pairs, cols),
+    };
+    Ok(w.reshape(from)?
         .transpose(1, 2)?
         .contiguous()?
-        .reshape((rows, cols))?)
+        .reshape(dims)?)
 }
 
 /// Staged files can be created private (tempdir 0700, some writers 0600); a model

@@ -1,10 +1,10 @@
-//! Loading a llama decoder's weights from a GGUF file or Hugging Face safetensors.
+//! Loading a decoder's weights from a GGUF file or Hugging Face safetensors.
 
-use super::config::LlamaConfig;
+use super::config::DecoderConfig;
 use super::q8_kernel::{runs_int8_kernel, Q8MatMulOp, Q8Matrix};
 use crate::error::{Error, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub enum GgufPrecision {
 }
 
 /// One weight of the model, named independently of the file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightRole {
     /// Token embedding matrix (vocab, hidden).
     Embedding,
@@ -43,6 +43,18 @@ pub enum WeightRole {
     Value(usize),
     /// Block `i`'s attention output projection.
     AttnOut(usize),
+    /// Block `i`'s query bias (qwen2; `attention_bias`).
+    QueryBias(usize),
+    /// Block `i`'s key bias.
+    KeyBias(usize),
+    /// Block `i`'s value bias.
+    ValueBias(usize),
+    /// Block `i`'s attention output bias (`attention_bias` in llama/qwen3).
+    AttnOutBias(usize),
+    /// Block `i`'s RMSNorm weight over each query head (qwen3).
+    QueryNorm(usize),
+    /// Block `i`'s RMSNorm weight over each key head (qwen3).
+    KeyNorm(usize),
     /// Block `i`'s RMSNorm before the MLP.
     MlpNorm(usize),
     /// Block `i`'s MLP gate projection.
@@ -54,95 +66,172 @@ pub enum WeightRole {
 }
 
 impl WeightRole {
-    /// Every role of a model with `layers` blocks, in file order.
-    pub fn all(layers: usize, tied: bool) -> Vec<WeightRole> {
+    /// Every role of a model under `config`, in file order.
+    pub fn all(config: &DecoderConfig) -> Vec<WeightRole> {
         let mut out = vec![WeightRole::Embedding, WeightRole::FinalNorm];
-        if !tied {
+        if !config.tie_embeddings {
             out.push(WeightRole::LmHead);
         }
-        for i in 0..layers {
-            out.extend([
-                WeightRole::AttnNorm(i),
-                WeightRole::Query(i),
-                WeightRole::Key(i),
-                WeightRole::Value(i),
-                WeightRole::AttnOut(i),
-                WeightRole::MlpNorm(i),
-                WeightRole::Gate(i),
-                WeightRole::Up(i),
-                WeightRole::Down(i),
-            ]);
+        for i in 0..config.num_layers {
+            out.extend(Self::block(config, i));
         }
         out
     }
 
+    /// The roles of block `i` under `config`.
+    pub fn block(config: &DecoderConfig, i: usize) -> Vec<WeightRole> {
+        use WeightRole::*;
+        let mut out = vec![AttnNorm(i), Query(i), Key(i), Value(i), AttnOut(i)];
+        if config.qkv_bias {
+            out.extend([QueryBias(i), KeyBias(i), ValueBias(i)]);
+        }
+        if config.output_bias {
+            out.push(AttnOutBias(i));
+        }
+        if config.qk_norm {
+            out.extend([QueryNorm(i), KeyNorm(i)]);
+        }
+        out.extend([MlpNorm(i), Gate(i), Up(i), Down(i)]);
+        out
+    }
+
+    /// The block a role belongs to (`None` for the embedding, final norm and head).
+    pub fn block_index(self) -> Option<usize> {
+        use WeightRole::*;
+        match self {
+            Embedding | FinalNorm | LmHead => None,
+            AttnNorm(i) | Query(i) | Key(i) | Value(i) | AttnOut(i) | QueryBias(i) | KeyBias(i)
+            | ValueBias(i) | AttnOutBias(i) | QueryNorm(i) | KeyNorm(i) | MlpNorm(i) | Gate(i)
+            | Up(i) | Down(i) => Some(i),
+        }
+    }
+
     /// The tensor name llama.cpp's GGUF files use.
     pub fn gguf_name(self) -> String {
+        use WeightRole::*;
+        let block = |i: usize, name: &str| format!("blk.{i}.{name}");
         match self {
-            WeightRole::Embedding => "token_embd.weight".into(),
-            WeightRole::FinalNorm => "output_norm.weight".into(),
-            WeightRole::LmHead => "output.weight".into(),
-            WeightRole::AttnNorm(i) => format!("blk.{i}.attn_norm.weight"),
-            WeightRole::Query(i) => format!("blk.{i}.attn_q.weight"),
-            WeightRole::Key(i) => format!("blk.{i}.attn_k.weight"),
-            WeightRole::Value(i) => format!("blk.{i}.attn_v.weight"),
-            WeightRole::AttnOut(i) => format!("blk.{i}.attn_output.weight"),
-            WeightRole::MlpNorm(i) => format!("blk.{i}.ffn_norm.weight"),
-            WeightRole::Gate(i) => format!("blk.{i}.ffn_gate.weight"),
-            WeightRole::Up(i) => format!("blk.{i}.ffn_up.weight"),
-            WeightRole::Down(i) => format!("blk.{i}.ffn_down.weight"),
+            Embedding => "token_embd.weight".into(),
+            FinalNorm => "output_norm.weight".into(),
+            LmHead => "output.weight".into(),
+            AttnNorm(i) => block(i, "attn_norm.weight"),
+            Query(i) => block(i, "attn_q.weight"),
+            Key(i) => block(i, "attn_k.weight"),
+            Value(i) => block(i, "attn_v.weight"),
+            AttnOut(i) => block(i, "attn_output.weight"),
+            QueryBias(i) => block(i, "attn_q.bias"),
+            KeyBias(i) => block(i, "attn_k.bias"),
+            ValueBias(i) => block(i, "attn_v.bias"),
+            AttnOutBias(i) => block(i, "attn_output.bias"),
+            QueryNorm(i) => block(i, "attn_q_norm.weight"),
+            KeyNorm(i) => block(i, "attn_k_norm.weight"),
+            MlpNorm(i) => block(i, "ffn_norm.weight"),
+            Gate(i) => block(i, "ffn_gate.weight"),
+            Up(i) => block(i, "ffn_up.weight"),
+            Down(i) => block(i, "ffn_down.weight"),
         }
     }
 
-    /// The tensor name Hugging Face's `LlamaForCausalLM` uses.
+    /// The tensor name Hugging Face's `LlamaForCausalLM` / `Qwen2ForCausalLM` /
+    /// `Qwen3ForCausalLM` use.
     pub fn hf_name(self) -> String {
+        use WeightRole::*;
+        let block = |i: usize, name: &str| format!("model.layers.{i}.{name}");
         match self {
-            WeightRole::Embedding => "model.embed_tokens.weight".into(),
-            WeightRole::FinalNorm => "model.norm.weight".into(),
-            WeightRole::LmHead => "lm_head.weight".into(),
-            WeightRole::AttnNorm(i) => format!("model.layers.{i}.input_layernorm.weight"),
-            WeightRole::Query(i) => format!("model.layers.{i}.self_attn.q_proj.weight"),
-            WeightRole::Key(i) => format!("model.layers.{i}.self_attn.k_proj.weight"),
-            WeightRole::Value(i) => format!("model.layers.{i}.self_attn.v_proj.weight"),
-            WeightRole::AttnOut(i) => format!("model.layers.{i}.self_attn.o_proj.weight"),
-            WeightRole::MlpNorm(i) => {
-                format!("model.layers.{i}.post_attention_layernorm.weight")
-            }
-            WeightRole::Gate(i) => format!("model.layers.{i}.mlp.gate_proj.weight"),
-            WeightRole::Up(i) => format!("model.layers.{i}.mlp.up_proj.weight"),
-            WeightRole::Down(i) => format!("model.layers.{i}.mlp.down_proj.weight"),
+            Embedding => "model.embed_tokens.weight".into(),
+            FinalNorm => "model.norm.weight".into(),
+            LmHead => "lm_head.weight".into(),
+            AttnNorm(i) => block(i, "input_layernorm.weight"),
+            Query(i) => block(i, "self_attn.q_proj.weight"),
+            Key(i) => block(i, "self_attn.k_proj.weight"),
+            Value(i) => block(i, "self_attn.v_proj.weight"),
+            AttnOut(i) => block(i, "self_attn.o_proj.weight"),
+            QueryBias(i) => block(i, "self_attn.q_proj.bias"),
+            KeyBias(i) => block(i, "self_attn.k_proj.bias"),
+            ValueBias(i) => block(i, "self_attn.v_proj.bias"),
+            AttnOutBias(i) => block(i, "self_attn.o_proj.bias"),
+            QueryNorm(i) => block(i, "self_attn.q_norm.weight"),
+            KeyNorm(i) => block(i, "self_attn.k_norm.weight"),
+            MlpNorm(i) => block(i, "post_attention_layernorm.weight"),
+            Gate(i) => block(i, "mlp.gate_proj.weight"),
+            Up(i) => block(i, "mlp.up_proj.weight"),
+            Down(i) => block(i, "mlp.down_proj.weight"),
         }
     }
 
-    /// The expected shape under `config`.
-    pub fn shape(self, config: &LlamaConfig) -> (usize, usize) {
+    /// The expected shape under `config`: (rows, cols) for a matrix, (1, n) for a
+    /// vector.
+    pub fn shape(self, config: &DecoderConfig) -> (usize, usize) {
+        use WeightRole::*;
         let h = config.hidden_size;
-        let kv = config.num_kv_heads * config.head_dim();
+        let (q, kv) = (config.query_width(), config.kv_width());
         match self {
-            WeightRole::Embedding | WeightRole::LmHead => (config.vocab_size, h),
-            WeightRole::FinalNorm | WeightRole::AttnNorm(_) | WeightRole::MlpNorm(_) => (1, h),
-            WeightRole::Query(_) | WeightRole::AttnOut(_) => (h, h),
-            WeightRole::Key(_) | WeightRole::Value(_) => (kv, h),
-            WeightRole::Gate(_) | WeightRole::Up(_) => (config.intermediate_size, h),
-            WeightRole::Down(_) => (h, config.intermediate_size),
+            Embedding | LmHead => (config.vocab_size, h),
+            FinalNorm | AttnNorm(_) | MlpNorm(_) | AttnOutBias(_) => (1, h),
+            QueryBias(_) => (1, q),
+            KeyBias(_) | ValueBias(_) => (1, kv),
+            QueryNorm(_) | KeyNorm(_) => (1, config.head_dim),
+            Query(_) => (q, h),
+            Key(_) | Value(_) => (kv, h),
+            AttnOut(_) => (h, q),
+            Gate(_) | Up(_) => (config.intermediate_size, h),
+            Down(_) => (h, config.intermediate_size),
+        }
+    }
+
+    /// Whether the role's rows follow RoPE's pairing (query and key matrices and
+    /// biases): those are permuted between the interleaved and halves layouts, with
+    /// the head count returned.
+    pub fn rope_heads(self, config: &DecoderConfig) -> Option<usize> {
+        use WeightRole::*;
+        match self {
+            Query(_) | QueryBias(_) => Some(config.num_heads),
+            Key(_) | KeyBias(_) => Some(config.num_kv_heads),
+            _ => None,
         }
     }
 }
 
-/// A projection matrix: candle's (quantized or dense) product, or the int8 VNNI
-/// kernel on CPUs that have it.
+/// A projection matrix: candle's (quantized or dense) product, or the int8 kernel on
+/// CPUs that have it.
 pub enum Linear {
-    /// candle's `QMatMul` (any device).
+    /// candle's `QMatMul` (any device). A dense tensor may be a trainable variable:
+    /// its product is differentiable.
     Candle(QMatMul),
     /// The tiled int8 kernel (CPU with AVX-512 VNNI or AVX2).
     Q8(Q8Matrix),
 }
 
-impl candle_core::Module for Linear {
+impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
+        }
+    }
+}
+
+/// A linear layer: a matrix and, for some families' attention, a bias.
+pub struct Projection {
+    /// The matrix (out, in).
+    pub weight: Linear,
+    /// The bias (out), if the model has one.
+    pub bias: Option<Tensor>,
+}
+
+impl Projection {
+    /// A projection without a bias.
+    pub fn new(weight: Linear) -> Self {
+        Projection { weight, bias: None }
+    }
+}
+
+impl Module for Projection {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let out = self.weight.forward(x)?;
+        match &self.bias {
+            Some(b) => out.broadcast_add(b),
+            None => Ok(out),
         }
     }
 }
@@ -168,9 +257,9 @@ pub enum WeightSource {
     },
 }
 
-/// The weights of one decoder, as used by [`super::LlamaModel`].
-pub struct LlamaWeights {
-    /// Token embedding (vocab, hidden), f32.
+/// The weights of one decoder, as used by [`super::Decoder`].
+pub struct DecoderWeights {
+    /// Token embedding (vocab, hidden).
     pub embedding: Tensor,
     /// Final RMSNorm weight.
     pub final_norm: Tensor,
@@ -185,13 +274,15 @@ pub struct BlockWeights {
     /// RMSNorm before attention.
     pub attn_norm: Tensor,
     /// Query projection.
-    pub query: Linear,
+    pub query: Projection,
     /// Key projection.
-    pub key: Linear,
+    pub key: Projection,
     /// Value projection.
-    pub value: Linear,
+    pub value: Projection,
     /// Attention output projection.
-    pub attn_out: Linear,
+    pub attn_out: Projection,
+    /// RMSNorm weights over each query and key head (qwen3).
+    pub qk_norm: Option<(Tensor, Tensor)>,
     /// RMSNorm before the MLP.
     pub mlp_norm: Tensor,
     /// MLP gate projection.
@@ -202,45 +293,66 @@ pub struct BlockWeights {
     pub down: Linear,
 }
 
-impl LlamaWeights {
+impl DecoderWeights {
     /// Loads every weight `config` asks for, checking shapes.
-    pub fn load(source: &WeightSource, config: &LlamaConfig, device: &Device) -> Result<Self> {
+    pub fn load(source: &WeightSource, config: &DecoderConfig, device: &Device) -> Result<Self> {
         let mut loader = Loader::open(source, device)?;
-        let embedding_q = loader.quantized(WeightRole::Embedding, config)?;
+        let embedding_q = loader.read(WeightRole::Embedding, config)?;
         let embedding = loader.dense(&embedding_q)?;
         let lm_head = if config.tie_embeddings {
             loader.matrix(embedding_q)?
         } else {
-            let head = loader.quantized(WeightRole::LmHead, config)?;
+            let head = loader.read(WeightRole::LmHead, config)?;
             loader.matrix(head)?
         };
         let final_norm = loader.vector(WeightRole::FinalNorm, config)?;
-        let mut blocks = Vec::with_capacity(config.num_layers);
-        for i in 0..config.num_layers {
-            let mut m = |role: WeightRole| -> Result<Linear> {
-                let q = loader.quantized(role, config)?;
-                loader.matrix(q)
-            };
-            let query = m(WeightRole::Query(i))?;
-            let key = m(WeightRole::Key(i))?;
-            let value = m(WeightRole::Value(i))?;
-            let attn_out = m(WeightRole::AttnOut(i))?;
-            let gate = m(WeightRole::Gate(i))?;
-            let up = m(WeightRole::Up(i))?;
-            let down = m(WeightRole::Down(i))?;
-            blocks.push(BlockWeights {
-                attn_norm: loader.vector(WeightRole::AttnNorm(i), config)?,
-                query,
-                key,
-                value,
-                attn_out,
-                mlp_norm: loader.vector(WeightRole::MlpNorm(i), config)?,
-                gate,
-                up,
-                down,
-            });
-        }
-        Ok(LlamaWeights {
+        let blocks = (0..config.num_layers)
+            .map(|i| {
+                let mut get = |role: WeightRole| -> Result<Weight> {
+                    let raw = loader.read(role, config)?;
+                    Ok(match role.shape(config) {
+                        (1, _) => Weight::Vector(loader.dense(&raw)?),
+                        _ => Weight::Matrix(loader.matrix(raw)?),
+                    })
+                };
+                BlockWeights::assemble(config, i, &mut get)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderWeights {
+            embedding,
+            final_norm,
+            lm_head,
+            blocks,
+        })
+    }
+
+    /// Dense weights from one tensor per role (a trainer's variables, or a
+    /// checkpoint's tensors); `lm_head` is the embedding when tied.
+    pub fn from_tensors(
+        config: &DecoderConfig,
+        mut tensor: impl FnMut(WeightRole) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let dense = |t: Tensor| Linear::Candle(QMatMul::Tensor(t));
+        let embedding = tensor(WeightRole::Embedding)?;
+        let lm_head = if config.tie_embeddings {
+            dense(embedding.clone())
+        } else {
+            dense(tensor(WeightRole::LmHead)?)
+        };
+        let final_norm = tensor(WeightRole::FinalNorm)?;
+        let blocks = (0..config.num_layers)
+            .map(|i| {
+                let mut get = |role: WeightRole| -> Result<Weight> {
+                    let t = tensor(role)?;
+                    Ok(match role.shape(config) {
+                        (1, _) => Weight::Vector(t),
+                        _ => Weight::Matrix(dense(t)),
+                    })
+                };
+                BlockWeights::assemble(config, i, &mut get)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderWeights {
             embedding,
             final_norm,
             lm_head,
@@ -249,6 +361,68 @@ impl LlamaWeights {
     }
 }
 
+/// A block weight as [`BlockWeights::assemble`] asks for it.
+enum Weight {
+    Matrix(Linear),
+    Vector(Tensor),
+}
+
+impl BlockWeights {
+    /// Builds block `i` from the weight of each of its roles.
+    fn assemble(
+        config: &DecoderConfig,
+        i: usize,
+        get: &mut dyn FnMut(WeightRole) -> Result<Weight>,
+    ) -> Result<Self> {
+        use WeightRole::*;
+        let mut matrix = |role: WeightRole| match get(role)? {
+            Weight::Matrix(m) => Ok(m),
+            Weight::Vector(_) => Err(Error::InvalidArgument(format!("{role:?} is not a matrix"))),
+        };
+        let (query, key, value, attn_out) = (
+            matrix(Query(i))?,
+            matrix(Key(i))?,
+            matrix(Value(i))?,
+            matrix(AttnOut(i))?,
+        );
+        let (gate, up, down) = (matrix(Gate(i))?, matrix(Up(i))?, matrix(Down(i))?);
+        let mut vector = |role: WeightRole| match get(role)? {
+            Weight::Vector(v) => Ok(v),
+            Weight::Matrix(_) => Err(Error::InvalidArgument(format!("{role:?} is not a vector"))),
+        };
+        let mut optional = |wanted: bool, role: WeightRole| -> Result<Option<Tensor>> {
+            if wanted {
+                vector(role).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let projection = |weight: Linear, bias: Option<Tensor>| Projection { weight, bias };
+        let query = projection(query, optional(config.qkv_bias, QueryBias(i))?);
+        let key = projection(key, optional(config.qkv_bias, KeyBias(i))?);
+        let value = projection(value, optional(config.qkv_bias, ValueBias(i))?);
+        let attn_out = projection(attn_out, optional(config.output_bias, AttnOutBias(i))?);
+        let qk_norm = match (
+            optional(config.qk_norm, QueryNorm(i))?,
+            optional(config.qk_norm, KeyNorm(i))?,
+        ) {
+            (Some(q), Some(k)) => Some((q, k)),
+            _ => None,
+        };
+        Ok(BlockWeights {
+            attn_norm: vector(AttnNorm(i))?,
+            query,
+            key,
+            value,
+            attn_out,
+            qk_norm,
+            mlp_norm: vector(MlpNorm(i))?,
+            gate,
+            up,
+            down,
+        })
+    }
+}
 /// A weight as read: quantized blocks (GGUF) or a dense tensor (safetensors).
 enum RawWeight {
     Blocks(QTensor),
@@ -313,7 +487,7 @@ impl<'a> Loader<'a> {
         Error::ModelCorrupt { path, message }
     }
 
-    fn quantized(&mut self, role: WeightRole, config: &LlamaConfig) -> Result<RawWeight> {
+    fn read(&mut self, role: WeightRole, config: &DecoderConfig) -> Result<RawWeight> {
         let (rows, cols) = role.shape(config);
         let raw = match self {
             Loader::Gguf {
@@ -367,8 +541,8 @@ impl<'a> Loader<'a> {
         })
     }
 
-    fn vector(&mut self, role: WeightRole, config: &LlamaConfig) -> Result<Tensor> {
-        let raw = self.quantized(role, config)?;
+    fn vector(&mut self, role: WeightRole, config: &DecoderConfig) -> Result<Tensor> {
+        let raw = self.read(role, config)?;
         self.dense(&raw)
     }
 
@@ -420,6 +594,47 @@ impl<'a> Loader<'a> {
             (RawWeight::Blocks(q), Loader::Safetensors { device, .. }) => {
                 candle(QMatMul::Tensor(q.dequantize(device)?))
             }
+        }
+    }
+}
+
+impl DecoderWeights {
+    /// The dense tensor of one role (a trainer's starting point); a quantized matrix
+    /// is refused: load the model with [`GgufPrecision::F32`] to train it.
+    pub fn dense(&self, role: WeightRole) -> Result<Tensor> {
+        use WeightRole::*;
+        let matrix = |l: &Linear| match l {
+            Linear::Candle(QMatMul::Tensor(t)) => Ok(t.clone()),
+            _ => Err(Error::InvalidArgument(format!(
+                "{role:?} is quantized; load the model with GgufPrecision::F32 to train it"
+            ))),
+        };
+        let absent = || Error::InvalidArgument(format!("the model has no {role:?}"));
+        let bias = |p: &Projection| p.bias.clone().ok_or_else(absent);
+        let block = match role.block_index() {
+            Some(i) => Some(self.blocks.get(i).ok_or_else(absent)?),
+            None => None,
+        };
+        match (role, block) {
+            (Embedding, _) => Ok(self.embedding.clone()),
+            (FinalNorm, _) => Ok(self.final_norm.clone()),
+            (LmHead, _) => matrix(&self.lm_head),
+            (AttnNorm(_), Some(b)) => Ok(b.attn_norm.clone()),
+            (MlpNorm(_), Some(b)) => Ok(b.mlp_norm.clone()),
+            (Query(_), Some(b)) => matrix(&b.query.weight),
+            (Key(_), Some(b)) => matrix(&b.key.weight),
+            (Value(_), Some(b)) => matrix(&b.value.weight),
+            (AttnOut(_), Some(b)) => matrix(&b.attn_out.weight),
+            (QueryBias(_), Some(b)) => bias(&b.query),
+            (KeyBias(_), Some(b)) => bias(&b.key),
+            (ValueBias(_), Some(b)) => bias(&b.value),
+            (AttnOutBias(_), Some(b)) => bias(&b.attn_out),
+            (QueryNorm(_), Some(b)) => b.qk_norm.as_ref().map(|n| n.0.clone()).ok_or_else(absent),
+            (KeyNorm(_), Some(b)) => b.qk_norm.as_ref().map(|n| n.1.clone()).ok_or_else(absent),
+            (Gate(_), Some(b)) => matrix(&b.gate),
+            (Up(_), Some(b)) => matrix(&b.up),
+            (Down(_), Some(b)) => matrix(&b.down),
+            (_, None) => Err(absent()),
         }
     }
 }

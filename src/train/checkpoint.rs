@@ -2,7 +2,7 @@
 //! the trainer's state beside the weights in `trainer/`, written as one unit (staged,
 //! then renamed), so `--resume` continues exactly where the run stopped.
 
-use super::model::TrainableLlama;
+use super::model::TrainableDecoder;
 use super::optim::AdamW;
 use crate::error::{Error, Result};
 use crate::llm::{ChatTemplate, HfModelParts, RopeLayout};
@@ -46,7 +46,7 @@ pub struct ModelFiles<'a> {
 /// Writes a checkpoint folder at `dir` (replacing any earlier one atomically).
 pub fn write_checkpoint(
     dir: &Path,
-    model: &TrainableLlama,
+    model: &TrainableDecoder,
     optimizer: &AdamW,
     state: &TrainerState,
     files: &ModelFiles,
@@ -108,7 +108,7 @@ impl SavedCheckpoint {
     }
 
     /// Loads the weights into `model` and the moments into `optimizer`.
-    pub fn restore(&self, model: &mut TrainableLlama, optimizer: &mut AdamW) -> Result<()> {
+    pub fn restore(&self, model: &mut TrainableDecoder, optimizer: &mut AdamW) -> Result<()> {
         let device = model
             .variables()
             .first()

@@ -11,7 +11,7 @@
 //! sparse-low, one without any is confident.
 
 use crate::error::{Error, Result};
-use crate::llm::LlamaModel;
+use crate::llm::Decoder;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -59,7 +59,7 @@ pub struct WindowStats {
 }
 
 /// p of each actual next token of `tokens` under `model` (length: tokens - 1).
-pub fn token_probabilities(model: &LlamaModel, tokens: &[u32]) -> Result<Vec<f64>> {
+pub fn token_probabilities(model: &Decoder, tokens: &[u32]) -> Result<Vec<f64>> {
     if tokens.len() < 2 {
         return Err(Error::InvalidArgument(
             "a text needs at least two tokens".into(),

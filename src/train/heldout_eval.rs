@@ -5,7 +5,7 @@
 
 use super::config::TrainConfig;
 use super::data::ExampleEncoder;
-use super::model::TrainableLlama;
+use super::model::TrainableDecoder;
 use super::run::{instruction_pairs, seeded_sample};
 use super::trainer::{heldout_score, HeldoutReport};
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ pub fn evaluate_heldout(
     let genes = encoder.encode_all(&seeded_sample(genes, Some(limit), config.seed ^ 0x6765))?;
     let go = encoder.encode_all(&seeded_sample(go, Some(limit), config.seed ^ 0x676f))?;
     let (model_config, weights) = lm.model.into_parts();
-    let trainable = TrainableLlama::from_weights(model_config, weights, &device, DType::F32)?;
+    let trainable = TrainableDecoder::from_weights(model_config, weights, &device, DType::F32)?;
     let batch = config.run.batch_size;
     Ok(HeldoutByKind {
         model: model.id.clone(),

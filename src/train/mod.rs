@@ -2,7 +2,7 @@
 //! Fine-Tuning, and SFT and DFT as baselines under one shared setup.
 //!
 //! - [`loss`]: the four objectives, pure functions of logits, labels and a response mask.
-//! - [`TrainableLlama`]: a llama decoder written only with differentiable ops, trained
+//! - [`TrainableDecoder`]: a llama decoder written only with differentiable ops, trained
 //!   whole or only in its last blocks.
 //! - [`AdamW`], [`Schedule`], [`clip_grad_norm`]: the optimizer, with exportable state.
 //! - [`split`] and [`data`]: the gene-disjoint split and the instruction pairs.
@@ -31,7 +31,7 @@ pub use config::{
 };
 pub use heldout_eval::{evaluate_heldout, HeldoutByKind, HELDOUT_BASE_FILE, HELDOUT_FILE};
 pub use log::{plot_runs, read_log, LogRow, TrainLog};
-pub use model::TrainableLlama;
+pub use model::TrainableDecoder;
 pub use optim::{clip_grad_norm, clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 pub use report::compare_runs;
 

@@ -5,12 +5,12 @@ use super::checkpoint::{write_checkpoint, ModelFiles, SavedCheckpoint, TrainerSt
 use super::config::{TrainConfig, TrainDtype};
 use super::data::{gene_pairs, go_pairs, ExampleEncoder, InstructionPair, TokenizedExample};
 use super::log::{plot_runs, read_log, LogRow, TrainLog};
-use super::model::TrainableLlama;
+use super::model::TrainableDecoder;
 use super::split::{DataSplit, SplitRole};
 use super::trainer::{HeldoutReport, Trainer, TrainerSettings};
 use crate::error::{Error, Result};
 use crate::genes::GeneCatalog;
-use crate::llm::{CausalLm, GgufPrecision, LlamaConfig, LlamaWeights};
+use crate::llm::{CausalLm, DecoderConfig, DecoderWeights, GgufPrecision};
 use crate::models::{ModelCache, ModelDir};
 use crate::profile::{PromptTemplate, RefseqSummaries};
 use crate::rng::SplitMix64;
@@ -167,12 +167,12 @@ fn end_of_turn_token(lm: &CausalLm, base: &ModelDir) -> Result<u32> {
 /// trained and the config's optimizer, schedule and batching.
 fn new_trainer(
     config: &TrainConfig,
-    model_config: LlamaConfig,
-    weights: LlamaWeights,
+    model_config: DecoderConfig,
+    weights: DecoderWeights,
     device: &Device,
     dtype: DType,
 ) -> Result<Trainer> {
-    let mut model = TrainableLlama::from_weights(model_config, weights, device, dtype)?;
+    let mut model = TrainableDecoder::from_weights(model_config, weights, device, dtype)?;
     model.set_trained_blocks(config.trainable.last_layers)?;
     let settings = TrainerSettings {
         objective: config.objective.objective(),

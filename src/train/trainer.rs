@@ -4,7 +4,7 @@
 
 use super::data::{Batch, TokenizedExample};
 use super::loss::{objective_weights, token_cross_entropy, weighted_loss, Objective};
-use super::model::TrainableLlama;
+use super::model::TrainableDecoder;
 use super::optim::{clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 use crate::error::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -61,7 +61,7 @@ pub struct HeldoutReport {
 
 /// A model, its optimizer and the settings that step them.
 pub struct Trainer {
-    model: TrainableLlama,
+    model: TrainableDecoder,
     optimizer: AdamW,
     settings: TrainerSettings,
     device: Device,
@@ -69,7 +69,11 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer over the model's trained variables, with fresh optimizer moments.
-    pub fn new(model: TrainableLlama, settings: TrainerSettings, device: &Device) -> Result<Self> {
+    pub fn new(
+        model: TrainableDecoder,
+        settings: TrainerSettings,
+        device: &Device,
+    ) -> Result<Self> {
         let optimizer = AdamW::new(model.trained_variables(), settings.adamw)?;
         Ok(Trainer {
             model,
@@ -80,7 +84,7 @@ impl Trainer {
     }
 
     /// The model.
-    pub fn model(&self) -> &TrainableLlama {
+    pub fn model(&self) -> &TrainableDecoder {
         &self.model
     }
 
@@ -90,7 +94,7 @@ impl Trainer {
     }
 
     /// Model and optimizer, for restoring a checkpoint.
-    pub fn parts_mut(&mut self) -> (&mut TrainableLlama, &mut AdamW) {
+    pub fn parts_mut(&mut self) -> (&mut TrainableDecoder, &mut AdamW) {
         (&mut self.model, &mut self.optimizer)
     }
 
@@ -212,7 +216,7 @@ impl Trainer {
 /// Plain cross-entropy and token accuracy of `model` over every answer token of
 /// `examples`, in batches of `batch_size`.
 pub fn heldout_score(
-    model: &TrainableLlama,
+    model: &TrainableDecoder,
     examples: &[TokenizedExample],
     batch_size: usize,
     device: &Device,

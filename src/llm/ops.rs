@@ -1,0 +1,78 @@
+//! The decoder's element-wise steps in two forms: candle's fused kernels (fast, but
+//! without a backward pass: gradients stop there without an error) and compositions of
+//! differentiable primitives, for the blocks a trainer updates.
+
+use super::config::RopeLayout;
+use crate::error::Result;
+use candle_core::{Tensor, D};
+
+/// Which form of each step a forward pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ops {
+    /// candle's fused kernels: generation, and frozen blocks in training.
+    Fused,
+    /// Differentiable compositions: the blocks and head a trainer updates.
+    Differentiable,
+}
+
+impl Ops {
+    /// RMSNorm over the last dimension, scaled by `w`.
+    pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+        Ok(match self {
+            Ops::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+            Ops::Differentiable => {
+                let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+                x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
+                    .broadcast_mul(w)?
+            }
+        })
+    }
+
+    /// Softmax over the last dimension.
+    pub fn softmax(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Ops::Fused => candle_nn::ops::softmax_last_dim(x)?,
+            Ops::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
+        })
+    }
+
+    /// Rotates (batch, heads, seq, d) by the (seq, d/2) angle tables.
+    pub fn rope(
+        self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        layout: RopeLayout,
+    ) -> Result<Tensor> {
+        Ok(match (self, layout) {
+            (Ops::Fused, RopeLayout::Interleaved) => {
+                candle_nn::rotary_emb::rope_i(&x.contiguous()?, cos, sin)?
+            }
+            (Ops::Fused, RopeLayout::Halves) => {
+                candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?
+            }
+            (Ops::Differentiable, RopeLayout::Halves) => {
+                let d = x.dim(D::Minus1)?;
+                let cos = Tensor::cat(&[cos, cos], D::Minus1)?;
+                let sin = Tensor::cat(&[sin, sin], D::Minus1)?;
+                let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+                let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+                let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+                (x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?
+            }
+            (Ops::Differentiable, RopeLayout::Interleaved) => {
+                let dims = x.dims().to_vec();
+                let d = dims.last().copied().unwrap_or(0);
+                let mut pairs = dims.clone();
+                pairs.pop();
+                pairs.extend([d / 2, 2]);
+                let xp = x.reshape(pairs.as_slice())?;
+                let a = xp.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
+                let b = xp.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+                let ra = (a.broadcast_mul(cos)? - b.broadcast_mul(sin)?)?;
+                let rb = (a.broadcast_mul(sin)? + b.broadcast_mul(cos)?)?;
+                Tensor::stack(&[&ra, &rb], D::Minus1)?.reshape(dims.as_slice())?
+            }
+        })
+    }
+}
