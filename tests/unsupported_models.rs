@@ -523,9 +523,9 @@ fn the_tiny_gguf_loads_and_runs() {
 }
 
 #[test]
-fn a_gguf_pre_tokenizer_other_than_smollm_is_refused() {
+fn a_gguf_pre_tokenizer_bftembed_does_not_reproduce_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    for pre in ["llama-bpe", "qwen2", "gpt-2"] {
+    for pre in ["gpt-2", "deepseek-llm", "tekken"] {
         let folder = gguf_with(
             tmp.path(),
             pre,
@@ -770,11 +770,7 @@ fn hugging_face_settings_the_decoder_does_not_compute_are_refused() {
     // Settings that change the weights the model must have: refused when the tensors
     // do not follow, naming what is missing or mis-shaped.
     let mismatched = [
-        (
-            "head_dim",
-            json!(32),
-            "expected: [64, 32], got: [32, 32]",
-        ),
+        ("head_dim", json!(32), "expected: [64, 32], got: [32, 32]"),
         ("attention_bias", json!(true), "self_attn.q_proj.bias"),
         (
             "rope_scaling",

