@@ -1,4 +1,9 @@
 //! The decoder on each family it runs, against the reference implementations:
+//! - tiny random models of each family written by transformers
+//!   (tests/fixtures/tiny_decoders, made by tests/fixtures/make_tiny_decoders.py: Llama
+//!   with Llama 3.1 rope scaling and a wide head, Qwen2 with biases, Qwen3 with per-head
+//!   norms): logits at every position and greedy tokens, through the generation path
+//!   and through the trainer's differentiable path;
 //! - the real Qwen2.5-Coder-0.5B GGUF (qwen2: query/key/value biases, halves RoPE in
 //!   GGUF; tests/fixtures/qwen_llamacpp_reference.json, made by
 //!   tests/fixtures/make_qwen_llamacpp_reference.py): the chat prompt and its token ids
@@ -8,8 +13,82 @@
 
 mod common;
 
-use bftembed::llm::{CausalLm, DecoderFamily, GgufPrecision, RopeLayout};
-use candle_core::{Device, Tensor};
+use bftembed::llm::{CausalLm, DecoderFamily, GgufPrecision, RopeLayout, RopeScaling};
+use bftembed::models::ModelDir;
+use bftembed::train::TrainableDecoder;
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+
+#[derive(serde::Deserialize)]
+struct TinyCase {
+    ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+}
+
+#[derive(serde::Deserialize)]
+struct TinyReference {
+    text: String,
+    families: HashMap<String, TinyCase>,
+}
+
+fn tiny_reference() -> TinyReference {
+    serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("tiny_decoders/reference.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn tiny_model(family: &str) -> CausalLm {
+    let dir = ModelDir::from_folder(&common::fixture(&format!("tiny_decoders/{family}"))).unwrap();
+    CausalLm::load(&dir, &Device::Cpu, GgufPrecision::F32).unwrap()
+}
+
+fn max_diff(ours: &Tensor, theirs: &[Vec<f32>]) -> f32 {
+    let ours: Vec<Vec<f32>> = ours.to_vec2().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .flatten()
+        .zip(theirs.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
+#[test]
+fn tiny_models_of_every_family_match_transformers() {
+    let reference = tiny_reference();
+    for family in ["llama3", "qwen2", "qwen3"] {
+        let case = &reference.families[family];
+        let lm = tiny_model(family);
+        let config = lm.model.config().clone();
+        match family {
+            "llama3" => {
+                assert!(matches!(config.rope_scaling, RopeScaling::Llama3 { .. }));
+                assert_eq!(config.head_dim, 24);
+            }
+            "qwen2" => assert!(config.qkv_bias && config.tie_embeddings),
+            _ => assert!(config.qk_norm && config.head_dim == 32),
+        }
+        assert_eq!(lm.encode(&reference.text).unwrap(), case.ids, "{family}");
+        let logits = lm.model.logits_at_every_position(&case.ids).unwrap();
+        let diff = max_diff(&logits, &case.logits);
+        assert!(diff < 1e-4, "{family}: logits differ by {diff}");
+        let (_, tokens) = greedy(&lm, &case.ids, case.greedy.len());
+        assert_eq!(tokens, case.greedy, "{family}: greedy tokens");
+
+        // The trainer's forward pass over the same weights: differentiable steps.
+        let (config, weights) = lm.model.into_parts();
+        let trainable =
+            TrainableDecoder::from_weights(config, weights, &Device::Cpu, DType::F32).unwrap();
+        let input = Tensor::new(case.ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = trainable.forward(&input).unwrap().squeeze(0).unwrap();
+        let diff = max_diff(&logits, &case.logits);
+        assert!(diff < 1e-4, "{family}: training forward differs by {diff}");
+    }
+}
 
 #[derive(serde::Deserialize)]
 struct LlamaCppCase {
