@@ -1,7 +1,8 @@
-//! Generation throughput of the fetched SmolLM2-135M-Instruct GGUF on the CPU: prompt
+//! Generation throughput of a fetched GGUF model on the CPU (SmolLM2-135M-Instruct, or
+//! the model named by `BENCH_GENERATOR`, such as qwen2.5-coder-0.5b-instruct): prompt
 //! tokens per second (prefill) and generated tokens per second (decode) at batch 1
-//! and 8, for the matrices requantised to Q8_0 (the default) and as stored (Q4_1),
-//! plus whole gene profiles per second through the generator.
+//! and 8, for the matrices requantised to 8 bits (the default) and as stored, plus
+//! whole gene profiles per second through the generator.
 //!
 //! Decode runs a fixed number of steps per sequence, feeding back the greedy token
 //! whatever it is, so every engine does the same work. The prompts' token ids are
@@ -34,7 +35,8 @@ fn main() {
     bftembed::alloc_tuning::tune_allocator_for_tensors();
     bftembed::device::pin_cpu_thread_count();
     let cache = ModelCache::from_env().expect("cache");
-    let known = KnownModel::find(DEFAULT_GENERATOR_MODEL).expect("model");
+    let name = std::env::var("BENCH_GENERATOR").unwrap_or(DEFAULT_GENERATOR_MODEL.to_string());
+    let known = KnownModel::find(&name).expect("a model bftembed knows by name");
     let dir = cache.fetch(known, false).expect("fetch model");
     println!("model: {} ({})", dir.id, dir.weights.display());
     // BENCH_QUICK=1: the default precision only, no whole-profile runs (for profiling).

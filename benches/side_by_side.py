@@ -64,8 +64,8 @@ def model_dir(name):
     return os.path.join(HOME, "models", name)
 
 
-def gguf_path():
-    found = glob.glob(os.path.join(model_dir("smollm2-135m-instruct"), "*.gguf"))
+def gguf_path(name="smollm2-135m-instruct"):
+    found = glob.glob(os.path.join(model_dir(name), "*.gguf"))
     return found[0] if found else "MISSING-run-bftembed-models-fetch"
 
 
@@ -136,6 +136,13 @@ def comparisons(args):
                      lambda t: {**figures(GEN_RE, t, "prompt tok/s, batch {batch}"),
                                 **figures(DEC_RE, t, "generated tok/s, batch {batch}")},
                      "SmolLM2-135M GGUF, same prompt ids, greedy"),
+        "generate-qwen": ("llama_cpp", None,
+                          bench("generate_throughput", BENCH_QUICK="1",
+                                BENCH_GENERATOR="qwen2.5-coder-0.5b-instruct"),
+                          peer("llamacpp_generate.py", gguf_path("qwen2.5-coder-0.5b-instruct"), 2),
+                          lambda t: {**figures(GEN_RE, t, "prompt tok/s, batch {batch}"),
+                                     **figures(DEC_RE, t, "generated tok/s, batch {batch}")},
+                          "Qwen2.5-Coder-0.5B GGUF (Q5_0/Q8_0/Q6_K/Q4_K), same prompt ids, greedy"),
         "train": ("torch", None,
                   bench("train_throughput"),
                   peer("torch_train.py"),

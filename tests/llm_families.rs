@@ -206,3 +206,55 @@ fn qwen2_gguf_int8_agrees_with_llama_cpp() {
         "only {whole} of 3 greedy continuations agree in full"
     );
 }
+
+/// Autograd against central differences, per family, on every kind of weight the
+/// family has (biases, per-head norms, the llama3-scaled RoPE path): for each variable,
+/// the element with the largest gradient. The model runs in f64 so the differences are
+/// not lost in rounding.
+#[test]
+fn gradients_of_every_family_match_finite_differences() {
+    let reference = tiny_reference();
+    for family in ["llama3", "qwen2", "qwen3"] {
+        let ids = &reference.families[family].ids[..10];
+        let (config, weights) = tiny_model(family).model.into_parts();
+        let model =
+            TrainableDecoder::from_weights(config, weights, &Device::Cpu, DType::F64).unwrap();
+        let input = Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let vocab = model.config().vocab_size;
+        let probe = Tensor::randn(0f64, 1.0, (1, ids.len(), vocab), &Device::Cpu).unwrap();
+        let loss = |m: &TrainableDecoder| -> Tensor {
+            let logits = m.forward(&input).unwrap().to_dtype(DType::F64).unwrap();
+            (logits * &probe).unwrap().sum_all().unwrap()
+        };
+        let grads = loss(&model).backward().unwrap();
+        let eps = 1e-3;
+        for (name, var) in model.variables() {
+            let grad = grads.get(var.as_tensor()).expect(&name);
+            let flat: Vec<f64> = grad.flatten_all().unwrap().to_vec1().unwrap();
+            let (at, &analytic) = flat
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap();
+            assert!(analytic != 0.0, "{family} {name}: zero gradient");
+            let original = var.as_tensor().copy().unwrap();
+            let shifted = |delta: f64| -> f64 {
+                let mut values: Vec<f64> = original.flatten_all().unwrap().to_vec1().unwrap();
+                values[at] += delta;
+                let t = Tensor::from_vec(values, original.shape(), &Device::Cpu).unwrap();
+                var.set(&t).unwrap();
+                loss(&model).to_scalar::<f64>().unwrap()
+            };
+            let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
+            var.set(&original).unwrap();
+            let relative = (numeric - analytic).abs() / analytic.abs().max(1e-3);
+            assert!(
+                relative < 2e-2,
+                "{family} {name}[{at}]: autograd {analytic}, differences {numeric}"
+            );
+        }
+    }
+}
