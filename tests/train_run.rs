@@ -1,6 +1,7 @@
 //! The trainer end to end: a tiny randomly initialised llama learns real gene summaries
 //! under every objective; a resumed run (in process, and after SIGKILL through the CLI)
-//! repeats the uninterrupted loss curve exactly; a non-finite step leaves the last
+//! repeats the uninterrupted loss curve exactly, for full training and for LoRA (whose
+//! merged weights equal the adapted forward pass); a non-finite step leaves the last
 //! checkpoint intact; bad configs fail before any work; and `train/smoke.toml` on the
 //! real SmolLM2 writes a checkpoint that `bftembed profile --model` generates with.
 
@@ -11,11 +12,13 @@ use bftembed::llm::{
     write_hf_folder, CausalLm, DecoderConfig, DecoderFamily, GgufPrecision, HfModelParts,
     RopeLayout, RopeScaling,
 };
+use bftembed::models::ModelDir;
 use bftembed::profile::{PromptTemplate, RefseqSummaries};
 use bftembed::train::data::{gene_pairs, ExampleEncoder, TokenizedExample};
 use bftembed::train::{
-    write_checkpoint, AdamWSettings, ModelFiles, Objective, SavedCheckpoint, Schedule, TrainConfig,
-    TrainableDecoder, Trainer, TrainerSettings, TrainerState,
+    write_checkpoint, AdamWSettings, LoraConfig, LoraSettings, ModelFiles, Objective,
+    SavedCheckpoint, Schedule, TrainConfig, TrainableDecoder, Trainer, TrainerSettings,
+    TrainerState, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
 };
 use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -262,7 +265,8 @@ fn tiny_base(dir: &Path) -> PathBuf {
     out
 }
 
-fn tiny_run_config(dir: &Path, base: &Path, name: &str) -> PathBuf {
+/// The tiny run's config with `extra` TOML appended (a `[lora]` table, say).
+fn tiny_run_config_with(dir: &Path, base: &Path, name: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         r#"name = "{name}"
@@ -288,7 +292,7 @@ steps = 60
 batch_size = 2
 eval_every = 10
 checkpoint_every = 5
-"#,
+{extra}"#,
         base = base.display(),
         split = repo("train/split.tsv.gz").display()
     );
@@ -308,11 +312,11 @@ fn curve(out: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_killed_cli_run_resumes_to_the_same_curve() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = tiny_base(dir.path());
-    let straight = tiny_run_config(dir.path(), &base, "straight");
+/// A run killed mid-way and resumed writes the same log as one run straight through.
+fn a_killed_run_resumes_to_the_same_curve(extra: &str) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let base = tiny_base(&dir);
+    let straight = tiny_run_config_with(&dir, &base, "straight", extra);
     let status = bftembed()
         .args(["train", "--config"])
         .arg(&straight)
@@ -320,8 +324,8 @@ fn a_killed_cli_run_resumes_to_the_same_curve() {
         .unwrap();
     assert!(status.success());
 
-    let killed = tiny_run_config(dir.path(), &base, "killed");
-    let out = dir.path().join("killed");
+    let killed = tiny_run_config_with(&dir, &base, "killed", extra);
+    let out = dir.join("killed");
     let mut child = bftembed()
         .args(["train", "--config"])
         .arg(&killed)
@@ -371,8 +375,101 @@ fn a_killed_cli_run_resumes_to_the_same_curve() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(curve(&out), curve(&dir.path().join("straight")));
+    assert_eq!(curve(&out), curve(&dir.join("straight")));
     assert!(out.join("loss.png").is_file());
+    out
+}
+
+#[test]
+fn a_killed_cli_run_resumes_to_the_same_curve() {
+    let out = a_killed_run_resumes_to_the_same_curve("");
+    std::fs::remove_dir_all(out.parent().unwrap()).ok();
+}
+
+#[test]
+fn a_killed_lora_run_resumes_to_the_same_curve_and_saves_its_adapters() {
+    let lora =
+        "\n[lora]\nrank = 4\nalpha = 8.0\ntargets = [\"q_proj\", \"v_proj\", \"down_proj\"]\n";
+    let out = a_killed_run_resumes_to_the_same_curve(lora);
+    let checkpoint = out.join("checkpoint");
+    let adapters =
+        candle_core::safetensors::load(checkpoint.join(ADAPTER_WEIGHTS), &Device::Cpu).unwrap();
+    // 2 blocks x 3 targets x (A, B), named as peft names them.
+    assert_eq!(adapters.len(), 12, "{:?}", adapters.keys());
+    assert!(adapters.contains_key("base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"));
+    let peft: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.join(ADAPTER_CONFIG)).unwrap())
+            .unwrap();
+    assert_eq!(peft["r"], 4);
+    // The merged checkpoint loads as a plain model.
+    CausalLm::load(
+        &ModelDir::from_folder(&checkpoint).unwrap(),
+        &Device::Cpu,
+        GgufPrecision::F32,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(out.parent().unwrap()).ok();
+}
+
+/// LoRA starts from the base model exactly (B = 0), trains only its adapters, and the
+/// merged weights (W + alpha/rank B A) give the adapted model's logits.
+#[test]
+fn lora_merged_weights_equal_the_adapted_forward() {
+    let config = tiny_config(RopeLayout::Halves);
+    let mut model = TrainableDecoder::random(config.clone(), 3, &Device::Cpu).unwrap();
+    let input = Tensor::new(&[[5u32, 9, 200, 17, 3, 44]], &Device::Cpu).unwrap();
+    let base = model.forward(&input).unwrap();
+    model.set_trained_blocks(Some(1)).unwrap();
+    let settings = LoraSettings::from_config(&LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    })
+    .unwrap();
+    model.add_lora(settings, 11).unwrap();
+    let same = model.forward(&input).unwrap();
+    // Equal up to rounding: the frozen first block now runs candle's fused kernels.
+    let diff = max_diff(&base, &same);
+    assert!(diff < 1e-6, "B = 0 must leave the model as it was ({diff})");
+    let trained = model.trained_variables();
+    assert_eq!(trained.len(), 6, "one block x 3 targets x (A, B)");
+    for (name, var) in &trained {
+        assert!(
+            name.contains(".layers.1.") && name.contains("lora_"),
+            "{name}"
+        );
+        let noise = Tensor::randn(0f32, 0.05, var.shape(), &Device::Cpu).unwrap();
+        var.set(&noise).unwrap();
+    }
+    let adapted = model.forward(&input).unwrap();
+    assert!(
+        max_diff(&base, &adapted) > 1e-4,
+        "the adapters change the output"
+    );
+    let mut merged = TrainableDecoder::random(config, 99, &Device::Cpu).unwrap();
+    merged
+        .load_hf_tensors(&model.hf_tensors().unwrap())
+        .unwrap();
+    let diff = max_diff(&adapted, &merged.forward(&input).unwrap());
+    assert!(diff < 1e-5, "merged differs from adapted by {diff}");
+    // Adapters round-trip through their saved form.
+    let saved = model.adapter_tensors().unwrap();
+    for (_, var) in model.trained_variables() {
+        var.set(&var.zeros_like().unwrap()).unwrap();
+    }
+    model.load_adapter_tensors(&saved).unwrap();
+    assert_eq!(max_diff(&adapted, &model.forward(&input).unwrap()), 0.0);
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -405,6 +502,27 @@ fn bad_configs_fail_before_any_work() {
         message.contains("data.go_terms") && message.contains("go_terms_XX"),
         "{message}"
     );
+
+    // LoRA settings out of range, or naming a projection that does not exist.
+    for (lora, expected) in [
+        ("rank = 0\nalpha = 8.0", "lora: rank must be at least 1"),
+        (
+            "rank = 4\nalpha = -1.0",
+            "lora: alpha -1 must be a positive number",
+        ),
+        (
+            "rank = 4\nalpha = 8.0\ntargets = [\"qkv\"]",
+            "lora: target \"qkv\" is not one of",
+        ),
+    ] {
+        let path = dir.path().join("lora.toml");
+        std::fs::write(&path, format!("{good}\n[lora]\n{lora}\n")).unwrap();
+        let message = TrainConfig::read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains(expected) && message.contains("lora.toml"),
+            "{message}"
+        );
+    }
 
     // A good config followed by a bad one: nothing runs, no output folder appears.
     let ok = dir.path().join("ok.toml");

@@ -200,6 +200,18 @@ pub enum Linear {
     Candle(QMatMul),
     /// The tiled int8 kernel (CPU with AVX-512 VNNI or AVX2).
     Q8(Q8Matrix),
+    /// A frozen matrix plus a trained low-rank update (LoRA):
+    /// base x + scale (x Aᵀ) Bᵀ, A (rank, in), B (out, rank).
+    LowRank {
+        /// The frozen matrix.
+        base: Box<Linear>,
+        /// The down-projection A.
+        a: Tensor,
+        /// The up-projection B.
+        b: Tensor,
+        /// alpha / rank.
+        scale: f64,
+    },
 }
 
 impl Module for Linear {
@@ -207,6 +219,10 @@ impl Module for Linear {
         match self {
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
+            Linear::LowRank { base, a, b, scale } => {
+                let update = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
+                base.forward(x)? + (update * *scale)?
+            }
         }
     }
 }
@@ -599,6 +615,25 @@ impl<'a> Loader<'a> {
 }
 
 impl DecoderWeights {
+    /// The matrix of one role, to wrap it (a LoRA adapter); `None` for vectors.
+    pub fn linear_mut(&mut self, role: WeightRole) -> Option<&mut Linear> {
+        use WeightRole::*;
+        if role == LmHead {
+            return Some(&mut self.lm_head);
+        }
+        let b = self.blocks.get_mut(role.block_index()?)?;
+        match role {
+            Query(_) => Some(&mut b.query.weight),
+            Key(_) => Some(&mut b.key.weight),
+            Value(_) => Some(&mut b.value.weight),
+            AttnOut(_) => Some(&mut b.attn_out.weight),
+            Gate(_) => Some(&mut b.gate),
+            Up(_) => Some(&mut b.up),
+            Down(_) => Some(&mut b.down),
+            _ => None,
+        }
+    }
+
     /// The dense tensor of one role (a trainer's starting point); a quantized matrix
     /// is refused: load the model with [`GgufPrecision::F32`] to train it.
     pub fn dense(&self, role: WeightRole) -> Result<Tensor> {

@@ -14,6 +14,12 @@ use tokenizers::Tokenizer;
 /// Folder inside a checkpoint holding the optimizer state and [`TrainerState`].
 pub const TRAINER_FOLDER: &str = "trainer";
 
+/// A LoRA run's adapters alone, as peft names and saves them.
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
+/// peft's description of the adapters.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+
 /// Where a run stands, saved with every checkpoint.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainerState {
@@ -62,7 +68,22 @@ pub fn write_checkpoint(
         bos_token: None,
     };
     let optimizer_state = optimizer.state()?;
+    let adapters = model.lora().map(|(settings, adapters)| {
+        let first = adapters
+            .iter()
+            .filter_map(|a| a.role.block_index())
+            .min()
+            .unwrap_or(0);
+        settings.peft_config(first, config.num_layers, &state.base_model)
+    });
+    let adapter_tensors = model.adapter_tensors()?;
     crate::llm::write_hf_folder_with(&parts, dir, |staging| {
+        if let Some(peft) = &adapters {
+            candle_core::safetensors::save(&adapter_tensors, staging.join(ADAPTER_WEIGHTS))?;
+            let path = staging.join(ADAPTER_CONFIG);
+            let json = serde_json::to_string_pretty(peft).unwrap_or_default();
+            std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+        }
         let trainer = staging.join(TRAINER_FOLDER);
         std::fs::create_dir_all(&trainer).map_err(|e| Error::io(&trainer, e))?;
         let cpu: HashMap<String, Tensor> = optimizer_state
@@ -107,18 +128,26 @@ impl SavedCheckpoint {
         Ok(None)
     }
 
-    /// Loads the weights into `model` and the moments into `optimizer`.
+    /// Loads the weights (a LoRA run: the adapters, over the base model's weights)
+    /// into `model` and the moments into `optimizer`.
     pub fn restore(&self, model: &mut TrainableDecoder, optimizer: &mut AdamW) -> Result<()> {
         let device = model
             .variables()
             .first()
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
-        let weights_path = self.dir.join("model.safetensors");
+        let lora = model.lora().is_some();
+        let weights_path = self.dir.join(match lora {
+            true => ADAPTER_WEIGHTS,
+            false => "model.safetensors",
+        });
         let weights = candle_core::safetensors::load(&weights_path, &device).map_err(|e| {
             Error::bad_file(&weights_path, format!("unreadable checkpoint weights: {e}"))
         })?;
-        model.load_hf_tensors(&weights)?;
+        match lora {
+            true => model.load_adapter_tensors(&weights)?,
+            false => model.load_hf_tensors(&weights)?,
+        }
         let optimizer_path = self.dir.join(TRAINER_FOLDER).join("optimizer.safetensors");
         let moments = candle_core::safetensors::load(&optimizer_path, &device).map_err(|e| {
             Error::bad_file(&optimizer_path, format!("unreadable optimizer state: {e}"))

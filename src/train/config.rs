@@ -34,6 +34,9 @@ pub struct TrainConfig {
     /// Which weights are trained.
     #[serde(default)]
     pub trainable: TrainableConfig,
+    /// Low-rank adapters (LoRA) trained instead of the weights themselves.
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
     /// Where the config was read from (paths are relative to its folder).
     #[serde(skip)]
     pub base: PathBuf,
@@ -217,6 +220,28 @@ pub struct TrainableConfig {
     pub dtype: TrainDtype,
 }
 
+/// LoRA: each target projection W of the trained blocks gets W x + (alpha / rank) B A x,
+/// A (rank x in) and B (out x rank) trained, W frozen; B starts at zero, so training
+/// starts from the base model exactly (as peft does).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraConfig {
+    /// Rank of each adapter.
+    pub rank: usize,
+    /// Scale numerator (the update is scaled by alpha / rank).
+    pub alpha: f64,
+    /// Adapted projections by their Hugging Face names: `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj`, `gate_proj`, `up_proj`, `down_proj`.
+    #[serde(default = "default_lora_targets")]
+    pub targets: Vec<String>,
+}
+
+fn default_lora_targets() -> Vec<String> {
+    ["q_proj", "k_proj", "v_proj", "o_proj"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// Precision of the trained weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,6 +334,11 @@ impl TrainConfig {
                 "trainable.last_layers must be at least 1 (leave it out to train every weight)"
                     .into(),
             );
+        }
+        if let Some(lora) = &self.lora {
+            if let Err(message) = crate::train::LoraSettings::from_config(lora) {
+                return bad(format!("lora: {message}"));
+            }
         }
         let o = &self.optimizer;
         if !(o.learning_rate > 0.0 && o.learning_rate.is_finite()) || o.min_learning_rate < 0.0 {

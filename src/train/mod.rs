@@ -16,6 +16,7 @@ pub mod diagnose;
 mod fused_ce;
 mod heldout_eval;
 mod log;
+mod lora;
 pub mod loss;
 mod model;
 mod optim;
@@ -24,13 +25,16 @@ mod run;
 pub mod split;
 mod trainer;
 
-pub use checkpoint::{write_checkpoint, ModelFiles, SavedCheckpoint, TrainerState};
+pub use checkpoint::{
+    write_checkpoint, ModelFiles, SavedCheckpoint, TrainerState, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+};
 pub use config::{
-    DataConfig, ObjectiveConfig, ObjectiveKind, OptimizerConfig, RunConfig, TrainConfig,
-    TrainDtype, TrainableConfig,
+    DataConfig, LoraConfig, ObjectiveConfig, ObjectiveKind, OptimizerConfig, RunConfig,
+    TrainConfig, TrainDtype, TrainableConfig,
 };
 pub use heldout_eval::{evaluate_heldout, HeldoutByKind, HELDOUT_BASE_FILE, HELDOUT_FILE};
 pub use log::{plot_runs, read_log, LogRow, TrainLog};
+pub use lora::{Adapter, LoraSettings};
 pub use model::TrainableDecoder;
 pub use optim::{clip_grad_norm, clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 pub use report::compare_runs;

@@ -1,12 +1,15 @@
 //! A decoder whose weights are trainable variables. The forward pass is the one
 //! [`Decoder`] the generator uses, built over the variables (frozen ones detached): the
-//! trained blocks run differentiable steps, frozen blocks candle's fused kernels.
+//! trained blocks run differentiable steps, frozen blocks candle's fused kernels. With
+//! LoRA every weight is frozen and only the adapters of the trained blocks train.
 
+use super::lora::{merged, new_adapters, Adapter, LoraSettings};
 use crate::error::{Error, Result};
 use crate::llm::{
-    halves_to_interleaved, interleaved_to_halves, Decoder, DecoderConfig, DecoderWeights,
+    halves_to_interleaved, interleaved_to_halves, Decoder, DecoderConfig, DecoderWeights, Linear,
     RopeLayout, WeightRole,
 };
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 
@@ -19,6 +22,8 @@ pub struct TrainableDecoder {
     first_trained_block: usize,
     dtype: DType,
     device: Device,
+    /// LoRA settings and adapters, when the run trains adapters instead of weights.
+    lora: Option<(LoraSettings, Vec<Adapter>)>,
     /// The forward pass over `variables`, frozen ones detached.
     decoder: Decoder,
 }
@@ -83,20 +88,65 @@ impl TrainableDecoder {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let decoder = forward_over(&config, &variables, 0, device)?;
+        let decoder = forward_over(&config, &variables, 0, None, device)?;
         Ok(TrainableDecoder {
             config,
             variables,
             first_trained_block: 0,
             dtype,
             device: device.clone(),
+            lora: None,
             decoder,
         })
     }
 
+    /// Trains LoRA adapters on the trained blocks (all, or the last N set before)
+    /// instead of any weight; A is drawn from `seed`, B starts at zero.
+    pub fn add_lora(&mut self, settings: LoraSettings, seed: u64) -> Result<()> {
+        let adapters = new_adapters(
+            &settings,
+            &self.config,
+            self.first_trained_block,
+            seed,
+            &self.device,
+            self.dtype,
+        )?;
+        self.lora = Some((settings, adapters));
+        self.rebuild()
+    }
+
+    /// The LoRA settings and adapters, if any.
+    pub fn lora(&self) -> Option<(&LoraSettings, &[Adapter])> {
+        self.lora.as_ref().map(|(s, a)| (s, a.as_slice()))
+    }
+
+    fn rebuild(&mut self) -> Result<()> {
+        self.decoder = forward_over(
+            &self.config,
+            &self.variables,
+            self.frozen_before(),
+            self.lora.as_ref(),
+            &self.device,
+        )?;
+        Ok(())
+    }
+
+    /// Weights of blocks before this index are frozen (every block with LoRA).
+    fn frozen_before(&self) -> usize {
+        match self.lora {
+            Some(_) => usize::MAX,
+            None => self.first_trained_block,
+        }
+    }
+
     /// Trains only the last `n` blocks and the final norm (and a separate output
-    /// projection, if any); `None` trains every weight.
+    /// projection, if any); `None` trains every weight. Set before [`Self::add_lora`].
     pub fn set_trained_blocks(&mut self, last: Option<usize>) -> Result<()> {
+        if self.lora.is_some() {
+            return Err(Error::InvalidArgument(
+                "set the trained blocks before adding LoRA adapters".into(),
+            ));
+        }
         let layers = self.config.num_layers;
         self.first_trained_block = match last {
             None => 0,
@@ -107,17 +157,21 @@ impl TrainableDecoder {
                 )))
             }
         };
-        self.decoder = forward_over(
-            &self.config,
-            &self.variables,
-            self.first_trained_block,
-            &self.device,
-        )?;
-        Ok(())
+        self.rebuild()
     }
 
-    /// The variables the optimizer updates, with Hugging Face names.
+    /// The variables the optimizer updates, with Hugging Face names (peft's for LoRA
+    /// adapters).
     pub fn trained_variables(&self) -> Vec<(String, Var)> {
+        if let Some((_, adapters)) = &self.lora {
+            return adapters
+                .iter()
+                .flat_map(|ad| {
+                    let (a, b) = ad.names();
+                    [(a, ad.a.clone()), (b, ad.b.clone())]
+                })
+                .collect();
+        }
         self.variables
             .iter()
             .filter(|(role, _)| !is_frozen(*role, self.first_trained_block))
@@ -125,16 +179,48 @@ impl TrainableDecoder {
             .collect()
     }
 
+    /// The adapters as peft saves them (`adapter_model.safetensors`), f32 on the CPU;
+    /// empty without LoRA.
+    pub fn adapter_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for (name, var) in self.trained_variables() {
+            if self.lora.is_some() {
+                let t = var
+                    .as_tensor()
+                    .to_dtype(DType::F32)?
+                    .to_device(&Device::Cpu)?;
+                // A copy: the saved form must not change when the variable does.
+                out.insert(name, t.copy()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the adapters from tensors named as [`Self::adapter_tensors`] gives them.
+    pub fn load_adapter_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in self.trained_variables() {
+            let t = tensors.get(&name).ok_or_else(|| {
+                Error::InvalidArgument(format!("the adapters have no tensor '{name}'"))
+            })?;
+            var.set(&t.to_device(&self.device)?.to_dtype(self.dtype)?)
+                .map_err(|e| Error::InvalidArgument(format!("adapter tensor '{name}': {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Every weight as f32 under its Hugging Face name, in Hugging Face's RoPE layout
-    /// (query and key rows re-ordered when the weights came from a GGUF llama file):
-    /// what a checkpoint stores.
+    /// (query and key rows re-ordered when the weights came from a GGUF llama file),
+    /// LoRA adapters merged in: what a checkpoint stores.
     pub fn hf_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (role, var) in &self.variables {
-            let t = var
-                .as_tensor()
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?;
+            let mut t = var.as_tensor().clone();
+            if let Some((settings, adapters)) = &self.lora {
+                if let Some(adapter) = adapters.iter().find(|a| a.role == *role) {
+                    t = merged(&t, adapter, settings.scale())?;
+                }
+            }
+            let t = t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
             let t = match (self.config.rope_layout, role.rope_heads(&self.config)) {
                 (RopeLayout::Interleaved, Some(heads)) => interleaved_to_halves(&t, heads)?,
                 _ => t,
@@ -184,8 +270,12 @@ impl TrainableDecoder {
 }
 
 /// Whether `role` is frozen when blocks before `first_trained` are: those blocks'
-/// weights, and the embedding once any block is frozen.
+/// weights, and the embedding once any block is frozen; everything when
+/// `first_trained` is `usize::MAX` (LoRA).
 fn is_frozen(role: WeightRole, first_trained: usize) -> bool {
+    if first_trained == usize::MAX {
+        return true;
+    }
     match role {
         WeightRole::Embedding => first_trained > 0,
         _ => role.block_index().is_some_and(|i| i < first_trained),
@@ -193,15 +283,16 @@ fn is_frozen(role: WeightRole, first_trained: usize) -> bool {
 }
 
 /// The decoder over the variables; frozen ones enter detached, so backward never
-/// runs through them.
+/// runs through them; adapted matrices get their LoRA update.
 fn forward_over(
     config: &DecoderConfig,
     variables: &[(WeightRole, Var)],
     first_trained: usize,
+    lora: Option<&(LoraSettings, Vec<Adapter>)>,
     device: &Device,
 ) -> Result<Decoder> {
     let by_role: HashMap<WeightRole, &Var> = variables.iter().map(|(r, v)| (*r, v)).collect();
-    let weights = DecoderWeights::from_tensors(config, |role| {
+    let mut weights = DecoderWeights::from_tensors(config, |role| {
         let var = by_role
             .get(&role)
             .ok_or_else(|| Error::InvalidArgument(format!("no variable for {role:?}")))?;
@@ -210,5 +301,24 @@ fn forward_over(
             false => var.as_tensor().clone(),
         })
     })?;
-    Decoder::for_training(config.clone(), weights, device, first_trained)
+    let mut differentiable_from = first_trained;
+    if let Some((settings, adapters)) = lora {
+        for adapter in adapters {
+            let slot = weights.linear_mut(adapter.role).ok_or_else(|| {
+                Error::InvalidArgument(format!("{:?} cannot take an adapter", adapter.role))
+            })?;
+            let placeholder =
+                Linear::Candle(QMatMul::Tensor(Tensor::zeros(1, DType::F32, device)?));
+            let base = std::mem::replace(slot, placeholder);
+            *slot = Linear::LowRank {
+                base: Box::new(base),
+                a: adapter.a.as_tensor().clone(),
+                b: adapter.b.as_tensor().clone(),
+                scale: settings.scale(),
+            };
+            let block = adapter.role.block_index().unwrap_or(0);
+            differentiable_from = differentiable_from.min(block);
+        }
+    }
+    Decoder::for_training(config.clone(), weights, device, differentiable_from)
 }

@@ -174,6 +174,11 @@ fn new_trainer(
 ) -> Result<Trainer> {
     let mut model = TrainableDecoder::from_weights(model_config, weights, device, dtype)?;
     model.set_trained_blocks(config.trainable.last_layers)?;
+    if let Some(lora) = &config.lora {
+        let settings = crate::train::LoraSettings::from_config(lora)
+            .map_err(|m| Error::bad_file(&config.base, format!("lora: {m}")))?;
+        model.add_lora(settings, config.seed)?;
+    }
     let settings = TrainerSettings {
         objective: config.objective.objective(),
         schedule: config.optimizer.schedule(config.run.steps),
