@@ -11,17 +11,6 @@ use candle_core::{Device, Tensor};
 
 const SYSTEM: &str = "You are a biomedical expert. Answer concisely and factually.";
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 fn scale(a: &Tensor) -> f32 {
     a.abs()
         .unwrap()
@@ -86,7 +75,7 @@ fn logits_match_candle_transformers_quantized_llama() {
         .unwrap();
 
     for (a, b) in [(&ours, &theirs), (&next, &theirs_next)] {
-        let diff = max_abs_diff(a, b);
+        let diff = common::max_abs_diff(a, b);
         assert!(
             diff <= 1e-3 * scale(b),
             "max |diff| {diff} against a logit scale of {}",
@@ -214,7 +203,7 @@ fn hugging_face_export_loads_back_to_the_same_model() {
     let mut c2 = from_hf.model.new_cache();
     let a = from_gguf.model.prefill(&ids, &mut c1).unwrap();
     let b = from_hf.model.prefill(&ids, &mut c2).unwrap();
-    let diff = max_abs_diff(&a, &b);
+    let diff = common::max_abs_diff(&a, &b);
     assert!(
         diff <= 1e-3 * scale(&a),
         "GGUF vs exported HF logits differ by {diff}"

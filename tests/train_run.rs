@@ -429,7 +429,7 @@ fn lora_merged_weights_equal_the_adapted_forward() {
     model.add_lora(settings, 11).unwrap();
     let same = model.forward(&input).unwrap();
     // Equal up to rounding: the frozen first block now runs candle's fused kernels.
-    let diff = max_diff(&base, &same);
+    let diff = common::max_abs_diff(&base, &same);
     assert!(diff < 1e-6, "B = 0 must leave the model as it was ({diff})");
     let trained = model.trained_variables();
     assert_eq!(trained.len(), 6, "one block x 3 targets x (A, B)");
@@ -443,14 +443,14 @@ fn lora_merged_weights_equal_the_adapted_forward() {
     }
     let adapted = model.forward(&input).unwrap();
     assert!(
-        max_diff(&base, &adapted) > 1e-4,
+        common::max_abs_diff(&base, &adapted) > 1e-4,
         "the adapters change the output"
     );
     let mut merged = TrainableDecoder::random(config, 99, &Device::Cpu).unwrap();
     merged
         .load_hf_tensors(&model.hf_tensors().unwrap())
         .unwrap();
-    let diff = max_diff(&adapted, &merged.forward(&input).unwrap());
+    let diff = common::max_abs_diff(&adapted, &merged.forward(&input).unwrap());
     assert!(diff < 1e-5, "merged differs from adapted by {diff}");
     // Adapters round-trip through their saved form.
     let saved = model.adapter_tensors().unwrap();
@@ -458,18 +458,10 @@ fn lora_merged_weights_equal_the_adapted_forward() {
         var.set(&var.zeros_like().unwrap()).unwrap();
     }
     model.load_adapter_tensors(&saved).unwrap();
-    assert_eq!(max_diff(&adapted, &model.forward(&input).unwrap()), 0.0);
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    assert_eq!(
+        common::max_abs_diff(&adapted, &model.forward(&input).unwrap()),
+        0.0
+    );
 }
 
 #[test]

@@ -322,23 +322,13 @@ impl DecoderWeights {
             loader.matrix(head)?
         };
         let final_norm = loader.vector(WeightRole::FinalNorm, config)?;
-        let blocks = (0..config.num_layers)
-            .map(|i| {
-                let mut get = |role: WeightRole| -> Result<Weight> {
-                    let raw = loader.read(role, config)?;
-                    Ok(match role.shape(config) {
-                        (1, _) => Weight::Vector(loader.dense(&raw)?),
-                        _ => Weight::Matrix(loader.matrix(raw)?),
-                    })
-                };
-                BlockWeights::assemble(config, i, &mut get)
+        let head = (embedding, lm_head, final_norm);
+        Self::with_blocks(config, head, |role| {
+            let raw = loader.read(role, config)?;
+            Ok(match role.shape(config) {
+                (1, _) => Weight::Vector(loader.dense(&raw)?),
+                _ => Weight::Matrix(loader.matrix(raw)?),
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(DecoderWeights {
-            embedding,
-            final_norm,
-            lm_head,
-            blocks,
         })
     }
 
@@ -356,17 +346,23 @@ impl DecoderWeights {
             dense(tensor(WeightRole::LmHead)?)
         };
         let final_norm = tensor(WeightRole::FinalNorm)?;
-        let blocks = (0..config.num_layers)
-            .map(|i| {
-                let mut get = |role: WeightRole| -> Result<Weight> {
-                    let t = tensor(role)?;
-                    Ok(match role.shape(config) {
-                        (1, _) => Weight::Vector(t),
-                        _ => Weight::Matrix(dense(t)),
-                    })
-                };
-                BlockWeights::assemble(config, i, &mut get)
+        Self::with_blocks(config, (embedding, lm_head, final_norm), |role| {
+            let t = tensor(role)?;
+            Ok(match role.shape(config) {
+                (1, _) => Weight::Vector(t),
+                _ => Weight::Matrix(dense(t)),
             })
+        })
+    }
+
+    /// The embedding, head and final norm with every block built from `get`.
+    fn with_blocks(
+        config: &DecoderConfig,
+        (embedding, lm_head, final_norm): (Tensor, Linear, Tensor),
+        mut get: impl FnMut(WeightRole) -> Result<Weight>,
+    ) -> Result<Self> {
+        let blocks = (0..config.num_layers)
+            .map(|i| BlockWeights::assemble(config, i, &mut get))
             .collect::<Result<Vec<_>>>()?;
         Ok(DecoderWeights {
             embedding,
