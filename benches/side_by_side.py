@@ -87,7 +87,7 @@ def dump_vectors(path):
 EMBED_RE = r"^batch\s+(?P<batch>\d+): (?P<value>[\d.]+) texts/s"
 GEN_RE = r"^batch (?P<batch>\d+): prompt (?P<value>[\d.]+) tok/s"
 DEC_RE = r"^batch (?P<batch>\d+): prompt [\d.]+ tok/s \([^)]*\), generated (?P<value>[\d.]+) tok/s"
-TRAIN_RE = r"^\s*(?P<mode>full|last4)\b.*?(?P<value>[\d.]+) tokens/s"
+TRAIN_RE = r"^\s*(?P<mode>full|last4|lora)\b.*?(?P<value>[\d.]+) tokens/s"
 
 
 def comparisons(args):
@@ -148,6 +148,12 @@ def comparisons(args):
                   peer("torch_train.py"),
                   lambda t: figures(TRAIN_RE, t, "training tokens/s, {mode}"),
                   "SmolLM2-135M f32, batch 4 x 128"),
+        "train-qwen": ("torch", None,
+                       bench("train_throughput", BENCH_TRAIN_MODEL="qwen2.5-coder-0.5b-instruct"),
+                       peer("torch_train.py", "last4", "lora",
+                            BENCH_TRAIN_MODEL="qwen2.5-coder-0.5b-instruct"),
+                       lambda t: figures(TRAIN_RE, t, "training tokens/s, {mode}"),
+                       "Qwen2.5-Coder-0.5B f32, batch 4 x 128; LoRA r 8 on q/k/v/o (peft for torch)"),
     }
 
 

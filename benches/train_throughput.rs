@@ -1,13 +1,16 @@
 //! Training throughput on the CPU: tokens per second of a whole optimizer step
-//! (forward, backward, clipping, AdamW) for SmolLM2-135M dequantised to f32, batch 4 x
-//! 128 tokens, full fine-tuning and training only the last 4 blocks, with the time split
-//! into forward, backward and optimizer; and the process's peak memory.
+//! (forward, backward, clipping, AdamW) for a fetched model dequantised to f32
+//! (SmolLM2-135M, or the one named by `BENCH_TRAIN_MODEL`, such as
+//! qwen2.5-coder-0.5b-instruct), batch 4 x 128 tokens: full fine-tuning, the last 4
+//! blocks only, and LoRA (rank 8, alpha 16, on q/k/v/o of every block), with the time
+//! split into forward, backward and optimizer; and the process's peak memory.
 //!
 //! The batch's token ids (real gene prompts and RefSeq summaries) and the f32 model as a
 //! Hugging Face folder are written under `target/` for the PyTorch peer
-//! (benches/peers/torch_train.py), which runs the same steps.
+//! (benches/peers/torch_train.py, with peft for LoRA), which runs the same steps.
 //!
-//! Run: `cargo bench --bench train_throughput` (BENCH_MODE=full or last4 for one mode).
+//! Run: `cargo bench --bench train_throughput` (BENCH_MODE=full, last4 or lora for one
+//! mode; by default full and last4 for SmolLM2, last4 and lora for other models).
 
 mod common;
 use bftembed::genes::GeneCatalog;
@@ -18,6 +21,7 @@ use bftembed::train::data::{gene_pairs, Batch, ExampleEncoder, TokenizedExample}
 use bftembed::train::{
     clip_scale, grad_norm, objective_loss, AdamW, AdamWSettings, Objective, TrainableDecoder,
 };
+use bftembed::train::{LoraConfig, LoraSettings};
 use candle_core::{DType, Device, Var};
 use common::peak_rss_mib;
 use std::time::Instant;
@@ -30,10 +34,16 @@ fn main() {
     bftembed::alloc_tuning::tune_allocator_for_tensors();
     bftembed::device::pin_cpu_thread_count();
     let cache = ModelCache::from_env().expect("cache");
-    let known = KnownModel::find(DEFAULT_GENERATOR_MODEL).expect("model");
+    let name = std::env::var("BENCH_TRAIN_MODEL").unwrap_or(DEFAULT_GENERATOR_MODEL.into());
+    let known = KnownModel::find(&name).expect("a model bftembed knows by name");
     let dir = cache.fetch(known, false).expect("fetch model");
     let target = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
-    let hf = target.join("train-bench-smollm2-f32");
+    // The peer derives the same folder name from BENCH_TRAIN_MODEL.
+    let folder = match name.as_str() {
+        DEFAULT_GENERATOR_MODEL => "train-bench-smollm2-f32".to_string(),
+        other => format!("train-bench-{other}-f32"),
+    };
+    let hf = target.join(folder);
     if !hf.join("model.safetensors").is_file() {
         gguf_to_hf_folder(&dir.weights, &hf).expect("export the f32 model for the peer");
     }
@@ -66,9 +76,16 @@ fn main() {
     let tokens = BATCH * SEQ;
 
     let mode = std::env::var("BENCH_MODE").ok();
-    let modes: Vec<(&str, Option<usize>)> = [("full", None), ("last4", Some(4))]
+    let defaults: &[&str] = match name.as_str() {
+        DEFAULT_GENERATOR_MODEL => &["full", "last4"],
+        _ => &["last4", "lora"],
+    };
+    let modes: Vec<(&str, Option<usize>)> = [("full", None), ("last4", Some(4)), ("lora", None)]
         .into_iter()
-        .filter(|(name, _)| mode.as_deref().is_none_or(|m| m == *name))
+        .filter(|(name, _)| match mode.as_deref() {
+            Some(m) => m == *name,
+            None => defaults.contains(name),
+        })
         .collect();
     let (config, _) = (lm.model.config().clone(), ());
     let mut lm = Some(lm);
@@ -87,6 +104,17 @@ fn main() {
             TrainableDecoder::from_weights(config.clone(), weights, &Device::Cpu, DType::F32)
                 .unwrap();
         model.set_trained_blocks(last).unwrap();
+        if name == "lora" {
+            let lora = LoraSettings::from_config(&LoraConfig {
+                rank: 8,
+                alpha: 16.0,
+                targets: ["q_proj", "k_proj", "v_proj", "o_proj"]
+                    .map(String::from)
+                    .to_vec(),
+            })
+            .unwrap();
+            model.add_lora(lora, 17).unwrap();
+        }
         let trained = model.trained_variables();
         let count: usize = trained.iter().map(|(_, v)| v.elem_count()).sum();
         let vars: Vec<Var> = trained.iter().map(|(_, v)| v.clone()).collect();

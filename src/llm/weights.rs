@@ -217,6 +217,17 @@ pub enum Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
+            // A dense matrix multiplies every row of the batch in one 2-D product:
+            // candle's QMatMul would broadcast the weight per sequence, and its
+            // backward pass then materialises one weight-sized gradient per sequence
+            // (a 151,936-row output matrix: 545 MB each).
+            Linear::Candle(QMatMul::Tensor(w)) if x.rank() > 2 => {
+                let mut dims = x.dims().to_vec();
+                let k = dims.pop().unwrap_or(0);
+                let rows = dims.iter().product::<usize>();
+                dims.push(w.dim(0)?);
+                x.reshape((rows, k))?.matmul(&w.t()?)?.reshape(dims)
+            }
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
             Linear::LowRank { base, a, b, scale } => {
