@@ -55,6 +55,17 @@ def figures(pattern, text, names):
     return out
 
 
+def generation_figures(text):
+    """Prompt and generated tokens/s per batch size, from the bench or llama.cpp."""
+    return {**figures(GEN_RE, text, "prompt tok/s, batch {batch}"),
+            **figures(DEC_RE, text, "generated tok/s, batch {batch}")}
+
+
+def training_figures(text):
+    """Training tokens/s per mode, from the bench or PyTorch."""
+    return figures(TRAIN_RE, text, "training tokens/s, {mode}")
+
+
 def median_of(pattern, text, name):
     values = [float(v) for v in re.findall(pattern, text, re.M)]
     return {name: statistics.median(values)} if values else {}
@@ -133,26 +144,24 @@ def comparisons(args):
         "generate": ("llama_cpp", None,
                      bench("generate_throughput", BENCH_QUICK="1"),
                      peer("llamacpp_generate.py", gguf_path(), 2),
-                     lambda t: {**figures(GEN_RE, t, "prompt tok/s, batch {batch}"),
-                                **figures(DEC_RE, t, "generated tok/s, batch {batch}")},
+                     generation_figures,
                      "SmolLM2-135M GGUF, same prompt ids, greedy"),
         "generate-qwen": ("llama_cpp", None,
                           bench("generate_throughput", BENCH_QUICK="1",
                                 BENCH_GENERATOR="qwen2.5-coder-0.5b-instruct"),
                           peer("llamacpp_generate.py", gguf_path("qwen2.5-coder-0.5b-instruct"), 2),
-                          lambda t: {**figures(GEN_RE, t, "prompt tok/s, batch {batch}"),
-                                     **figures(DEC_RE, t, "generated tok/s, batch {batch}")},
+                          generation_figures,
                           "Qwen2.5-Coder-0.5B GGUF (Q5_0/Q8_0/Q6_K/Q4_K), same prompt ids, greedy"),
         "train": ("torch", None,
                   bench("train_throughput"),
                   peer("torch_train.py"),
-                  lambda t: figures(TRAIN_RE, t, "training tokens/s, {mode}"),
+                  training_figures,
                   "SmolLM2-135M f32, batch 4 x 128"),
         "train-qwen": ("torch", None,
                        bench("train_throughput", BENCH_TRAIN_MODEL="qwen2.5-coder-0.5b-instruct"),
                        peer("torch_train.py", "last4", "lora",
                             BENCH_TRAIN_MODEL="qwen2.5-coder-0.5b-instruct"),
-                       lambda t: figures(TRAIN_RE, t, "training tokens/s, {mode}"),
+                       training_figures,
                        "Qwen2.5-Coder-0.5B f32, batch 4 x 128; LoRA r 8 on q/k/v/o (peft for torch)"),
     }
 

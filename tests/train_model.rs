@@ -26,14 +26,7 @@ fn check(dir: &ModelDir) {
         .unwrap();
     let logits = model.forward(&input).unwrap();
     let last = logits.get(0).unwrap().get(ids.len() - 1).unwrap();
-    let diff = (&last - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = common::max_abs_diff(&last, &reference);
     let scale = reference
         .abs()
         .unwrap()

@@ -535,46 +535,10 @@ fn bad_configs_fail_before_any_work() {
 #[ignore = "slow: real data at full size; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
 fn smoke_config_trains_smollm2_and_its_checkpoint_generates() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("smoke");
-    let status = bftembed()
-        .args(["train", "--config"])
-        .arg(repo("train/smoke.toml"))
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (run, _) = common::train_then_profile(&repo("train/smoke.toml"), dir.path());
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"], 6);
-    let genes = dir.path().join("genes.txt");
-    std::fs::write(&genes, "TP53\nBRCA1\n").unwrap();
-    let table = dir.path().join("profiles.parquet");
-    let status = bftembed()
-        .args([
-            "profile",
-            "--source",
-            "model",
-            "--max-new-tokens",
-            "24",
-            "--genes",
-        ])
-        .arg(&genes)
-        .arg("--model")
-        .arg(out.join("checkpoint"))
-        .arg("--out")
-        .arg(&table)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let records = bftembed::profile::read_profiles(&table).unwrap();
-    assert_eq!(records.len(), 2);
-    assert!(
-        records
-            .iter()
-            .all(|r| r.text.split_whitespace().count() >= 5),
-        "{records:?}"
-    );
 }
 
 #[test]

@@ -11,6 +11,11 @@ pub(super) const SUPPORTED: &str = "bftembed's decoder runs dense llama (incl. L
      window), RoPE over the whole head (default or llama3 scaling), a SiLU-gated MLP without \
      biases, no experts";
 
+/// A refusal of `what` in the file at `path`, followed by what is supported.
+pub(super) fn refusal(path: &Path, what: String) -> Error {
+    Error::unsupported(path, format!("{what} is not supported; {SUPPORTED}"))
+}
+
 /// The architectures the decoder computes. Each differs from llama in a few fixed ways,
 /// which the config records as flags so the forward pass reads them, not the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,8 +215,38 @@ impl DecoderConfig {
         Ok((angles.cos()?, angles.sin()?))
     }
 
+    /// What both readers check once the config is read: heads, RoPE divisors and the
+    /// family's biases and norms.
+    pub(super) fn check(&self, path: &Path) -> Result<()> {
+        self.check_heads(path)?;
+        self.check_family_flags(path)
+    }
+
+    /// Refuses bias and norm tensors a family does not have: qwen2 has query/key/value
+    /// biases and nothing else, qwen3 has query/key norms and biases on all four
+    /// projections or none, llama biases on all four or none.
+    fn check_family_flags(&self, path: &Path) -> Result<()> {
+        let (qkv, out, norm) = (self.qkv_bias, self.output_bias, self.qk_norm);
+        let ok = match self.family {
+            DecoderFamily::Llama => !norm && qkv == out,
+            DecoderFamily::Qwen2 => qkv && !out && !norm,
+            DecoderFamily::Qwen3 => norm && qkv == out,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(refusal(
+            path,
+            format!(
+                "a {} model with query/key/value biases {qkv}, an output bias {out} and \
+                 query/key norms {norm}",
+                self.family.name()
+            ),
+        ))
+    }
+
     /// Refuses head counts and sizes the attention cannot use.
-    pub(super) fn check_heads(&self, path: &Path) -> Result<()> {
+    fn check_heads(&self, path: &Path) -> Result<()> {
         let (q, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         if q == 0 || kv == 0 || !q.is_multiple_of(kv) {
             return Err(Error::bad_file(

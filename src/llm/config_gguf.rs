@@ -5,7 +5,7 @@
 //! decoder would not read) would load, or nearly, and generate text that is subtly
 //! wrong, so each such setting is refused with what is supported.
 
-use super::config::{DecoderConfig, DecoderFamily, RopeScaling, SUPPORTED};
+use super::config::{refusal, DecoderConfig, DecoderFamily, RopeScaling, SUPPORTED};
 use super::weights::WeightRole;
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Value as GgufValue};
@@ -64,15 +64,10 @@ impl DecoderConfig {
             let pairs = config.head_dim / 2;
             config.rope_scaling = RopeScaling::Divisors(read_rope_divisors(content, pairs, path)?);
         }
-        config.check_heads(path)?;
-        check_family_flags(&config, path)?;
+        config.check(path)?;
         check_gguf_tensors(content, &config, path)?;
         Ok(config)
     }
-}
-
-fn refusal(path: &Path, what: String) -> Error {
-    Error::unsupported(path, format!("{what} is not supported; {SUPPORTED}"))
 }
 
 /// The family of `general.architecture`, or a refusal naming what is supported.
@@ -193,29 +188,6 @@ fn check_gguf_variant(meta: &Metadata) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Refuses bias and norm tensors a family does not have: qwen2 has query/key/value
-/// biases and nothing else, qwen3 has query/key norms and biases on all four
-/// projections or none, llama biases on all four or none.
-pub(super) fn check_family_flags(config: &DecoderConfig, path: &Path) -> Result<()> {
-    let (qkv, out, norm) = (config.qkv_bias, config.output_bias, config.qk_norm);
-    let ok = match config.family {
-        DecoderFamily::Llama => !norm && qkv == out,
-        DecoderFamily::Qwen2 => qkv && !out && !norm,
-        DecoderFamily::Qwen3 => norm && qkv == out,
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(refusal(
-        path,
-        format!(
-            "a {} model with query/key/value biases {qkv}, an output bias {out} and \
-             query/key norms {norm}",
-            config.family.name()
-        ),
-    ))
 }
 
 /// Refuses a file holding tensors the decoder would not read (experts, extra biases):

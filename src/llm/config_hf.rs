@@ -4,8 +4,7 @@
 //! than llama3, sliding windows, MLP biases, activations other than SiLU, quantized
 //! checkpoints.
 
-use super::config::{DecoderConfig, DecoderFamily, RopeLayout, RopeScaling, SUPPORTED};
-use super::config_gguf::check_family_flags;
+use super::config::{refusal, DecoderConfig, DecoderFamily, RopeLayout, RopeScaling, SUPPORTED};
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::path::Path;
@@ -60,14 +59,9 @@ impl DecoderConfig {
             output_bias: family != DecoderFamily::Qwen2 && attention_bias,
             qk_norm: family == DecoderFamily::Qwen3,
         };
-        config.check_heads(path)?;
-        check_family_flags(&config, path)?;
+        config.check(path)?;
         Ok(config)
     }
-}
-
-fn refusal(path: &Path, what: String) -> Error {
-    Error::unsupported(path, format!("{what} is not supported; {SUPPORTED}"))
 }
 
 fn hf_family(json: &Value, path: &Path) -> Result<DecoderFamily> {
@@ -91,14 +85,14 @@ fn check_hf_config(json: &Value, family: DecoderFamily, path: &Path) -> Result<(
     if set("mlp_bias").and_then(Value::as_bool) == Some(true) {
         return Err(refusal(path, "mlp_bias true".into()));
     }
-    if family == DecoderFamily::Qwen2 && set("attention_bias").is_some() {
-        // Qwen2's projections always carry query/key/value biases, whatever this says.
-        if set("attention_bias").and_then(Value::as_bool) == Some(true) {
-            return Err(refusal(
-                path,
-                "attention_bias true in a qwen2 config".into(),
-            ));
-        }
+    // Qwen2 has query/key/value biases and no output bias whatever the config says;
+    // one that asks for all four is refused rather than read as something else.
+    let all_biases = set("attention_bias").and_then(Value::as_bool) == Some(true);
+    if family == DecoderFamily::Qwen2 && all_biases {
+        return Err(refusal(
+            path,
+            "attention_bias true in a qwen2 config".into(),
+        ));
     }
     if let Some(act) = set("hidden_act").filter(|v| v.as_str() != Some("silu")) {
         return Err(refusal(
@@ -168,7 +162,7 @@ fn hf_head_dim(
 
 /// The RoPE base: `rope_theta`, or transformers 5's `rope_parameters.rope_theta`;
 /// 10 000 (transformers' default) when neither is given.
-pub(super) fn hf_rope_theta(json: &Value, path: &Path) -> Result<f64> {
+fn hf_rope_theta(json: &Value, path: &Path) -> Result<f64> {
     let top = json.get("rope_theta").and_then(Value::as_f64);
     let nested = json
         .get("rope_parameters")

@@ -182,18 +182,20 @@ impl TrainableDecoder {
     /// The adapters as peft saves them (`adapter_model.safetensors`), f32 on the CPU;
     /// empty without LoRA.
     pub fn adapter_tensors(&self) -> Result<HashMap<String, Tensor>> {
-        let mut out = HashMap::new();
-        for (name, var) in self.trained_variables() {
-            if self.lora.is_some() {
+        if self.lora.is_none() {
+            return Ok(HashMap::new());
+        }
+        self.trained_variables()
+            .into_iter()
+            .map(|(name, var)| {
                 let t = var
                     .as_tensor()
                     .to_dtype(DType::F32)?
                     .to_device(&Device::Cpu)?;
                 // A copy: the saved form must not change when the variable does.
-                out.insert(name, t.copy()?);
-            }
-        }
-        Ok(out)
+                Ok((name, t.copy()?))
+            })
+            .collect()
     }
 
     /// Sets the adapters from tensors named as [`Self::adapter_tensors`] gives them.

@@ -92,6 +92,48 @@ pub fn bftembed(args: &[&str]) -> std::process::Output {
         .expect("run bftembed")
 }
 
+/// Trains `config` through the CLI into `dir/run`, then profiles TP53 and BRCA1 with
+/// its checkpoint (at most 24 new tokens each); gives the run folder and the profiles,
+/// each checked to be a text of at least five words.
+pub fn train_then_profile(
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> (PathBuf, Vec<bftembed::profile::ProfileRecord>) {
+    let run = dir.join("run");
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_bftembed"));
+    let status = bin()
+        .args(["train", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(&run)
+        .status()
+        .expect("run bftembed train");
+    assert!(status.success(), "{} trains", config.display());
+    let genes = dir.join("genes.txt");
+    std::fs::write(&genes, "TP53\nBRCA1\n").unwrap();
+    let table = dir.join("profiles.parquet");
+    let status = bin()
+        .args(["profile", "--source", "model", "--max-new-tokens", "24"])
+        .arg("--genes")
+        .arg(&genes)
+        .arg("--model")
+        .arg(run.join("checkpoint"))
+        .arg("--out")
+        .arg(&table)
+        .status()
+        .expect("run bftembed profile");
+    assert!(status.success(), "profile loads the checkpoint");
+    let records = bftembed::profile::read_profiles(&table).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.text.split_whitespace().count() >= 5),
+        "{records:?}"
+    );
+    (run, records)
+}
+
 /// A finished run's stderr as text.
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
