@@ -4,7 +4,10 @@
 //! missing, a paired test for every comparison), whoever wins. A second run reuses every
 //! cached stage and reproduces the scores. Bad study files fail before any work.
 
-use bftembed::study::{run_study, StudyConfig, StudyModel, StudyOptions, NCBI_STORE, RANDOM_STORE};
+use bftembed::study::{
+    run_study, StudyArm, StudyConfig, StudyModel, StudyOptions, BASE_MODEL, CARDS_STORE,
+    NCBI_STORE, RANDOM_STORE,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,8 +66,9 @@ fn quick_study_is_complete_consistent_and_cached() {
     let options = StudyOptions {
         quick: true,
         commit: Some("test".into()),
+        arm: StudyArm::Heldout,
     };
-    let report = run_study(&config, &options).unwrap();
+    let report = run_study(&config, &options).unwrap().heldout.unwrap();
     let out = dir.path().join("study").join("quick");
 
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -161,7 +165,7 @@ fn quick_study_is_complete_consistent_and_cached() {
     // A second run redoes nothing expensive and gives the same numbers.
     let profiles_written = modified(&out.join("profiles/smoke.parquet"));
     let store_written = modified(&out.join("stores/smoke/manifest.json"));
-    let again = run_study(&config, &options).unwrap();
+    let again = run_study(&config, &options).unwrap().heldout.unwrap();
     assert_eq!(
         modified(&out.join("profiles/smoke.parquet")),
         profiles_written
@@ -221,6 +225,7 @@ fn bad_study_files_fail_before_any_work() {
         &StudyOptions {
             quick: true,
             commit: None,
+            arm: StudyArm::Heldout,
         },
     )
     .unwrap_err()

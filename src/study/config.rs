@@ -32,6 +32,8 @@ pub struct StudyConfig {
     pub facts: FactsConfig,
     /// Gene-set naming.
     pub gene_sets: GeneSetConfig,
+    /// The acquisition arm: teach genes, then ask about them (absent: no such arm).
+    pub acquisition: Option<AcquisitionConfig>,
     /// What `--quick` changes.
     pub quick: QuickConfig,
     /// `cpu`, `cuda[:N]`, `metal[:N]` or `auto`.
@@ -184,6 +186,61 @@ pub struct GeneSetSource {
     pub name_column: String,
 }
 
+/// The acquisition arm: a set of taught genes whose cards every objective teaches the base
+/// model under the same budget, then closed-book questions about exactly those genes
+/// (and about as many never-taught genes, for generalisation).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquisitionConfig {
+    /// Tasks whose labelled genes are drawn (and scored on the taught genes' stores).
+    pub tasks: Vec<PathBuf>,
+    /// Taught genes drawn per task; as many never-taught genes are drawn beside them.
+    pub per_task: usize,
+    /// Seed of the draws.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The card template of the teaching text (fields that state a task's labels must
+    /// stay out of it).
+    pub card_template: PathBuf,
+    /// A training config (`bftembed train` format) with the shared budget: base model,
+    /// optimizer, steps, batch, trained blocks. Its name, out, seed, objective kind and
+    /// data files are set per run by the study.
+    pub training: PathBuf,
+    /// The trained models compared; every one starts from the training config's base.
+    pub runs: Vec<AcquisitionRun>,
+    /// The objective whose runs the paired tests centre on (`bft`).
+    pub focus: String,
+}
+
+/// One training run of the acquisition arm.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquisitionRun {
+    /// `sft`, `dft`, `bft` or `bft-v3`.
+    pub objective: String,
+    /// Seed of the data order (and of LoRA adapters); runs of one objective differ by it.
+    pub seed: u64,
+}
+
+impl AcquisitionRun {
+    /// The run's name: objective and seed, as `bft-s17`.
+    pub fn name(&self) -> String {
+        format!("{}-s{}", self.objective, self.seed)
+    }
+}
+
+/// What `--quick` changes in the acquisition arm.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickAcquisition {
+    /// Taught genes per task.
+    pub per_task: usize,
+    /// Training steps of every run.
+    pub steps: usize,
+    /// Runs kept, by objective (their first seed only).
+    pub objectives: Vec<String>,
+}
+
 /// What `--quick` changes: fewer genes, tasks and sets, same everything else.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +253,8 @@ pub struct QuickConfig {
     pub gene_sets_per_source: usize,
     /// Most tokens per profile.
     pub max_new_tokens: Option<usize>,
+    /// The acquisition arm's quick settings.
+    pub acquisition: Option<QuickAcquisition>,
 }
 
 fn default_device() -> String {
@@ -250,6 +309,14 @@ impl StudyConfig {
         self.gene_sets.per_source = self.quick.gene_sets_per_source;
         if let Some(n) = self.quick.max_new_tokens {
             self.generation.max_new_tokens = n;
+        }
+        if let (Some(a), Some(q)) = (self.acquisition.as_mut(), &self.quick.acquisition) {
+            a.per_task = q.per_task;
+            let mut kept = Vec::new();
+            for objective in &q.objectives {
+                kept.extend(a.runs.iter().find(|r| &r.objective == objective).cloned());
+            }
+            a.runs = kept;
         }
         self
     }
@@ -341,10 +408,56 @@ impl StudyConfig {
                 .as_ref()
                 .map(|t| ("generation.template".to_string(), t)),
         );
+        if let Some(a) = &self.acquisition {
+            self.check_acquisition(a, origin)?;
+            files.push(("acquisition.card_template".into(), &a.card_template));
+            files.push(("acquisition.training".into(), &a.training));
+            files.extend(a.tasks.iter().map(|t| ("acquisition.tasks".to_string(), t)));
+        }
         for (key, p) in files {
             let full = self.path(p);
             if !full.is_file() {
                 return bad(format!("{key}: no file at {}", full.display()));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_acquisition(&self, a: &AcquisitionConfig, origin: &Path) -> Result<()> {
+        let bad = |m: String| Err(Error::bad_file(origin, m));
+        const OBJECTIVES: [&str; 4] = ["sft", "dft", "bft", "bft-v3"];
+        if a.per_task == 0 || a.tasks.is_empty() || a.runs.is_empty() {
+            return bad("acquisition: per_task, tasks and runs must not be empty or 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for run in &a.runs {
+            if !OBJECTIVES.contains(&run.objective.as_str()) {
+                return bad(format!(
+                    "acquisition.runs: objective '{}' is not one of {}",
+                    run.objective,
+                    OBJECTIVES.join(", ")
+                ));
+            }
+            if !names.insert(run.name()) {
+                return bad(format!("acquisition.runs: {} appears twice", run.name()));
+            }
+        }
+        if !a.runs.iter().any(|r| r.objective == a.focus) {
+            return bad(format!("acquisition.focus '{}' has no run", a.focus));
+        }
+        if let Some(q) = &self.quick.acquisition {
+            if q.per_task == 0 || q.steps == 0 {
+                return bad("quick.acquisition: per_task and steps must be at least 1".into());
+            }
+            if let Some(o) = q
+                .objectives
+                .iter()
+                .find(|o| !a.runs.iter().any(|r| &&r.objective == o))
+            {
+                return bad(format!("quick.acquisition.objectives: '{o}' has no run"));
+            }
+            if !q.objectives.contains(&a.focus) {
+                return bad("quick.acquisition.objectives must keep the focus objective".into());
             }
         }
         Ok(())

@@ -5,7 +5,6 @@
 use crate::error::Result;
 use crate::rng::SplitMix64;
 use crate::tasks::{expression_genes, task_genes, SymbolMapper, TaskSpec};
-use crate::train::split::{DataSplit, SplitRole};
 use std::collections::BTreeSet;
 
 /// How many genes one task contributed.
@@ -28,19 +27,20 @@ pub struct StudyGenes {
     pub draws: Vec<TaskDraw>,
 }
 
-/// Draws up to `per_task` evaluation genes from each task's genes (the genes it scores
+/// Draws up to `per_task` of the `candidates` (the split's evaluation genes) from each
+/// task's genes (the genes it scores
 /// as items, or for cell and response tasks the genes of its matrix), seeded per task so
 /// that adding a task leaves the other draws as they were. Pair tasks draw whole pairs
 /// of both classes; class tasks draw the classes in turn, so that a small class keeps
 /// enough genes for every fold.
 pub fn select_study_genes(
     tasks: &[TaskSpec],
-    split: &DataSplit,
+    candidates: &BTreeSet<String>,
     mapper: &mut SymbolMapper,
     per_task: usize,
     seed: u64,
 ) -> Result<StudyGenes> {
-    let eval: BTreeSet<String> = split.genes_with(SplitRole::Eval).into_iter().collect();
+    let eval = candidates;
     let mut chosen = BTreeSet::new();
     let mut draws = Vec::new();
     for task in tasks {
@@ -48,11 +48,11 @@ pub fn select_study_genes(
         let scored = task_genes(task, mapper)?;
         // Pair and class tasks draw so that both classes (or every class) stay scorable.
         let balanced = if let Some((train, test)) = scored.pairs {
-            Some(draw_pairs(&[train, test], &eval, per_task, &mut rng))
+            Some(draw_pairs(&[train, test], eval, per_task, &mut rng))
         } else {
             scored
                 .classes
-                .map(|labels| draw_classes(&labels, &eval, per_task, &mut rng))
+                .map(|labels| draw_classes(&labels, eval, per_task, &mut rng))
         };
         if let Some((drawn, candidates)) = balanced {
             draws.push(TaskDraw {
@@ -183,7 +183,7 @@ mod tests {
         let small = drawn.iter().filter(|g| g.starts_with("SMALL")).count();
         assert_eq!(small, 6, "every evaluation gene of the small class");
         assert!(!drawn.contains("TRAINED"));
-        let again = draw_classes(&labels, &eval, 20, &mut SplitMix64::new(3)).0;
+        let again = draw_classes(&labels, eval, 20, &mut SplitMix64::new(3)).0;
         assert_eq!(drawn, again, "seeded");
     }
 }

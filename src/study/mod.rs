@@ -6,6 +6,7 @@
 //! annotations, and gene-set naming, and writes one report (`train/study.toml`).
 
 mod accuracy;
+mod acquisition;
 mod cache;
 mod config;
 mod facts;
@@ -17,10 +18,15 @@ mod scoring;
 mod stages;
 
 pub use accuracy::{mask_gene, profile_accuracy, ProfileAccuracy, VectorsBySymbol};
+pub use acquisition::{
+    gap_closed, go_recall, holm, AcquisitionReport, PrimaryTest, ProbeRow, RecallRow, RunRecord,
+    BASE_MODEL, CARDS_STORE,
+};
 pub use cache::{fingerprint, is_current, mark};
 pub use config::{
-    ComparisonConfig, EmbeddingConfig, FactsConfig, GeneSelection, GeneSetConfig, GeneSetSource,
-    GenerationConfig, QuickConfig, StudyConfig, StudyModel, NCBI_STORE, RANDOM_STORE,
+    AcquisitionConfig, AcquisitionRun, ComparisonConfig, EmbeddingConfig, FactsConfig,
+    GeneSelection, GeneSetConfig, GeneSetSource, GenerationConfig, QuickAcquisition, QuickConfig,
+    StudyConfig, StudyModel, NCBI_STORE, RANDOM_STORE,
 };
 pub use facts::{FactCheck, GoKnowledge};
 pub use gene_sets::{
@@ -28,5 +34,5 @@ pub use gene_sets::{
 };
 pub use genes::{select_study_genes, StudyGenes, TaskDraw};
 pub use report::{ModelRecord, PairedRow, StoreCoverage, StudyReport};
-pub use run::{run_study, study_dir, StudyOptions};
+pub use run::{run_study, study_dir, StudyArm, StudyOptions, StudyResults};
 pub use stages::{answers, answers_fingerprint, store, store_fingerprint, AskSettings};

@@ -359,86 +359,89 @@ impl StudyReport {
     }
 
     fn plot_paired(&self, out: &Path) -> Result<()> {
-        let rows: Vec<(String, &PairedDifference)> = self
-            .paired
-            .iter()
-            .filter_map(|r| {
-                let label = if r.section == "task" {
-                    format!("{} vs {}", r.item, r.other)
+        let title = format!(
+            "{} minus other store (95% paired bootstrap interval)",
+            self.focus
+        );
+        plot_paired_rows(&self.paired, &title, out)
+    }
+}
+
+/// The paired differences of `rows` as intervals around zero (green when the interval
+/// is above zero, red below, grey across), one row each, labelled by task or metric.
+pub(super) fn plot_paired_rows(rows: &[PairedRow], title: &str, out: &Path) -> Result<()> {
+    let rows: Vec<(String, &PairedDifference)> = rows
+        .iter()
+        .filter_map(|r| {
+            let label = if r.section == "task" {
+                format!("{} vs {}", r.item, r.other)
+            } else {
+                format!("{} vs {}", r.metric, r.other)
+            };
+            r.result.as_ref().map(|x| (label, x))
+        })
+        .collect();
+    let height = (60 + 18 * rows.len().max(1)) as u32;
+    let (lo, hi) = rows.iter().fold((0f64, 0f64), |(lo, hi), (_, r)| {
+        (lo.min(r.interval.0), hi.max(r.interval.1))
+    });
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    crate::plot::render_png(out, (1100, height), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(420)
+            .build_cartesian_2d((lo - pad)..(hi + pad), 0f64..rows.len().max(1) as f64)
+            .map_err(|e| e.to_string())?;
+        let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len() * 2 + 1)
+            .y_label_formatter(&|y| {
+                // Rows sit at i + 0.5 from the top; other tick positions stay blank.
+                let i = y.floor() as usize;
+                if (y - i as f64 - 0.5).abs() < 0.01 && i < labels.len() {
+                    labels[labels.len() - 1 - i].clone()
                 } else {
-                    format!("{} vs {}", r.metric, r.other)
-                };
-                r.result.as_ref().map(|x| (label, x))
+                    String::new()
+                }
             })
-            .collect();
-        let height = (60 + 18 * rows.len().max(1)) as u32;
-        let (lo, hi) = rows.iter().fold((0f64, 0f64), |(lo, hi), (_, r)| {
-            (lo.min(r.interval.0), hi.max(r.interval.1))
-        });
-        let pad = ((hi - lo) * 0.05).max(1e-3);
-        crate::plot::render_png(out, (1100, height), |root| {
-            let mut chart = ChartBuilder::on(root)
-                .caption(
-                    format!(
-                        "{} minus other store (95% paired bootstrap interval)",
-                        self.focus
-                    ),
-                    ("sans-serif", 18),
-                )
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(420)
-                .build_cartesian_2d((lo - pad)..(hi + pad), 0f64..rows.len().max(1) as f64)
-                .map_err(|e| e.to_string())?;
-            let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_labels(rows.len() * 2 + 1)
-                .y_label_formatter(&|y| {
-                    // Rows sit at i + 0.5 from the top; other tick positions stay blank.
-                    let i = y.floor() as usize;
-                    if (y - i as f64 - 0.5).abs() < 0.01 && i < labels.len() {
-                        labels[labels.len() - 1 - i].clone()
-                    } else {
-                        String::new()
-                    }
-                })
-                .draw()
-                .map_err(|e| e.to_string())?;
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (0.0, rows.len() as f64)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(|e| e.to_string())?;
+        let n = rows.len();
+        for (i, (_, r)) in rows.iter().enumerate() {
+            let y = (n - 1 - i) as f64 + 0.5;
+            let colour = if r.interval.0 > 0.0 {
+                RGBColor(44, 160, 44)
+            } else if r.interval.1 < 0.0 {
+                RGBColor(214, 39, 40)
+            } else {
+                RGBColor(110, 110, 110)
+            };
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(0.0, 0.0), (0.0, rows.len() as f64)],
-                    BLACK.stroke_width(1),
+                    vec![(r.interval.0, y), (r.interval.1, y)],
+                    colour.stroke_width(2),
                 )))
                 .map_err(|e| e.to_string())?;
-            let n = rows.len();
-            for (i, (_, r)) in rows.iter().enumerate() {
-                let y = (n - 1 - i) as f64 + 0.5;
-                let colour = if r.interval.0 > 0.0 {
-                    RGBColor(44, 160, 44)
-                } else if r.interval.1 < 0.0 {
-                    RGBColor(214, 39, 40)
-                } else {
-                    RGBColor(110, 110, 110)
-                };
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(r.interval.0, y), (r.interval.1, y)],
-                        colour.stroke_width(2),
-                    )))
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series(std::iter::once(Circle::new(
-                        (r.difference, y),
-                        4,
-                        colour.filled(),
-                    )))
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        })
-    }
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (r.difference, y),
+                    4,
+                    colour.filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
 }
 
 fn short(sha: &str) -> &str {

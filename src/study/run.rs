@@ -4,6 +4,7 @@
 //! [`run_study`] runs the stages in order; the ones that make profiles and stores are
 //! here, the ones that score them in [`super::scoring`].
 
+use super::acquisition::{run_acquisition, AcquisitionReport};
 use super::config::{StudyConfig, StudyModel, NCBI_STORE};
 use super::genes::{select_study_genes, StudyGenes};
 use super::report::{ModelRecord, PairedRow, StudyReport};
@@ -23,9 +24,21 @@ use crate::profile::{
 };
 use crate::store::GeneStore;
 use crate::tasks::{paired_bootstrap, ItemOutcomes, SymbolMapper, TaskSpec};
-use crate::train::split::DataSplit;
+use crate::train::split::{DataSplit, SplitRole};
 use candle_core::Device;
 use std::path::PathBuf;
+
+/// Which arms of the study a run makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StudyArm {
+    /// Both: the held-out arm, then the acquisition arm when the file has one.
+    #[default]
+    Both,
+    /// Only the held-out arm (genes no model was taught).
+    Heldout,
+    /// Only the acquisition arm (the file must have an `[acquisition]` section).
+    Acquisition,
+}
 
 /// How a study run is made.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +47,17 @@ pub struct StudyOptions {
     pub quick: bool,
     /// The source revision the run came from (recorded in the report).
     pub commit: Option<String>,
+    /// The arms to run.
+    pub arm: StudyArm,
+}
+
+/// The reports of the arms a run made.
+#[derive(Debug, Clone)]
+pub struct StudyResults {
+    /// The held-out arm's report (`OUT/study.md`).
+    pub heldout: Option<StudyReport>,
+    /// The acquisition arm's report (`OUT/acquisition/acquisition.md`).
+    pub acquisition: Option<AcquisitionReport>,
 }
 
 /// Where a study run writes: `OUT` or, for `--quick`, `OUT/quick`.
@@ -46,35 +70,62 @@ pub fn study_dir(config: &StudyConfig, quick: bool) -> PathBuf {
     }
 }
 
-/// Runs the study (or its quick version) and writes the report into its folder.
-pub fn run_study(config: &StudyConfig, options: &StudyOptions) -> Result<StudyReport> {
+/// Runs the study (or its quick version): the arms `options` asks for, each writing its
+/// report into the run's folder.
+pub fn run_study(config: &StudyConfig, options: &StudyOptions) -> Result<StudyResults> {
+    if options.arm == StudyArm::Acquisition && config.acquisition.is_none() {
+        return Err(Error::InvalidArgument(
+            "the study file has no [acquisition] section, so there is no acquisition arm to run"
+                .into(),
+        ));
+    }
     let setup = Setup::new(config, options)?;
-    let resolved = resolve_models(&setup)?;
-    let (mut genes, list) = draw_genes(&setup)?;
     let encoder = setup.cache.resolve(&setup.config.embedding.model)?;
     let embedder = SentenceEmbedder::load(&encoder, &setup.device)?;
-    let reference = reference_profiles(&setup, &embedder, &list, &mut genes)?;
-    let profiles = model_profiles(&setup, &embedder, &list, &genes, resolved)?;
+    let heldout = match options.arm {
+        StudyArm::Acquisition => None,
+        _ => Some(heldout_arm(&setup, &encoder, &embedder)?),
+    };
+    let acquisition = match options.arm {
+        StudyArm::Heldout => None,
+        _ => run_acquisition(&setup, &embedder, &encoder)?,
+    };
+    Ok(StudyResults {
+        heldout,
+        acquisition,
+    })
+}
+
+/// The held-out arm: genes no model was taught, profiled by every model of the file.
+fn heldout_arm(
+    setup: &Setup,
+    encoder: &ModelDir,
+    embedder: &SentenceEmbedder,
+) -> Result<StudyReport> {
+    let resolved = resolve_models(setup)?;
+    let (mut genes, list) = draw_genes(setup)?;
+    let reference = reference_profiles(setup, embedder, &list, &mut genes)?;
+    let profiles = model_profiles(setup, embedder, &list, &genes, resolved)?;
     // Models first, reference last: the report's tables read base -> fine-tuned -> NCBI.
     let mut stores = profiles.stores;
     stores.push(reference.store);
-    let mut probes = probe_tasks(&setup, &genes, &stores)?;
+    let mut probes = probe_tasks(setup, &genes, &stores)?;
     let accuracy = check_profiles(
-        &setup,
-        &embedder,
+        setup,
+        embedder,
         &list,
         &genes,
         &profiles.texts,
         &reference.texts,
     )?;
-    let naming = gene_set_naming(&setup, &embedder, &profiles.dirs)?;
+    let naming = gene_set_naming(setup, embedder, &profiles.dirs)?;
     // Every task is scored on every store and on the random baseline beside them.
     let expected = stores.len() + 1;
     let missing = incompleteness(&probes.eval, &probes.coverage, expected);
     probes.problems.extend(missing);
     write_report(
-        &setup,
-        &encoder,
+        setup,
+        encoder,
         genes,
         profiles.models,
         probes,
@@ -130,6 +181,30 @@ impl Setup {
             tasks,
             cache,
         })
+    }
+
+    /// The gene prompt every model is asked with.
+    pub(super) fn gene_prompt(&self) -> Result<PromptTemplate> {
+        match &self.config.generation.template {
+            Some(t) => PromptTemplate::read(&self.config.path(t), SubjectKind::Gene.fields()),
+            None => PromptTemplate::default_for(SubjectKind::Gene),
+        }
+    }
+
+    /// How every model is asked: `template`, the config's decoding and batch, the device.
+    pub(super) fn ask<'a>(&'a self, template: &'a PromptTemplate) -> AskSettings<'a> {
+        let g = &self.config.generation;
+        AskSettings {
+            template,
+            generation: GenerationSettings {
+                max_new_tokens: g.max_new_tokens,
+                temperature: g.temperature,
+                top_p: g.top_p,
+                seed: g.seed,
+            },
+            batch_size: g.batch_size,
+            device: &self.device,
+        }
     }
 
     /// The model the paired tests centre on.
@@ -219,11 +294,10 @@ fn resolve_model(cache: &ModelCache, config: &StudyConfig, m: &StudyModel) -> Re
 fn draw_genes(setup: &Setup) -> Result<(StudyGenes, GeneList)> {
     eprintln!("study: choosing genes");
     let config = &setup.config;
-    let split = DataSplit::read(&config.path(&config.split))?;
     let mut mapper = SymbolMapper::new(&setup.catalog);
     let genes = select_study_genes(
         &setup.tasks,
-        &split,
+        &evaluation_genes(&setup.config)?,
         &mut mapper,
         config.genes.per_task,
         config.genes.seed,
@@ -236,6 +310,13 @@ fn draw_genes(setup: &Setup) -> Result<(StudyGenes, GeneList)> {
     atomic_write_bytes(&genes_file, listing.as_bytes())?;
     let list = read_gene_list(&genes_file)?;
     Ok((genes, list))
+}
+
+/// The split's evaluation genes: the genes no training pair of the compared checkpoints
+/// holds, and the only ones either arm draws from.
+pub(super) fn evaluation_genes(config: &StudyConfig) -> Result<std::collections::BTreeSet<String>> {
+    let split = DataSplit::read(&config.path(&config.split))?;
+    Ok(split.genes_with(SplitRole::Eval).into_iter().collect())
 }
 
 /// The NCBI reference, as the reference stage leaves it for the later ones.
@@ -318,23 +399,8 @@ fn model_profiles(
     genes: &StudyGenes,
     resolved: Vec<(String, ModelDir)>,
 ) -> Result<ModelProfiles> {
-    let config = &setup.config;
-    let template = match &config.generation.template {
-        Some(t) => PromptTemplate::read(&config.path(t), SubjectKind::Gene.fields())?,
-        None => PromptTemplate::default_for(SubjectKind::Gene)?,
-    };
-    let generation = GenerationSettings {
-        max_new_tokens: config.generation.max_new_tokens,
-        temperature: config.generation.temperature,
-        top_p: config.generation.top_p,
-        seed: config.generation.seed,
-    };
-    let ask = AskSettings {
-        template: &template,
-        generation,
-        batch_size: config.generation.batch_size,
-        device: &setup.device,
-    };
+    let template = setup.gene_prompt()?;
+    let ask = setup.ask(&template);
     let subjects = study_subjects(list, &setup.catalog, genes)?;
     let (profiles_dir, stores_dir) = (setup.profiles_dir(), setup.stores_dir());
     let mut profiles = ModelProfiles {
@@ -361,7 +427,7 @@ fn model_profiles(
 }
 
 /// The study genes as profile subjects, for every model alike.
-fn study_subjects(
+pub(super) fn study_subjects(
     list: &GeneList,
     catalog: &GeneCatalog,
     genes: &StudyGenes,

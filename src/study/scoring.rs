@@ -12,7 +12,7 @@ use super::run::{symbol_texts, Setup, SymbolTexts};
 use super::stages::{answers, AskSettings};
 use crate::embed::{embed_resumable, work_dir_for, Embeddings, SentenceEmbedder};
 use crate::error::{Error, Result};
-use crate::genes::GeneList;
+use crate::genes::{GeneCatalog, GeneList};
 use crate::models::ModelDir;
 use crate::profile::{
     GenerationSettings, PromptTemplate, RefseqSummaries, RefseqTextStyle, SubjectKind,
@@ -189,43 +189,22 @@ fn accuracy_of_profiles(
         .with_style(RefseqTextStyle::SummaryOnly)
         .profiles_for(list, catalog);
     let summary_texts = symbol_texts(&summaries.records);
-    let masked = |items: &[(String, String)]| -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(symbol, text)| {
-                let name = catalog.by_symbol(symbol).map_or("", |g| g.name.as_str());
-                (symbol.clone(), mask_gene(text, symbol, name))
-            })
-            .collect()
-    };
     // (name, masked texts for embedding, original texts for the factual check)
     let mut sources: Vec<(String, SymbolTexts, SymbolTexts)> = texts
         .iter()
-        .map(|(name, t)| (name.clone(), masked(t), t.clone()))
+        .map(|(name, t)| (name.clone(), masked(catalog, t), t.clone()))
         .collect();
     sources.push((
         NCBI_STORE.to_string(),
-        masked(&summary_texts),
+        masked(catalog, &summary_texts),
         reference_texts.to_vec(),
     ));
     let mut embedded = Vec::new();
     for (name, masked_texts, _) in &sources {
-        let refs: Vec<&str> = masked_texts.iter().map(|(_, t)| t.as_str()).collect();
-        let work = work_dir_for(
-            &setup.out.join("cache").join(format!("masked-{name}")),
-            embedder,
-            &refs,
-        );
-        embedded.push(embed_resumable(embedder, &refs, &work)?);
+        let cache = setup.out.join("cache").join(format!("masked-{name}"));
+        embedded.push(embed_cached(embedder, masked_texts, &cache)?);
     }
-    let by_symbol = |i: usize| -> VectorsBySymbol {
-        sources[i]
-            .1
-            .iter()
-            .enumerate()
-            .map(|(row, (symbol, _))| (symbol.as_str(), embedded[i].row(row)))
-            .collect()
-    };
+    let by_symbol = |i: usize| vectors_by_symbol(&sources[i].1, &embedded[i]);
     let reference = by_symbol(sources.len() - 1);
     Ok((0..sources.len())
         .map(|i| {
@@ -240,6 +219,41 @@ fn accuracy_of_profiles(
             )
         })
         .collect())
+}
+
+/// `items` with each gene's symbol and HGNC name masked ([`mask_gene`]).
+pub(super) fn masked(catalog: &GeneCatalog, items: &[(String, String)]) -> SymbolTexts {
+    items
+        .iter()
+        .map(|(symbol, text)| {
+            let name = catalog.by_symbol(symbol).map_or("", |g| g.name.as_str());
+            (symbol.clone(), mask_gene(text, symbol, name))
+        })
+        .collect()
+}
+
+/// The vectors of `items`' texts, embedded through a resumable job whose work folder
+/// sits beside `cache` (named by the encoder and the texts, so a rerun reuses it).
+pub(super) fn embed_cached(
+    embedder: &SentenceEmbedder,
+    items: &[(String, String)],
+    cache: &Path,
+) -> Result<Embeddings> {
+    let refs: Vec<&str> = items.iter().map(|(_, t)| t.as_str()).collect();
+    let work = work_dir_for(cache, embedder, &refs);
+    embed_resumable(embedder, &refs, &work)
+}
+
+/// Row `i` of `embedded` under the symbol of `items[i]`.
+pub(super) fn vectors_by_symbol<'a>(
+    items: &'a [(String, String)],
+    embedded: &'a Embeddings,
+) -> VectorsBySymbol<'a> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(row, (symbol, _))| (symbol.as_str(), embedded.row(row)))
+        .collect()
 }
 
 /// The focus model against each other model (not the summaries) on specificity and

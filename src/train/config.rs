@@ -114,6 +114,10 @@ pub struct DataConfig {
     pub gene_template: Option<PathBuf>,
     /// RefSeq summaries TSV; the shipped ones when absent.
     pub summaries: Option<PathBuf>,
+    /// A profile table (Parquet) whose texts answer the gene prompt instead of the
+    /// RefSeq summaries: the genes it holds are the genes taught (the study's
+    /// acquisition arm teaches gene cards this way).
+    pub answers: Option<PathBuf>,
     /// GO terms TSV (`go_id`, `term`, `definition`); no GO pairs when absent.
     pub go_terms: Option<PathBuf>,
     /// The GO question, with `{term}`.
@@ -354,7 +358,13 @@ impl TrainConfig {
                 .as_ref()
                 .map(|p| ("data.gene_template", p)),
         );
+        if self.data.summaries.is_some() && self.data.answers.is_some() {
+            return bad(
+                "data.summaries and data.answers both name the gene answers; give one".into(),
+            );
+        }
         files.extend(self.data.summaries.as_ref().map(|p| ("data.summaries", p)));
+        files.extend(self.data.answers.as_ref().map(|p| ("data.answers", p)));
         files.extend(self.data.go_terms.as_ref().map(|p| ("data.go_terms", p)));
         for (key, p) in files {
             let full = self.path(p);

@@ -1,6 +1,7 @@
 //! Instruction pairs for fine-tuning, and their token form.
 //!
-//! Two sources: a gene's RefSeq summary as the answer to the profile stage's own gene
+//! Two sources: a gene's RefSeq summary (or any profile table's text, such as gene
+//! cards) as the answer to the profile stage's own gene
 //! prompt (so the fine-tuned model is taught exactly the question it will be asked), and
 //! a GO biological-process definition as the answer to "what is the process X?". Each
 //! pair is tokenized as generation sees it: the chat template with the assistant turn
@@ -9,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::genes::GeneCatalog;
 use crate::llm::ChatTemplate;
-use crate::profile::{PromptTemplate, RefseqSummaries, RefseqTextStyle};
+use crate::profile::{ProfileRecord, PromptTemplate, RefseqSummaries, RefseqTextStyle};
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,10 +37,18 @@ pub fn gene_pairs(
     template: &PromptTemplate,
 ) -> Vec<InstructionPair> {
     let summaries = summaries.clone().with_style(RefseqTextStyle::SummaryOnly);
-    summaries
-        .all_profiles(catalog)
-        .records
-        .into_iter()
+    answer_pairs(&summaries.all_profiles(catalog).records, catalog, template)
+}
+
+/// One pair per profile: the gene prompt filled with the profile's symbol and its HGNC
+/// name, answered by the profile's text (a RefSeq summary, a gene card, ...).
+pub fn answer_pairs(
+    answers: &[ProfileRecord],
+    catalog: &GeneCatalog,
+    template: &PromptTemplate,
+) -> Vec<InstructionPair> {
+    answers
+        .iter()
         .map(|record| {
             let name = catalog
                 .resolve_quietly(&record.symbol)
@@ -51,7 +60,7 @@ pub fn gene_pairs(
                 key: super::split::gene_key(&record.symbol),
                 system,
                 user,
-                response: record.text,
+                response: record.text.clone(),
             }
         })
         .collect()

@@ -116,7 +116,7 @@ pub fn window_stats(p: &[f64], s: &DiagnoseSettings) -> Vec<WindowStats> {
 }
 
 /// A corpus's summary.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CorpusSummary {
     /// Its label.
     pub name: String,

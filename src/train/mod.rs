@@ -39,7 +39,7 @@ pub use model::TrainableDecoder;
 pub use optim::{clip_grad_norm, clip_scale, grad_norm, AdamW, AdamWSettings, Schedule};
 pub use report::compare_runs;
 
-pub use run::{run, RunSummary, CHECKPOINT_FOLDER};
+pub use run::{base_model_dir, run, RunSummary, CHECKPOINT_FOLDER};
 pub use trainer::{heldout_score, HeldoutReport, StepReport, Trainer, TrainerSettings};
 
 pub use loss::{

@@ -3,7 +3,9 @@
 
 use super::checkpoint::{write_checkpoint, ModelFiles, SavedCheckpoint, TrainerState};
 use super::config::{TrainConfig, TrainDtype};
-use super::data::{gene_pairs, go_pairs, ExampleEncoder, InstructionPair, TokenizedExample};
+use super::data::{
+    answer_pairs, gene_pairs, go_pairs, ExampleEncoder, InstructionPair, TokenizedExample,
+};
 use super::log::{plot_runs, read_log, LogRow, TrainLog};
 use super::model::TrainableDecoder;
 use super::split::{DataSplit, SplitRole};
@@ -12,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::genes::GeneCatalog;
 use crate::llm::{CausalLm, DecoderConfig, DecoderWeights, GgufPrecision};
 use crate::models::{ModelCache, ModelDir};
-use crate::profile::{PromptTemplate, RefseqSummaries};
+use crate::profile::{read_profiles, PromptTemplate, RefseqSummaries};
 use crate::rng::SplitMix64;
 use candle_core::{DType, Device};
 use indicatif::ProgressBar;
@@ -57,7 +59,7 @@ pub fn run(config: &TrainConfig, resume: bool) -> Result<RunSummary> {
     let checkpoint_dir = out.join(CHECKPOINT_FOLDER);
     let saved = existing_checkpoint(&out, &checkpoint_dir, resume)?;
 
-    let base = resolve_base(config)?;
+    let base = base_model_dir(config)?;
     let lm = CausalLm::load(&base, &device, GgufPrecision::F32)?;
     let end_of_turn = end_of_turn_token(&lm, &base)?;
     let (train, heldout) = load_examples(config, &lm, end_of_turn)?;
@@ -317,8 +319,9 @@ impl StepLoop<'_> {
     }
 }
 
-/// The base model: a folder or file relative to the config, else a registry name.
-fn resolve_base(config: &TrainConfig) -> Result<ModelDir> {
+/// The base model of a training config: a folder or file relative to the config, else a
+/// registry name (fetched if needed).
+pub fn base_model_dir(config: &TrainConfig) -> Result<ModelDir> {
     let cache = ModelCache::from_env()?;
     let local = config.path(Path::new(&config.base_model));
     if local.exists() {
@@ -373,15 +376,21 @@ pub(super) fn instruction_pairs(
     let d = &config.data;
     let split = DataSplit::read(&config.path(&d.split))?;
     let catalog = GeneCatalog::embedded()?;
-    let summaries = match &d.summaries {
-        Some(p) => RefseqSummaries::from_tsv(&config.path(p))?,
-        None => RefseqSummaries::embedded()?,
-    };
     let template = match &d.gene_template {
         Some(p) => PromptTemplate::read(&config.path(p), &["symbol", "name"])?,
         None => PromptTemplate::default_gene()?,
     };
-    let mut pairs = gene_pairs(&summaries, &catalog, &template);
+    let mut pairs = match (&d.answers, &d.summaries) {
+        (Some(answers), _) => {
+            answer_pairs(&read_profiles(&config.path(answers))?, &catalog, &template)
+        }
+        (None, Some(p)) => gene_pairs(
+            &RefseqSummaries::from_tsv(&config.path(p))?,
+            &catalog,
+            &template,
+        ),
+        (None, None) => gene_pairs(&RefseqSummaries::embedded()?, &catalog, &template),
+    };
     if let Some(go) = &d.go_terms {
         let go = go_pairs(&config.path(go), &template.system, &d.go_question)?;
         let (go_train, go_other): (Vec<_>, Vec<_>) = go

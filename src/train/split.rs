@@ -94,6 +94,17 @@ impl DataSplit {
         Ok(DataSplit { roles })
     }
 
+    /// A split of genes only, each with the role given (the study's acquisition arm:
+    /// taught genes train, never-taught genes held out).
+    pub fn of_genes<'a>(roles: impl IntoIterator<Item = (&'a str, SplitRole)>) -> Self {
+        DataSplit {
+            roles: roles
+                .into_iter()
+                .map(|(gene, role)| (gene_key(gene), role))
+                .collect(),
+        }
+    }
+
     /// The role of an item; items not in the split are not used at all.
     pub fn role(&self, key: &str) -> Option<SplitRole> {
         self.roles.get(key).copied()
