@@ -182,6 +182,121 @@ fn quick_study_is_complete_consistent_and_cached() {
 }
 
 #[test]
+#[ignore = "slow: trains two small runs; `bash .ci/run` (or `cargo test --release -- --include-ignored`) runs it"]
+fn quick_acquisition_arm_teaches_then_asks_about_the_taught_genes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StudyConfig::read(&repo("train/study.toml")).unwrap();
+    config.out = dir.path().join("study");
+    let options = StudyOptions {
+        quick: true,
+        commit: Some("test".into()),
+        arm: StudyArm::Acquisition,
+    };
+    let results = run_study(&config, &options).unwrap();
+    assert!(results.heldout.is_none(), "only the acquisition arm ran");
+    let report = results.acquisition.unwrap();
+    let out = dir.path().join("study/quick/acquisition");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // Two runs (SFT and BFT, the quick objectives), trained to the quick steps from the
+    // base model into checkpoints of their own.
+    let objectives: Vec<&str> = report.runs.iter().map(|r| r.objective.as_str()).collect();
+    assert_eq!(objectives, ["sft", "bft"]);
+    for run in &report.runs {
+        assert_ne!(run.model.weights_sha256, report.base.weights_sha256);
+        let log = std::fs::read_to_string(out.join("runs").join(&run.model.name).join("log.csv"))
+            .unwrap();
+        assert_eq!(
+            log.lines().count(),
+            1 + 24,
+            "{}: 24 steps logged",
+            run.model.name
+        );
+        assert!(out
+            .join("runs")
+            .join(format!("{}.toml", run.model.name))
+            .is_file());
+    }
+
+    // Every model profiled every gene of both sets; the sets are disjoint.
+    let taught = report.taught.genes.len();
+    assert!(taught >= 15, "{taught} taught genes");
+    assert!(report
+        .taught
+        .genes
+        .iter()
+        .all(|g| !report.untaught.genes.contains(g)));
+    let models = [BASE_MODEL, "sft-s17", "bft-s17"];
+    for model in models {
+        let t = report.recall_of(model, "taught").unwrap();
+        let u = report.recall_of(model, "never taught").unwrap();
+        assert_eq!(t.accuracy.genes, taught, "{model}");
+        assert_eq!(u.accuracy.genes, report.untaught.genes.len(), "{model}");
+        assert!(t.accuracy.specificity.is_finite() && t.go_recall.is_finite());
+    }
+    // Teaching worked: SFT's profiles of the taught genes are closer to their cards than
+    // the base model's (0.440 against 0.408 when this was written). A pipeline that
+    // trains nothing, or asks about other genes, fails here.
+    let base = report
+        .recall_of(BASE_MODEL, "taught")
+        .unwrap()
+        .accuracy
+        .cosine_own;
+    let sft = report
+        .recall_of("sft-s17", "taught")
+        .unwrap()
+        .accuracy
+        .cosine_own;
+    assert!(sft > base + 0.01, "SFT {sft:.3} vs base {base:.3}");
+
+    // The pre-registered test (BFT against SFT, the only other objective here), every
+    // task on every store, the diagnostic of every model on the taught cards.
+    assert_eq!(report.primary.len(), 1);
+    assert_eq!(report.primary[0].other, "sft");
+    assert!(report.primary[0].p_holm.is_finite());
+    for task in ["dosage_sensitive_tfs", "ggi_original"] {
+        for store in models.iter().copied().chain([CARDS_STORE, RANDOM_STORE]) {
+            assert!(
+                report
+                    .probes
+                    .iter()
+                    .any(|p| p.task == task && p.store == store),
+                "{task} on {store}"
+            );
+        }
+    }
+    assert_eq!(report.diagnosis.len(), 3);
+    assert!(report.diagnosis.iter().all(|d| d.texts == taught));
+    for file in [
+        "acquisition.md",
+        "acquisition.json",
+        "paired.png",
+        "recall.png",
+        "eval/report.md",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+
+    // A second run trains and asks nothing again, and gives the same numbers.
+    let checkpoint = out.join("runs/bft-s17/checkpoint/model.safetensors");
+    let written = modified(&checkpoint);
+    let again = run_study(&config, &options).unwrap().acquisition.unwrap();
+    assert_eq!(modified(&checkpoint), written);
+    for (a, b) in report.recall.iter().zip(&again.recall) {
+        assert_eq!(
+            a.accuracy.specificity, b.accuracy.specificity,
+            "{}",
+            a.model
+        );
+    }
+
+    // Another draw of genes does not continue runs trained on the first one.
+    config.acquisition.as_mut().unwrap().seed += 1;
+    let e = run_study(&config, &options).unwrap_err().to_string();
+    assert!(e.contains("sft-s17") && e.contains("other settings"), "{e}");
+}
+
+#[test]
 fn bad_study_files_fail_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(repo("train/study.toml")).unwrap();
@@ -214,6 +329,23 @@ fn bad_study_files_fail_before_any_work() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("ggi_orignal.toml"), "{e}");
+    let e = write(
+        ".test-objective-study.toml",
+        good.replace(
+            "{ objective = \"dft\", seed = 17 }",
+            "{ objective = \"ppo\", seed = 17 }",
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("ppo") && e.contains("acquisition.runs"), "{e}");
+    let e = write(
+        ".test-quick-study.toml",
+        good.replace("objectives = [\"sft\", \"bft\"]", "objectives = [\"sft\"]"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("focus"), "{e}");
 
     // A model folder that does not exist is named when the study reaches it.
     let mut config = StudyConfig::read(&repo("train/study.toml")).unwrap();

@@ -14,6 +14,7 @@ mod config_hf;
 mod decoder;
 mod export;
 mod gguf_tokenizer;
+mod grad_ops;
 mod ops;
 mod q8_kernel;
 mod weights;

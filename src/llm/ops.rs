@@ -1,8 +1,11 @@
 //! The decoder's element-wise steps in two forms: candle's fused kernels (fast, but
-//! without a backward pass: gradients stop there without an error) and compositions of
-//! differentiable primitives, for the blocks a trainer updates.
+//! without a backward pass: gradients stop there without an error) and, for the blocks a
+//! trainer updates, differentiable ones: our fused CPU ops with their own backward
+//! ([`super::grad_ops`]) where they serve, else compositions of differentiable
+//! primitives.
 
 use super::config::RopeLayout;
+use super::grad_ops;
 use crate::error::Result;
 use candle_core::{Tensor, D};
 
@@ -20,11 +23,8 @@ impl Ops {
     pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         Ok(match self {
             Ops::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
-            Ops::Differentiable => {
-                let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-                x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
-                    .broadcast_mul(w)?
-            }
+            Ops::Differentiable if grad_ops::serves(x) => grad_ops::rms_norm(x, w, eps)?,
+            Ops::Differentiable => composed_rms_norm(x, w, eps)?,
         })
     }
 
@@ -32,6 +32,7 @@ impl Ops {
     pub fn softmax(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Ops::Fused => candle_nn::ops::softmax_last_dim(x)?,
+            Ops::Differentiable if grad_ops::serves(x) => grad_ops::softmax(x)?,
             Ops::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
         })
     }
@@ -51,28 +52,50 @@ impl Ops {
             (Ops::Fused, RopeLayout::Halves) => {
                 candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?
             }
-            (Ops::Differentiable, RopeLayout::Halves) => {
-                let d = x.dim(D::Minus1)?;
-                let cos = Tensor::cat(&[cos, cos], D::Minus1)?;
-                let sin = Tensor::cat(&[sin, sin], D::Minus1)?;
-                let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-                let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-                let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-                (x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?
+            (Ops::Differentiable, layout) if grad_ops::serves(x) => {
+                grad_ops::rope(x, cos, sin, layout)?
             }
-            (Ops::Differentiable, RopeLayout::Interleaved) => {
-                let dims = x.dims().to_vec();
-                let d = dims.last().copied().unwrap_or(0);
-                let mut pairs = dims.clone();
-                pairs.pop();
-                pairs.extend([d / 2, 2]);
-                let xp = x.reshape(pairs.as_slice())?;
-                let a = xp.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
-                let b = xp.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
-                let ra = (a.broadcast_mul(cos)? - b.broadcast_mul(sin)?)?;
-                let rb = (a.broadcast_mul(sin)? + b.broadcast_mul(cos)?)?;
-                Tensor::stack(&[&ra, &rb], D::Minus1)?.reshape(dims.as_slice())?
-            }
+            (Ops::Differentiable, layout) => composed_rope(x, cos, sin, layout)?,
         })
     }
+}
+
+/// RMSNorm composed from differentiable primitives.
+pub(super) fn composed_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+    Ok(x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
+        .broadcast_mul(w)?)
+}
+
+/// RoPE composed from differentiable primitives.
+pub(super) fn composed_rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    layout: RopeLayout,
+) -> Result<Tensor> {
+    Ok(match layout {
+        RopeLayout::Halves => {
+            let d = x.dim(D::Minus1)?;
+            let cos = Tensor::cat(&[cos, cos], D::Minus1)?;
+            let sin = Tensor::cat(&[sin, sin], D::Minus1)?;
+            let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+            let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+            let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+            (x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?
+        }
+        RopeLayout::Interleaved => {
+            let dims = x.dims().to_vec();
+            let d = dims.last().copied().unwrap_or(0);
+            let mut pairs = dims.clone();
+            pairs.pop();
+            pairs.extend([d / 2, 2]);
+            let xp = x.reshape(pairs.as_slice())?;
+            let a = xp.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
+            let b = xp.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+            let ra = (a.broadcast_mul(cos)? - b.broadcast_mul(sin)?)?;
+            let rb = (a.broadcast_mul(sin)? + b.broadcast_mul(cos)?)?;
+            Tensor::stack(&[&ra, &rb], D::Minus1)?.reshape(dims.as_slice())?
+        }
+    })
 }

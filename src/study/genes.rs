@@ -183,7 +183,7 @@ mod tests {
         let small = drawn.iter().filter(|g| g.starts_with("SMALL")).count();
         assert_eq!(small, 6, "every evaluation gene of the small class");
         assert!(!drawn.contains("TRAINED"));
-        let again = draw_classes(&labels, eval, 20, &mut SplitMix64::new(3)).0;
+        let again = draw_classes(&labels, &eval, 20, &mut SplitMix64::new(3)).0;
         assert_eq!(drawn, again, "seeded");
     }
 }

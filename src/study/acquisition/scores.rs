@@ -301,8 +301,11 @@ struct Tests<'a> {
     models: &'a [ArmModel],
 }
 
+/// Where a recall row keeps one measure's per-gene outcomes.
+type Outcomes = fn(&RecallRow) -> &ItemOutcomes;
+
 /// The recall measures paired, by set: (set, metric, outcomes of a row).
-const RECALL_MEASURES: &[(&str, &str, fn(&RecallRow) -> &ItemOutcomes)] = &[
+const RECALL_MEASURES: &[(&str, &str, Outcomes)] = &[
     ("taught", SPECIFICITY, |r| &r.accuracy.specificity_items),
     ("taught", "own card in top 10", |r| &r.accuracy.top10_items),
     ("taught", "GO recall of the card", |r| &r.go_recall_items),
@@ -360,7 +363,7 @@ impl Tests<'_> {
         recall: &[RecallRow],
         objective: &str,
         set: &str,
-        get: fn(&RecallRow) -> &ItemOutcomes,
+        get: Outcomes,
     ) -> Option<ItemOutcomes> {
         let runs: Vec<&ItemOutcomes> = recall
             .iter()
@@ -373,7 +376,7 @@ impl Tests<'_> {
     /// Every trained objective against the base model on the primary measure: whether
     /// training taught anything at all (the arm says nothing if it did not).
     fn acquired(&self, recall: &[RecallRow]) -> Vec<PairedRow> {
-        let get: fn(&RecallRow) -> &ItemOutcomes = |r| &r.accuracy.specificity_items;
+        let get: Outcomes = |r| &r.accuracy.specificity_items;
         let Some(base) = self.group(recall, BASE_MODEL, "taught", get) else {
             return Vec::new();
         };
@@ -475,7 +478,7 @@ impl Tests<'_> {
     /// objective on card specificity of the taught genes, Holm-corrected together.
     fn primary(&self, recall: &[RecallRow]) -> Vec<PrimaryTest> {
         let focus = self.focus();
-        let get: fn(&RecallRow) -> &ItemOutcomes = |r| &r.accuracy.specificity_items;
+        let get: Outcomes = |r| &r.accuracy.specificity_items;
         let Some(f) = self.group(recall, focus, "taught", get) else {
             return Vec::new();
         };

@@ -1,0 +1,542 @@
+//! RMSNorm, softmax and RoPE as single CPU ops that carry their own backward pass, for
+//! the blocks a trainer updates.
+//!
+//! candle-nn's fused versions of these steps have no backward pass, so trained blocks
+//! used compositions of primitives: each composed step is a separate pass over memory
+//! forward, keeps its intermediates for backward, and adds backward passes of its own
+//! (the profile of a training step put most of the gap to PyTorch there). Each op here
+//! reads its input once forward and writes its gradient in one pass backward. The
+//! arithmetic runs in f64 for f32 and f64 tensors alike (rows are short, so this costs
+//! little and keeps f64 gradient checks exact); other devices and dtypes use the
+//! compositions in [`super::ops`].
+
+use super::config::RopeLayout;
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+/// True when the fused ops here serve `x` (CPU, f32 or f64).
+pub(super) fn serves(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+fn slice<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Runs `$body` with `$v` bound to the typed slices of the storages (all f32 or all f64).
+macro_rules! typed {
+    ($op:expr, [$(($s:expr, $l:expr) => $v:ident),+], $body:expr) => {
+        match ($($s,)+) {
+            ($(CpuStorage::F32($v),)+) => {
+                $(let $v = slice($v, $l, $op)?;)+
+                CpuStorage::F32($body)
+            }
+            ($(CpuStorage::F64($v),)+) => {
+                $(let $v = slice($v, $l, $op)?;)+
+                CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", $op),
+        }
+    };
+}
+
+fn last_dim(layout: &Layout) -> Result<usize> {
+    layout
+        .dims()
+        .last()
+        .copied()
+        .filter(|&d| d > 0)
+        .ok_or_else(|| {
+            candle_core::Error::Msg(
+                "an op over the last dimension got a scalar or empty rows".into(),
+            )
+        })
+}
+
+// ---------------------------------------------------------------- RMSNorm
+
+/// y = x / sqrt(mean(x^2) + eps) * w over the last dimension.
+struct RmsNorm {
+    eps: f64,
+}
+
+/// dL/dx of [`RmsNorm`], from (x, w, dL/dy).
+struct RmsNormGradInput {
+    eps: f64,
+}
+
+/// dL/dw of [`RmsNorm`], from (x, dL/dy): summed over rows.
+struct RmsNormGradWeight {
+    eps: f64,
+}
+
+/// 1 / sqrt(mean(x^2) + eps) of one row.
+fn inverse_rms<T: WithDType>(row: &[T], eps: f64) -> f64 {
+    let mean_square = row.iter().map(|v| v.to_f64().powi(2)).sum::<f64>() / row.len() as f64;
+    1.0 / (mean_square + eps).sqrt()
+}
+
+fn rms_norm_rows<T: WithDType>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
+    let d = w.len();
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(d)
+        .zip(x.par_chunks(d))
+        .for_each(|(o, row)| {
+            let r = inverse_rms(row, eps);
+            for ((o, &v), &w) in o.iter_mut().zip(row).zip(w) {
+                *o = T::from_f64(v.to_f64() * r * w.to_f64());
+            }
+        });
+    out
+}
+
+fn rms_norm_grad_input<T: WithDType>(x: &[T], w: &[T], g: &[T], eps: f64) -> Vec<T> {
+    let d = w.len();
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(d)
+        .zip(x.par_chunks(d).zip(g.par_chunks(d)))
+        .for_each(|(o, (row, g))| {
+            // dx = r * (g w - x r^2 mean(g w x)).
+            let r = inverse_rms(row, eps);
+            let gwx = row
+                .iter()
+                .zip(g)
+                .zip(w)
+                .map(|((x, g), w)| x.to_f64() * g.to_f64() * w.to_f64())
+                .sum::<f64>()
+                / d as f64;
+            for (((o, &x), &g), &w) in o.iter_mut().zip(row).zip(g).zip(w) {
+                let value = r * (g.to_f64() * w.to_f64() - x.to_f64() * r * r * gwx);
+                *o = T::from_f64(value);
+            }
+        });
+    out
+}
+
+fn rms_norm_grad_weight<T: WithDType>(x: &[T], g: &[T], d: usize, eps: f64) -> Vec<T> {
+    let sums = x
+        .par_chunks(d)
+        .zip(g.par_chunks(d))
+        .fold(
+            || vec![0f64; d],
+            |mut acc, (row, g)| {
+                let r = inverse_rms(row, eps);
+                for ((a, &x), &g) in acc.iter_mut().zip(row).zip(g) {
+                    *a += x.to_f64() * r * g.to_f64();
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0f64; d],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    sums.into_iter().map(T::from_f64).collect()
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-with-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l2.dims() != [last_dim(l1)?] {
+            candle_core::bail!(
+                "rms-norm: weight {:?} for rows of {:?}",
+                l2.dims(),
+                l1.dims()
+            );
+        }
+        let out =
+            typed!(self.name(), [(s1, l1) => x, (s2, l2) => w], rms_norm_rows(x, w, self.eps));
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = x.apply_op3_no_bwd(w, &grad, &RmsNormGradInput { eps: self.eps })?;
+        let dw = x.apply_op2_no_bwd(&grad, &RmsNormGradWeight { eps: self.eps })?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for RmsNormGradInput {
+    fn name(&self) -> &'static str {
+        "rms-norm-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = typed!(
+            self.name(),
+            [(s1, l1) => x, (s2, l2) => w, (s3, l3) => g],
+            rms_norm_grad_input(x, w, g, self.eps)
+        );
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+impl CustomOp2 for RmsNormGradWeight {
+    fn name(&self) -> &'static str {
+        "rms-norm-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l1)?;
+        let out = typed!(self.name(), [(s1, l1) => x, (s2, l2) => g], rms_norm_grad_weight(x, g, d, self.eps));
+        Ok((out, Shape::from(d)))
+    }
+}
+
+/// RMSNorm of `x` over its last dimension, scaled by `w`, differentiable in both.
+pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
+}
+
+// ---------------------------------------------------------------- softmax
+
+/// Softmax over the last dimension.
+struct Softmax;
+
+/// dL/dx of [`Softmax`], from (y, dL/dy): y (g - sum(g y)).
+struct SoftmaxGrad;
+
+fn softmax_rows<T: WithDType>(x: &[T], d: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(d)
+        .zip(x.par_chunks(d))
+        .for_each(|(o, row)| {
+            let max = row
+                .iter()
+                .map(|v| v.to_f64())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for (o, v) in o.iter_mut().zip(row) {
+                let e = (v.to_f64() - max).exp();
+                sum += e;
+                *o = T::from_f64(e);
+            }
+            for o in o.iter_mut() {
+                *o = T::from_f64(o.to_f64() / sum);
+            }
+        });
+    out
+}
+
+fn softmax_grad_rows<T: WithDType>(y: &[T], g: &[T], d: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); y.len()];
+    out.par_chunks_mut(d)
+        .zip(y.par_chunks(d).zip(g.par_chunks(d)))
+        .for_each(|(o, (y, g))| {
+            let dot: f64 = y.iter().zip(g).map(|(y, g)| y.to_f64() * g.to_f64()).sum();
+            for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                *o = T::from_f64(y.to_f64() * (g.to_f64() - dot));
+            }
+        });
+    out
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-with-backward"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l)?;
+        let out = typed!(self.name(), [(s, l) => x], softmax_rows(x, d));
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?,
+        ))
+    }
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l1)?;
+        let out = typed!(self.name(), [(s1, l1) => y, (s2, l2) => g], softmax_grad_rows(y, g, d));
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Softmax of `x` over its last dimension, differentiable.
+pub(super) fn softmax(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+// ---------------------------------------------------------------- RoPE
+
+/// Rotates (batch, heads, seq, d) by (seq, d/2) angle tables, pairs laid out as
+/// `layout` says. The inverse rotation (sin negated) is its backward pass.
+struct Rope {
+    layout: RopeLayout,
+}
+
+fn rope_rows<T: WithDType>(
+    x: &[T],
+    cos: &[T],
+    sin: &[T],
+    seq: usize,
+    d: usize,
+    layout: RopeLayout,
+) -> Vec<T> {
+    let half = d / 2;
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(seq * d)
+        .zip(x.par_chunks(seq * d))
+        .for_each(|(o, x)| {
+            for t in 0..seq {
+                let (o, x) = (&mut o[t * d..(t + 1) * d], &x[t * d..(t + 1) * d]);
+                let (c, s) = (
+                    &cos[t * half..(t + 1) * half],
+                    &sin[t * half..(t + 1) * half],
+                );
+                for i in 0..half {
+                    let (a, b) = match layout {
+                        RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                        RopeLayout::Halves => (i, i + half),
+                    };
+                    let (xa, xb) = (x[a].to_f64(), x[b].to_f64());
+                    let (c, s) = (c[i].to_f64(), s[i].to_f64());
+                    o[a] = T::from_f64(xa * c - xb * s);
+                    o[b] = T::from_f64(xa * s + xb * c);
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp3 for Rope {
+    fn name(&self) -> &'static str {
+        "rope-with-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, _, seq, d) = l1.shape().dims4()?;
+        if d % 2 != 0 || l2.dims() != [seq, d / 2] || l3.dims() != [seq, d / 2] {
+            candle_core::bail!(
+                "rope: x {:?} with angle tables {:?} and {:?}",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            );
+        }
+        let layout = self.layout;
+        let out = typed!(
+            self.name(),
+            [(s1, l1) => x, (s2, l2) => cos, (s3, l3) => sin],
+            rope_rows(x, cos, sin, seq, d, layout)
+        );
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // A rotation's transpose is the rotation by the opposite angle; the tables are
+        // constants.
+        let back = Rope {
+            layout: self.layout,
+        };
+        let dx = grad
+            .contiguous()?
+            .apply_op3_no_bwd(cos, &sin.neg()?, &back)?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+/// Rotates (batch, heads, seq, d) `x` by the (seq, d/2) tables, differentiable in `x`.
+pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, layout: RopeLayout) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { layout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ops::{composed_rms_norm, composed_rope};
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    /// A seeded (dims) tensor of values in [-2, 2).
+    fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
+        let n: usize = dims.iter().product();
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let values: Vec<f64> = (0..n).map(|_| rng.next_f64() * 4.0 - 2.0).collect();
+        Tensor::from_vec(values, dims, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// Value and gradients of `fused` and `composed` (each applied to the same variables
+    /// and reduced by a fixed random weighting) agree within `tol`.
+    fn agree(
+        vars: &[Var],
+        fused: impl Fn(&[Tensor]) -> Result<Tensor>,
+        composed: impl Fn(&[Tensor]) -> Result<Tensor>,
+        tol: f64,
+    ) {
+        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fused(&inputs).unwrap(), composed(&inputs).unwrap());
+        assert!(
+            max_diff(&a, &b) < tol,
+            "values differ by {}",
+            max_diff(&a, &b)
+        );
+        let weights = random(a.dims(), 99, a.dtype());
+        let ga = (a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (i, v) in vars.iter().enumerate() {
+            let (x, y) = (ga.get(v), gb.get(v));
+            match (x, y) {
+                (Some(x), Some(y)) => assert!(
+                    max_diff(x, y) < tol,
+                    "gradient {i} differs by {}",
+                    max_diff(x, y)
+                ),
+                (None, None) => {}
+                _ => panic!("gradient {i} present in only one form"),
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_its_composition_forward_and_backward() {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 2e-5)] {
+            let x = Var::from_tensor(&random(&[3, 5, 16], 1, dtype)).unwrap();
+            let w = Var::from_tensor(&random(&[16], 2, dtype)).unwrap();
+            agree(
+                &[x, w],
+                |t| rms_norm(&t[0], &t[1], 1e-5),
+                |t| Ok(composed_rms_norm(&t[0], &t[1], 1e-5).unwrap()),
+                tol,
+            );
+        }
+    }
+
+    #[test]
+    fn softmax_matches_its_composition_forward_and_backward() {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-6)] {
+            let x = Var::from_tensor(&random(&[4, 7, 9], 3, dtype)).unwrap();
+            agree(
+                &[x],
+                |t| softmax(&t[0]),
+                |t| candle_nn::ops::softmax(&t[0], D::Minus1),
+                tol,
+            );
+        }
+    }
+
+    #[test]
+    fn rope_matches_its_composition_in_both_layouts_forward_and_backward() {
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                let x = Var::from_tensor(&random(&[2, 3, 5, 8], 4, dtype)).unwrap();
+                let angles = random(&[5, 4], 5, dtype);
+                let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+                agree(
+                    &[x],
+                    |t| rope(&t[0], &cos, &sin, layout),
+                    |t| Ok(composed_rope(&t[0], &cos, &sin, layout).unwrap()),
+                    tol,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_refused() {
+        let x = random(&[2, 3, 5, 8], 4, DType::F32);
+        let cos = random(&[4, 4], 5, DType::F32);
+        let e = rope(&x, &cos, &cos, RopeLayout::Halves)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("angle tables"), "{e}");
+        let w = random(&[7], 1, DType::F32);
+        assert!(rms_norm(&x, &w, 1e-5).is_err());
+    }
+}
