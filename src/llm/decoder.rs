@@ -213,8 +213,8 @@ impl Decoder {
             let h = ops.rms_norm(&x, &block.attn_norm, c.rms_norm_eps)?;
             x = (x + self.attention(&h, block, layer, ops, &mut context)?)?;
             let h = ops.rms_norm(&x, &block.mlp_norm, c.rms_norm_eps)?;
-            let gate = block.gate.forward(&h)?.silu()?;
-            x = (x + block.down.forward(&(gate * block.up.forward(&h)?)?)?)?;
+            let gated = ops.swiglu(&block.gate.forward(&h)?, &block.up.forward(&h)?)?;
+            x = (x + block.down.forward(&gated)?)?;
         }
         if let Context::Cached { caches, .. } = &mut context {
             for cache in caches.iter_mut() {

@@ -1,4 +1,4 @@
-//! RMSNorm, softmax and RoPE as single CPU ops that carry their own backward pass, for
+//! RMSNorm, softmax, RoPE and the gated MLP product as single CPU ops that carry their own backward pass, for
 //! the blocks a trainer updates.
 //!
 //! candle-nn's fused versions of these steps have no backward pass, so trained blocks
@@ -410,6 +410,134 @@ pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, layout: RopeLayout) -
         .apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { layout })
 }
 
+// ---------------------------------------------------------------- SwiGLU
+
+/// silu(gate) x up, element-wise: the MLP's gated product.
+struct SwiGlu;
+
+/// dL/dgate of [`SwiGlu`], from (gate, up, dL/dy).
+struct SwiGluGradGate;
+
+/// dL/dup of [`SwiGlu`], from (gate, dL/dy).
+struct SwiGluGradUp;
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Applies `f` to aligned elements of two or three equal-length slices, in parallel.
+fn zip_map<T: WithDType>(
+    a: &[T],
+    b: &[T],
+    c: Option<&[T]>,
+    f: impl Fn(f64, f64, f64) -> f64 + Sync,
+) -> Result<Vec<T>> {
+    if a.len() != b.len() || c.is_some_and(|c| c.len() != a.len()) {
+        candle_core::bail!("swiglu: inputs of different sizes");
+    }
+    let mut out = vec![T::zero(); a.len()];
+    const CHUNK: usize = 4096;
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
+        let start = k * CHUNK;
+        for (i, o) in o.iter_mut().enumerate() {
+            let j = start + i;
+            let z = c.map_or(0.0, |c| c[j].to_f64());
+            *o = T::from_f64(f(a[j].to_f64(), b[j].to_f64(), z));
+        }
+    });
+    Ok(out)
+}
+
+fn same_shape(l1: &Layout, l2: &Layout) -> Result<()> {
+    if l1.dims() != l2.dims() {
+        candle_core::bail!("swiglu: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+    }
+    Ok(())
+}
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu-with-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape(l1, l2)?;
+        let out = typed!(self.name(), [(s1, l1) => g, (s2, l2) => u], zip_map(g, u, None, |g, u, _| g * sigmoid(g) * u)?);
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let d_gate = gate.apply_op3_no_bwd(up, &grad, &SwiGluGradGate)?;
+        let d_up = gate.apply_op2_no_bwd(&grad, &SwiGluGradUp)?;
+        Ok((Some(d_gate), Some(d_up)))
+    }
+}
+
+impl CustomOp3 for SwiGluGradGate {
+    fn name(&self) -> &'static str {
+        "swiglu-grad-gate"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape(l1, l2)?;
+        same_shape(l1, l3)?;
+        // d silu(x)/dx = s(x) (1 + x (1 - s(x))).
+        let out = typed!(
+            self.name(),
+            [(s1, l1) => g, (s2, l2) => u, (s3, l3) => dy],
+            zip_map(g, u, Some(dy), |g, u, dy| {
+                let s = sigmoid(g);
+                dy * u * s * (1.0 + g * (1.0 - s))
+            })?
+        );
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+impl CustomOp2 for SwiGluGradUp {
+    fn name(&self) -> &'static str {
+        "swiglu-grad-up"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape(l1, l2)?;
+        let out = typed!(self.name(), [(s1, l1) => g, (s2, l2) => dy], zip_map(g, dy, None, |g, dy, _| dy * g * sigmoid(g))?);
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// silu(`gate`) x `up`, differentiable in both.
+pub(super) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::ops::{composed_rms_norm, composed_rope};
@@ -525,6 +653,20 @@ mod tests {
                     tol,
                 );
             }
+        }
+    }
+
+    #[test]
+    fn swiglu_matches_its_composition_forward_and_backward() {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let gate = Var::from_tensor(&random(&[3, 4, 10], 6, dtype)).unwrap();
+            let up = Var::from_tensor(&random(&[3, 4, 10], 7, dtype)).unwrap();
+            agree(
+                &[gate, up],
+                |t| swiglu(&t[0], &t[1]),
+                |t| t[0].silu()?.mul(&t[1]),
+                tol,
+            );
         }
     }
 

@@ -28,6 +28,14 @@ impl Ops {
         })
     }
 
+    /// silu(`gate`) x `up`, the MLP's gated product.
+    pub fn swiglu(self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Ops::Differentiable if grad_ops::serves(gate) => grad_ops::swiglu(gate, up)?,
+            _ => (gate.silu()? * up)?,
+        })
+    }
+
     /// Softmax over the last dimension.
     pub fn softmax(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
