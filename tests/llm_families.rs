@@ -4,6 +4,10 @@
 //!   with Llama 3.1 rope scaling and a wide head, Qwen2 with biases, Qwen3 with per-head
 //!   norms): logits at every position and greedy tokens, through the generation path
 //!   and through the trainer's differentiable path;
+//! - the same tiny models as F32 GGUF files (tests/fixtures/tiny_decoders/*.gguf, written
+//!   by tests/fixtures/make_tiny_ggufs.py as llama.cpp's converter writes them: permuted
+//!   q/k and rope_freqs.weight for llama, halves RoPE for qwen2/qwen3): logits at every
+//!   position, greedy tokens and the tokenizer against llama.cpp on those files;
 //! - the real Qwen2.5-Coder-0.5B GGUF (qwen2: query/key/value biases, halves RoPE in
 //!   GGUF; tests/fixtures/qwen_llamacpp_reference.json, made by
 //!   tests/fixtures/make_qwen_llamacpp_reference.py): the chat prompt and its token ids
@@ -87,6 +91,98 @@ fn tiny_models_of_every_family_match_transformers() {
         let logits = trainable.forward(&input).unwrap().squeeze(0).unwrap();
         let diff = max_diff(&logits, &case.logits);
         assert!(diff < 1e-4, "{family}: training forward differs by {diff}");
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TinyLlamaCppCase {
+    ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+    text_ids: Vec<u32>,
+    max_abs_diff_to_transformers: f32,
+}
+
+#[derive(serde::Deserialize)]
+struct TinyLlamaCppReference {
+    text: String,
+    families: HashMap<String, TinyLlamaCppCase>,
+}
+
+/// bftembed's GGUF path (metadata, tensor names, GGUF llama's interleaved RoPE with
+/// rope_freqs.weight, biases, per-head norms, the GGUF tokenizer) against llama.cpp on
+/// the tiny models as F32 GGUF files. llama.cpp is itself within 1e-6 of transformers
+/// on these files (recorded in the fixture, whose logits are rounded to 6 decimals);
+/// bftembed was measured within 7.5e-7 of llama.cpp at every position of every family.
+/// The bound is the safetensors test's 1e-4, which leaves room for other CPUs' summation
+/// orders and still catches a wrong rope_freqs (llama.cpp with the divisors the
+/// converter would compute from a top-level original_max_position_embeddings of 8192
+/// is 4.8e-3 away from transformers).
+#[test]
+fn tiny_gguf_models_of_every_family_match_llama_cpp() {
+    let reference: TinyLlamaCppReference = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("tiny_decoders/llamacpp_reference.json")).unwrap(),
+    )
+    .unwrap();
+    for family in ["llama3", "qwen2", "qwen3"] {
+        let case = &reference.families[family];
+        assert!(
+            case.max_abs_diff_to_transformers < 1e-5,
+            "{family}: the fixture's GGUF file is not faithful to the transformers model"
+        );
+        let path = common::fixture(&format!("tiny_decoders/{family}.gguf"));
+        let dir = ModelDir {
+            id: path.display().to_string(),
+            path: path.parent().unwrap().to_path_buf(),
+            weights: path.clone(),
+            weights_sha256: String::new(),
+            known: None,
+        };
+        let lm = CausalLm::load(&dir, &Device::Cpu, GgufPrecision::F32).unwrap();
+        let config = lm.model.config();
+        match family {
+            "llama3" => {
+                assert_eq!(config.family, DecoderFamily::Llama);
+                assert_eq!(config.rope_layout, RopeLayout::Interleaved);
+                assert!(matches!(config.rope_scaling, RopeScaling::Divisors(_)));
+                assert!(config.head_dim == 24 && !config.tie_embeddings);
+            }
+            "qwen2" => {
+                assert_eq!(config.family, DecoderFamily::Qwen2);
+                assert_eq!(config.rope_layout, RopeLayout::Halves);
+                assert!(config.qkv_bias && config.tie_embeddings);
+            }
+            _ => {
+                assert_eq!(config.family, DecoderFamily::Qwen3);
+                assert_eq!(config.rope_layout, RopeLayout::Halves);
+                assert!(config.qk_norm && config.head_dim == 32);
+            }
+        }
+        assert_eq!(
+            lm.encode(&reference.text).unwrap(),
+            case.text_ids,
+            "{family}: the GGUF tokenizer splits the text unlike llama.cpp"
+        );
+        let logits: Vec<Vec<f32>> = lm
+            .model
+            .logits_at_every_position(&case.ids)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(logits.len(), case.logits.len(), "{family}");
+        for (position, (ours, theirs)) in logits.iter().zip(&case.logits).enumerate() {
+            let diff = ours
+                .iter()
+                .zip(theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff < 1e-4,
+                "{family}: logits at position {position} differ from llama.cpp's by {diff}"
+            );
+        }
+        let (_, tokens) = greedy(&lm, &case.ids, case.greedy.len());
+        assert_eq!(tokens, case.greedy, "{family}: greedy tokens");
     }
 }
 
