@@ -51,6 +51,25 @@ pub struct PairedRow {
 }
 
 impl PairedRow {
+    /// The table cells of the result: items, the difference with its interval (to
+    /// `decimals` places), and the p-value; dashes when the stores share no items.
+    pub fn cells(&self, decimals: usize) -> (String, String, String) {
+        match &self.result {
+            Some(r) => (
+                r.items.to_string(),
+                format!(
+                    "{:+.d$} [{:+.d$}, {:+.d$}]",
+                    r.difference,
+                    r.interval.0,
+                    r.interval.1,
+                    d = decimals
+                ),
+                format!("{:.3}", r.p_value),
+            ),
+            None => ("0".into(), "–".into(), "–".into()),
+        }
+    }
+
     /// `better`, `worse` or `no clear difference` (95% interval of the difference
     /// excludes zero or not).
     pub fn verdict(&self) -> &'static str {
@@ -196,17 +215,7 @@ impl StudyReport {
              |---|---|---|---|---|---|---|---|"
         );
         for row in &self.paired {
-            let (items, diff, p) = match &row.result {
-                Some(r) => (
-                    r.items.to_string(),
-                    format!(
-                        "{:+.3} [{:+.3}, {:+.3}]",
-                        r.difference, r.interval.0, r.interval.1
-                    ),
-                    format!("{:.3}", r.p_value),
-                ),
-                None => ("0".into(), "–".into(), "–".into()),
-            };
+            let (items, diff, p) = row.cells(3);
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {items} | {diff} | {p} | {} |",

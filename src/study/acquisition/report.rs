@@ -366,17 +366,7 @@ impl AcquisitionReport {
              | section | set or task | metric | focus | other | items | difference [95%] | p | verdict |\n|---|---|---|---|---|---|---|---|---|"
         );
         for row in &self.paired {
-            let (items, diff, p) = match &row.result {
-                Some(r) => (
-                    r.items.to_string(),
-                    format!(
-                        "{:+.4} [{:+.4}, {:+.4}]",
-                        r.difference, r.interval.0, r.interval.1
-                    ),
-                    format!("{:.3}", r.p_value),
-                ),
-                None => ("0".into(), "–".into(), "–".into()),
-            };
+            let (items, diff, p) = row.cells(4);
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {items} | {diff} | {p} | {} |",

@@ -18,7 +18,7 @@ use crate::study::report::PairedRow;
 use crate::study::run::{symbol_texts, Setup, SymbolTexts};
 use crate::study::scoring::{embed_cached, masked, vectors_by_symbol};
 use crate::study::stages::store;
-use crate::tasks::{evaluate_each, paired_bootstrap, EvalReport, GeneVectors, ItemOutcomes};
+use crate::tasks::{evaluate_each, EvalReport, GeneVectors, ItemOutcomes};
 use crate::train::diagnose::{summarize, token_probabilities, CorpusSummary, DiagnoseSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -346,15 +346,9 @@ impl Tests<'_> {
         a: &ItemOutcomes,
         b: &ItemOutcomes,
     ) -> PairedRow {
-        let c = &self.setup.config.comparison;
-        PairedRow {
-            section: section.into(),
-            item: item.into(),
-            metric: metric.into(),
-            focus: self.focus().to_string(),
-            other: other.to_string(),
-            result: paired_bootstrap(a, b, c.resamples, c.seed),
-        }
+        let mut row = self.setup.paired_row(section, item, metric, other, a, b);
+        row.focus = self.focus().to_string();
+        row
     }
 
     /// One objective's outcomes on a measure, pooled per gene over its seeds.
