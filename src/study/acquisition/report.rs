@@ -405,13 +405,16 @@ impl AcquisitionReport {
         let value = |m: &str, set: &str| {
             self.recall_of(m, set)
                 .map_or(0.0, |r| r.accuracy.specificity)
-                .max(0.0)
         };
-        let top = models
+        let values: Vec<f64> = models
             .iter()
             .flat_map(|m| [value(m, "taught"), value(m, "never taught")])
-            .fold(0.01f64, f64::max)
-            * 1.15;
+            .filter(|v| v.is_finite())
+            .collect();
+        // Bars start at zero; a model whose profiles are closer to other genes' cards
+        // than to their own has a negative bar.
+        let top = values.iter().copied().fold(0.01f64, f64::max) * 1.15;
+        let bottom = values.iter().copied().fold(0.0f64, f64::min) * 1.15;
         let width = (160 + 90 * models.len()) as u32;
         crate::plot::render_png(out, (width.max(500), 420), |root| {
             let mut chart = ChartBuilder::on(root)
@@ -422,7 +425,7 @@ impl AcquisitionReport {
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(60)
-                .build_cartesian_2d(0f64..models.len() as f64, 0f64..top)
+                .build_cartesian_2d(0f64..models.len() as f64, bottom..top)
                 .map_err(|e| e.to_string())?;
             let labels: Vec<String> = models.iter().map(|m| m.to_string()).collect();
             chart
