@@ -538,6 +538,61 @@ pub(super) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
 }
 
+// ---------------------------------------------------------------- frozen products
+
+/// x Wᵀ for a frozen W: the backward pass gives the gradient of x only. candle's own
+/// product always computes the gradient of both operands, so under LoRA every frozen
+/// matrix of every block got a weight-sized gradient nothing reads.
+struct FrozenProduct {
+    weight: Tensor,
+}
+
+impl CustomOp1 for FrozenProduct {
+    fn name(&self) -> &'static str {
+        "frozen-product"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (rows, k) = l.shape().dims2()?;
+        let x = match s {
+            CpuStorage::F32(v) => Tensor::from_slice(
+                slice(v, l, self.name())?,
+                (rows, k),
+                &candle_core::Device::Cpu,
+            )?,
+            CpuStorage::F64(v) => Tensor::from_slice(
+                slice(v, l, self.name())?,
+                (rows, k),
+                &candle_core::Device::Cpu,
+            )?,
+            _ => candle_core::bail!("frozen-product: input must be f32 or f64"),
+        };
+        let out = x.matmul(&self.weight.t()?)?;
+        let shape = out.shape().clone();
+        let storage = match out.dtype() {
+            DType::F32 => CpuStorage::F32(out.flatten_all()?.to_vec1()?),
+            _ => CpuStorage::F64(out.flatten_all()?.to_vec1()?),
+        };
+        Ok((storage, shape))
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.weight)?))
+    }
+}
+
+/// True when `x` Wᵀ should go through [`frozen_product`]: a graph is being recorded
+/// through `x`, and `w` is a constant of the CPU ops here.
+pub(super) fn wants_frozen_product(x: &Tensor, w: &Tensor) -> bool {
+    x.track_op() && !w.track_op() && serves(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+}
+
+/// (rows, in) `x` times the transpose of the frozen (out, in) `w`, differentiable in `x`.
+pub(super) fn frozen_product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op1(FrozenProduct { weight: w.detach() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::ops::{composed_rms_norm, composed_rope};
@@ -665,6 +720,22 @@ mod tests {
                 &[gate, up],
                 |t| swiglu(&t[0], &t[1]),
                 |t| t[0].silu()?.mul(&t[1]),
+                tol,
+            );
+        }
+    }
+
+    #[test]
+    fn a_frozen_product_passes_the_input_gradient_only() {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let x = Var::from_tensor(&random(&[6, 8], 8, dtype)).unwrap();
+            let w = random(&[5, 8], 9, dtype);
+            let shifted = (x.as_tensor() * 1.0).unwrap();
+            assert!(wants_frozen_product(&shifted, &w));
+            agree(
+                &[x],
+                |t| frozen_product(&(&t[0] * 1.0)?, &w),
+                |t| t[0].matmul(&w.t()?),
                 tol,
             );
         }

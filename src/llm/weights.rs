@@ -221,12 +221,20 @@ impl Module for Linear {
             // candle's QMatMul would broadcast the weight per sequence, and its
             // backward pass then materialises one weight-sized gradient per sequence
             // (a 151,936-row output matrix: 545 MB each).
-            Linear::Candle(QMatMul::Tensor(w)) if x.rank() > 2 => {
+            // A frozen matrix under a recorded graph (LoRA's base weights) gives only
+            // the input's gradient (see `grad_ops::frozen_product`).
+            Linear::Candle(QMatMul::Tensor(w)) if x.rank() > 2 || x.track_op() => {
                 let mut dims = x.dims().to_vec();
                 let k = dims.pop().unwrap_or(0);
                 let rows = dims.iter().product::<usize>();
                 dims.push(w.dim(0)?);
-                x.reshape((rows, k))?.matmul(&w.t()?)?.reshape(dims)
+                let x = x.reshape((rows, k))?;
+                let out = if super::grad_ops::wants_frozen_product(&x, w) {
+                    super::grad_ops::frozen_product(&x, w)?
+                } else {
+                    x.matmul(&w.t()?)?
+                };
+                out.reshape(dims)
             }
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
