@@ -4,10 +4,11 @@
 //!
 //! Run: `cargo bench --bench embed_throughput` (set RAYON_NUM_THREADS to pin threads;
 //! BENCH_MODEL names the encoder, all-minilm-l6-v2 by default, all-mpnet-base-v2 for the
-//! default store's).
+//! default store's; BENCH_PRECISION=bf16 runs the dense layers on AMX tiles, and then
+//! also prints the cosine of each bf16 vector to its f32 vector).
 //! The peer figure comes from benches/peers/st_embed.py on the same texts.
 
-use bftembed::embed::{EncoderSettings, SentenceEmbedder};
+use bftembed::embed::{EncoderPrecision, EncoderSettings, SentenceEmbedder};
 use bftembed::genes::GeneCatalog;
 use bftembed::models::{KnownModel, ModelCache, SMALL_EMBEDDING_MODEL};
 use bftembed::profile::RefseqSummaries;
@@ -53,12 +54,18 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|b| b.parse().ok()).collect())
         .unwrap_or_else(|| vec![16, 32, 64]);
+    let precision = std::env::var("BENCH_PRECISION")
+        .map(|p| EncoderPrecision::parse(&p).expect("BENCH_PRECISION is f32 or bf16"))
+        .unwrap_or_default();
+    let reference = (precision != EncoderPrecision::F32)
+        .then(|| embedder.embed(&texts).expect("f32 reference vectors"));
+    println!("precision: {precision}");
     for batch_size in batches {
         let settings = EncoderSettings {
             batch_size,
             ..embedder.settings()
         };
-        let e = SentenceEmbedder::load(&model, &candle_core::Device::Cpu)
+        let e = SentenceEmbedder::load_with(&model, &candle_core::Device::Cpu, precision)
             .expect("load")
             .with_settings(settings)
             .expect("settings");
@@ -74,5 +81,19 @@ fn main() {
             secs,
             texts.len()
         );
+        if let Some(reference) = &reference {
+            let cosines: Vec<f32> = (0..texts.len())
+                .map(|i| {
+                    out.row(i)
+                        .iter()
+                        .zip(reference.row(i))
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect();
+            let min = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+            let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+            println!("  cosine to f32: min {min:.6}, mean {mean:.6}");
+        }
     }
 }

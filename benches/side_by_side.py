@@ -8,6 +8,7 @@ headed by the machine and every version; every raw figure goes into a JSONL file
 
     python benches/side_by_side.py                      # everything, 2 rounds
     python benches/side_by_side.py --only embed,probe   # some comparisons
+    python benches/side_by_side.py --only embed-bf16,embed-mpnet-bf16   # CPUs with AMX
     python benches/side_by_side.py --rounds 3 --out benches/results/NAME
 
 Peers (install into the Python that runs this script):
@@ -125,6 +126,27 @@ def comparisons(args):
                              texts.format("mpnet"), 2, "32"),
                         lambda t: figures(EMBED_RE, t, "all-mpnet-base-v2 texts/s, batch {batch}"),
                         f"{args.mpnet_texts} RefSeq gene texts"),
+        "embed-bf16": ("sentence_transformers",
+                       lambda: dump_texts("all-minilm-l6-v2", embed_texts, texts.format("minilm")),
+                       bench("embed_throughput", BENCH_TEXTS=embed_texts, BENCH_BATCHES=batches,
+                             BENCH_PRECISION="bf16"),
+                       peer("st_embed.py", model_dir("all-minilm-l6-v2"), texts.format("minilm"),
+                            2, batches, "bf16"),
+                       lambda t: figures(EMBED_RE, t,
+                                         "all-MiniLM-L6-v2 bf16 texts/s, batch {batch}"),
+                       f"{embed_texts} RefSeq gene texts; bf16 products on both sides (ours on "
+                       "AMX tiles, PyTorch through oneDNN)"),
+        "embed-mpnet-bf16": ("sentence_transformers",
+                             lambda: dump_texts("all-mpnet-base-v2", args.mpnet_texts,
+                                                texts.format("mpnet")),
+                             bench("embed_throughput", BENCH_TEXTS=args.mpnet_texts,
+                                   BENCH_BATCHES="32", BENCH_MODEL="all-mpnet-base-v2",
+                                   BENCH_PRECISION="bf16"),
+                             peer("st_embed.py", model_dir("all-mpnet-base-v2"),
+                                  texts.format("mpnet"), 2, "32", "bf16"),
+                             lambda t: figures(EMBED_RE, t,
+                                               "all-mpnet-base-v2 bf16 texts/s, batch {batch}"),
+                             f"{args.mpnet_texts} RefSeq gene texts; bf16 on both sides"),
         "probe": ("sklearn", None,
                   bench("probe_fit"),
                   peer("sklearn_probe.py", 2),

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc_tuning;
+pub(crate) mod amx;
 pub mod annotate;
 pub mod cells;
 pub mod device;

@@ -62,6 +62,15 @@ fn profile_embed_neighbors_search_reindex() {
         "all-minilm-l6-v2",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The default precision is the fastest this CPU runs, and the store says which.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("manifest.json")).unwrap()).unwrap();
+    let fastest = bftembed::embed::EncoderPrecision::fastest(&candle_core::Device::Cpu);
+    assert_eq!(
+        manifest["encoder"]["precision"],
+        fastest.name(),
+        "{manifest}"
+    );
 
     let out = bftembed(&[
         "neighbors",
@@ -222,6 +231,44 @@ fn missing_model_and_bad_tables_are_named() {
     let out = bftembed(&["neighbors", "TP53", "--store", p(&tmp.path().join("nope"))]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_or_unavailable_precisions_are_refused() {
+    common::embedding_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = file(tmp.path(), "t.txt", b"TP53 is a tumour suppressor.\n");
+    let out_path = tmp.path().join("v.parquet");
+    let run = |precision: &str| {
+        bftembed(&[
+            "embed",
+            "--texts",
+            p(&texts),
+            "--out",
+            p(&out_path),
+            "--model",
+            "all-minilm-l6-v2",
+            "--precision",
+            precision,
+        ])
+    };
+    let out = run("fp8");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("choose f32 or bf16"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_path.exists());
+    let out = run("bf16");
+    let fastest = bftembed::embed::EncoderPrecision::fastest(&candle_core::Device::Cpu);
+    if fastest.name() == "bf16" {
+        assert!(out.status.success(), "{}", stderr(&out));
+    } else {
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("AMX"), "{}", stderr(&out));
+        assert!(!out_path.exists());
+    }
 }
 
 #[test]

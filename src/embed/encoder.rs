@@ -5,6 +5,7 @@ use super::config::{EncoderConfig, EncoderFamily};
 use super::matrix::Embeddings;
 use super::packed::PackedEncoder;
 use super::pooling::{l2_normalize_rows, Pooling};
+use super::precision::EncoderPrecision;
 use super::support::SentenceSetup;
 use super::transformer::TransformerEncoder;
 use crate::error::{Error, Result};
@@ -46,6 +47,9 @@ pub struct EncoderRecord {
     pub query_prefix: String,
     /// Truncation length in tokens, special tokens included.
     pub max_tokens: usize,
+    /// The dense layers' arithmetic (f32 for manifests written before it was recorded).
+    #[serde(default)]
+    pub precision: EncoderPrecision,
 }
 
 /// The forward pass an embedder runs.
@@ -67,6 +71,7 @@ pub struct SentenceEmbedder {
     weights_sha256: String,
     dim: usize,
     settings: EncoderSettings,
+    precision: EncoderPrecision,
 }
 
 impl SentenceEmbedder {
@@ -78,11 +83,27 @@ impl SentenceEmbedder {
     /// What the forward pass would not reproduce (another `model_type`, an unknown
     /// pooling mode, a Dense module, ...) is refused before the weights are read.
     pub fn load(model: &ModelDir, device: &Device) -> Result<Self> {
-        Self::load_pass(model, device, device.is_cpu())
+        Self::load_with(model, device, EncoderPrecision::F32)
+    }
+
+    /// [`load`](Self::load) at the given precision (refused where this machine cannot
+    /// run it).
+    pub fn load_with(
+        model: &ModelDir,
+        device: &Device,
+        precision: EncoderPrecision,
+    ) -> Result<Self> {
+        precision.check(device)?;
+        Self::load_pass(model, device, device.is_cpu(), precision)
     }
 
     /// [`load`](Self::load), choosing the packed CPU pass or candle's.
-    fn load_pass(model: &ModelDir, device: &Device, packed: bool) -> Result<Self> {
+    fn load_pass(
+        model: &ModelDir,
+        device: &Device,
+        packed: bool,
+        precision: EncoderPrecision,
+    ) -> Result<Self> {
         let config = read_encoder_config(model)?;
         let setup = SentenceSetup::read(&model.path, config.hidden_size)?;
         let tokenizer_path = model.file("tokenizer.json")?;
@@ -117,7 +138,7 @@ impl SentenceEmbedder {
             message: format!("does not hold the weights config.json describes: {e}"),
         })?;
         let pass = if packed {
-            ForwardPass::Packed(encoder.to_packed()?)
+            ForwardPass::Packed(encoder.to_packed(precision)?)
         } else {
             ForwardPass::Candle(encoder)
         };
@@ -131,6 +152,7 @@ impl SentenceEmbedder {
             weights_sha256: model.weights_sha256.clone(),
             dim: config.hidden_size,
             settings,
+            precision,
         })
     }
 
@@ -174,7 +196,13 @@ impl SentenceEmbedder {
             document_prefix: self.setup.document_prefix.clone(),
             query_prefix: self.setup.query_prefix.clone(),
             max_tokens: self.settings.max_tokens,
+            precision: self.precision,
         }
+    }
+
+    /// The arithmetic of the dense layers.
+    pub fn precision(&self) -> EncoderPrecision {
+        self.precision
     }
 
     /// Embedding dimension.
@@ -356,7 +384,7 @@ mod tests {
             max_tokens: 256,
         };
         let embed = |packed: bool| {
-            SentenceEmbedder::load_pass(&model, &Device::Cpu, packed)
+            SentenceEmbedder::load_pass(&model, &Device::Cpu, packed, EncoderPrecision::F32)
                 .unwrap()
                 .with_settings(settings)
                 .unwrap()
@@ -366,7 +394,8 @@ mod tests {
         let (packed, candle) = (embed(true), embed(false));
         // A text with no tokens at all (a tokenizer without special tokens) has no
         // rows, wherever it sits in the batch.
-        let loaded = SentenceEmbedder::load_pass(&model, &Device::Cpu, true).unwrap();
+        let loaded =
+            SentenceEmbedder::load_pass(&model, &Device::Cpu, true, EncoderPrecision::F32).unwrap();
         let ForwardPass::Packed(pass) = &loaded.model else {
             panic!("the CPU loads the packed pass");
         };

@@ -14,6 +14,7 @@ mod gelu;
 mod matrix;
 mod packed;
 mod pooling;
+mod precision;
 mod remote;
 mod resume;
 mod support;
@@ -26,6 +27,7 @@ pub use encoder::{EncoderRecord, EncoderSettings, SentenceEmbedder};
 pub use gelu::{erf_f32, gelu_erf};
 pub use matrix::Embeddings;
 pub use pooling::{l2_normalize_rows, masked_mean_pool, Pooling};
+pub use precision::EncoderPrecision;
 pub use remote::{
     RemoteEncoder, RemoteRecord, RemoteSettings, MAX_BATCH_INPUTS, MIN_PROBE_COSINE, PROBE_TEXT,
 };

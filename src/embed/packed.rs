@@ -20,6 +20,7 @@
 use super::config::Activation;
 use super::gelu::gelu_in_place;
 use super::transformer::relative_buckets;
+use crate::amx::Bf16Matrix;
 use crate::simd::avx2_variant;
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -30,6 +31,8 @@ pub(super) struct PackedDense {
     pub bias: Vec<f32>,
     pub inputs: usize,
     pub outputs: usize,
+    /// The weights in bf16 AMX tiles, when the encoder runs at bf16 precision.
+    pub bf16: Option<Bf16Matrix>,
 }
 
 /// Layer norm weights.
@@ -301,6 +304,10 @@ impl PackedDense {
                 }
             }),
             None => rows_out.for_each(|row| row.copy_from_slice(&self.bias)),
+        }
+        if let Some(tiles) = &self.bf16 {
+            tiles.accumulate(x, rows, out);
+            return;
         }
         // SAFETY: the shapes were checked above: x is rows x k, W is k x n, out rows x n,
         // all row-major with unit column stride.

@@ -61,14 +61,19 @@ impl TextEncoder for SentenceEmbedder {
 
     fn fingerprint_parts(&self) -> Vec<String> {
         let record = SentenceEmbedder::record(self);
-        vec![
+        let mut parts = vec![
             "local".into(),
             self.weights_sha256().into(),
             record.max_tokens.to_string(),
             record.model_type,
             record.pooling,
             record.document_prefix,
-        ]
+        ];
+        // Only a reduced precision adds a part, so f32 caches keep their names.
+        if record.precision != super::EncoderPrecision::F32 {
+            parts.push(format!("precision {}", record.precision));
+        }
+        parts
     }
 
     fn embed_documents(&self, texts: &[&str], bar: Option<&ProgressBar>) -> Result<Embeddings> {

@@ -13,6 +13,8 @@
 use super::config::{Activation, EncoderConfig, EncoderFamily};
 use super::gelu::gelu_erf;
 use super::packed::{PackedDense, PackedEncoder, PackedLayer, PackedNorm, PackedRelativeBias};
+use super::precision::EncoderPrecision;
+use crate::amx::Bf16Matrix;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
@@ -244,7 +246,9 @@ impl TransformerEncoder {
     }
 
     /// The same weights as plain buffers for the packed CPU forward pass.
-    pub(super) fn to_packed(&self) -> Result<PackedEncoder> {
+    /// At bf16 precision the dense layers' weights are also packed into AMX tiles.
+    pub(super) fn to_packed(&self, precision: EncoderPrecision) -> Result<PackedEncoder> {
+        let bf16 = precision == EncoderPrecision::Bf16;
         Ok(PackedEncoder {
             word: values(self.word.embeddings())?,
             position: values(&self.position)?,
@@ -254,7 +258,7 @@ impl TransformerEncoder {
             layers: self
                 .layers
                 .iter()
-                .map(Layer::to_packed)
+                .map(|layer| layer.to_packed(bf16))
                 .collect::<Result<_>>()?,
             relative_bias: self
                 .relative_bias
@@ -280,10 +284,14 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 impl Dense {
-    fn to_packed(&self) -> Result<PackedDense> {
+    fn to_packed(&self, bf16: bool) -> Result<PackedDense> {
         let (inputs, outputs) = self.weight_t.dims2()?;
+        let weight = values(&self.weight_t)?;
         Ok(PackedDense {
-            weight: values(&self.weight_t)?,
+            bf16: bf16
+                .then(|| Bf16Matrix::pack(&weight, inputs, outputs))
+                .flatten(),
+            weight,
             bias: values(&self.bias)?,
             inputs,
             outputs,
@@ -302,13 +310,13 @@ impl Norm {
 }
 
 impl Layer {
-    fn to_packed(&self) -> Result<PackedLayer> {
+    fn to_packed(&self, bf16: bool) -> Result<PackedLayer> {
         Ok(PackedLayer {
-            qkv: self.qkv.to_packed()?,
-            attn_out: self.attn_out.to_packed()?,
+            qkv: self.qkv.to_packed(bf16)?,
+            attn_out: self.attn_out.to_packed(bf16)?,
             attn_norm: self.attn_norm.to_packed()?,
-            intermediate: self.intermediate.to_packed()?,
-            output: self.output.to_packed()?,
+            intermediate: self.intermediate.to_packed(bf16)?,
+            output: self.output.to_packed(bf16)?,
             out_norm: self.out_norm.to_packed()?,
         })
     }

@@ -4,7 +4,9 @@ use super::checks::{check_vectors, load_checked_index, open_manifest};
 use super::manifest::{StoreItems, StoreManifest, TABLE_FILE};
 use super::search::VectorIndex;
 use super::table::read_table;
-use crate::embed::{Embeddings, RemoteEncoder, RemoteSettings, SentenceEmbedder, TextEncoder};
+use crate::embed::{
+    Embeddings, EncoderRecord, RemoteEncoder, RemoteSettings, SentenceEmbedder, TextEncoder,
+};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -117,9 +119,19 @@ impl GeneStore {
                 ),
             ));
         }
-        let encoder = SentenceEmbedder::load(&model, device)?;
+        // Queries are embedded at the store's precision where this machine can run it;
+        // elsewhere at f32, the exact arithmetic the reduced one approximates.
+        let recorded_precision = manifest.encoder.as_ref().map(|r| r.precision);
+        let precision = recorded_precision
+            .filter(|p| p.check(device).is_ok())
+            .unwrap_or_default();
+        let encoder = SentenceEmbedder::load_with(&model, device, precision)?;
         if let Some(recorded) = &manifest.encoder {
-            if *recorded != encoder.record() {
+            let same = EncoderRecord {
+                precision: recorded.precision,
+                ..encoder.record()
+            };
+            if *recorded != same {
                 return Err(Error::store(
                     self.path(),
                     format!(
