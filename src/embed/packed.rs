@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 /// A dense layer: weights `in x out`, row-major, and the bias.
 pub(super) struct PackedDense {
+    /// Empty when the weights live in `bf16` tiles instead.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
     pub inputs: usize,

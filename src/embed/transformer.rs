@@ -286,11 +286,16 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 impl Dense {
     fn to_packed(&self, bf16: bool) -> Result<PackedDense> {
         let (inputs, outputs) = self.weight_t.dims2()?;
-        let weight = values(&self.weight_t)?;
+        let mut weight = values(&self.weight_t)?;
+        let tiles = bf16
+            .then(|| Bf16Matrix::pack(&weight, inputs, outputs))
+            .flatten();
+        if tiles.is_some() {
+            // The products read only the tiles: keep one copy of the weights.
+            weight = Vec::new();
+        }
         Ok(PackedDense {
-            bf16: bf16
-                .then(|| Bf16Matrix::pack(&weight, inputs, outputs))
-                .flatten(),
+            bf16: tiles,
             weight,
             bias: values(&self.bias)?,
             inputs,
