@@ -208,8 +208,8 @@ fn quick_acquisition_arm_teaches_then_asks_about_the_taught_genes() {
             .unwrap();
         assert_eq!(
             log.lines().count(),
-            1 + 24,
-            "{}: 24 steps logged",
+            1 + 48,
+            "{}: 48 steps logged",
             run.model.name
         );
         assert!(out
@@ -235,8 +235,9 @@ fn quick_acquisition_arm_teaches_then_asks_about_the_taught_genes() {
         assert!(t.accuracy.specificity.is_finite() && t.go_recall.is_finite());
     }
     // Teaching worked: SFT's profiles of the taught genes are closer to their cards than
-    // the base model's (0.440 against 0.408 when this was written). A pipeline that
-    // trains nothing, or asks about other genes, fails here.
+    // the base model's (cosine 0.438 against 0.416, specificity 0.092 against 0.025, on
+    // the Intel Xeon; on never-taught genes SFT's cosine fell, 0.375 -> 0.359). A
+    // pipeline that trains nothing, or asks about other genes, fails here.
     let base = report
         .recall_of(BASE_MODEL, "taught")
         .unwrap()
@@ -248,6 +249,19 @@ fn quick_acquisition_arm_teaches_then_asks_about_the_taught_genes() {
         .accuracy
         .cosine_own;
     assert!(sft > base + 0.01, "SFT {sft:.3} vs base {base:.3}");
+    let specificity = |model: &str| {
+        report
+            .recall_of(model, "taught")
+            .unwrap()
+            .accuracy
+            .specificity
+    };
+    assert!(
+        specificity("sft-s17") > specificity(BASE_MODEL) + 0.02,
+        "specificity: SFT {:.3} vs base {:.3}",
+        specificity("sft-s17"),
+        specificity(BASE_MODEL)
+    );
 
     // The pre-registered test (BFT against SFT, the only other objective here), every
     // task on every store, the diagnostic of every model on the taught cards.
