@@ -102,6 +102,25 @@ DEC_RE = r"^batch (?P<batch>\d+): prompt [\d.]+ tok/s \([^)]*\), generated (?P<v
 TRAIN_RE = r"^\s*(?P<mode>full|last4|lora)\b.*?(?P<value>[\d.]+) tokens/s"
 
 
+def embed_comparison(model, label, count, batches, texts_path, precision="f32"):
+    """One encoder beside sentence-transformers on `count` RefSeq gene texts, both sides
+    at `precision` (bf16: ours on AMX tiles, PyTorch's weights in bfloat16)."""
+    env = {"BENCH_TEXTS": count, "BENCH_BATCHES": batches, "BENCH_MODEL": model}
+    peer_args = [model_dir(model), texts_path, 2, batches]
+    inputs = f"{count} RefSeq gene texts"
+    if precision != "f32":
+        env["BENCH_PRECISION"] = precision
+        peer_args.append(precision)
+        label = f"{label} {precision}"
+        inputs += f"; {precision} products on both sides (ours on AMX tiles, PyTorch through oneDNN)"
+    return ("sentence_transformers",
+            lambda: dump_texts(model, count, texts_path),
+            bench("embed_throughput", **env),
+            peer("st_embed.py", *peer_args),
+            lambda t: figures(EMBED_RE, t, label + " texts/s, batch {batch}"),
+            inputs)
+
+
 def comparisons(args):
     """name -> (peer module, prepare(), ours, theirs, parse(text) -> {metric: value},
     inputs). A metric ending in ", s" is a time (lower is better); the others are rates."""
@@ -110,43 +129,15 @@ def comparisons(args):
     batches = "16,32,64"
     embed_texts = args.texts
     return {
-        "embed": ("sentence_transformers",
-                  lambda: dump_texts("all-minilm-l6-v2", embed_texts, texts.format("minilm")),
-                  bench("embed_throughput", BENCH_TEXTS=embed_texts, BENCH_BATCHES=batches),
-                  peer("st_embed.py", model_dir("all-minilm-l6-v2"), texts.format("minilm"), 2,
-                       batches),
-                  lambda t: figures(EMBED_RE, t, "all-MiniLM-L6-v2 texts/s, batch {batch}"),
-                  f"{embed_texts} RefSeq gene texts"),
-        "embed-mpnet": ("sentence_transformers",
-                        lambda: dump_texts("all-mpnet-base-v2", args.mpnet_texts,
-                                           texts.format("mpnet")),
-                        bench("embed_throughput", BENCH_TEXTS=args.mpnet_texts,
-                              BENCH_BATCHES="32", BENCH_MODEL="all-mpnet-base-v2"),
-                        peer("st_embed.py", model_dir("all-mpnet-base-v2"),
-                             texts.format("mpnet"), 2, "32"),
-                        lambda t: figures(EMBED_RE, t, "all-mpnet-base-v2 texts/s, batch {batch}"),
-                        f"{args.mpnet_texts} RefSeq gene texts"),
-        "embed-bf16": ("sentence_transformers",
-                       lambda: dump_texts("all-minilm-l6-v2", embed_texts, texts.format("minilm")),
-                       bench("embed_throughput", BENCH_TEXTS=embed_texts, BENCH_BATCHES=batches,
-                             BENCH_PRECISION="bf16"),
-                       peer("st_embed.py", model_dir("all-minilm-l6-v2"), texts.format("minilm"),
-                            2, batches, "bf16"),
-                       lambda t: figures(EMBED_RE, t,
-                                         "all-MiniLM-L6-v2 bf16 texts/s, batch {batch}"),
-                       f"{embed_texts} RefSeq gene texts; bf16 products on both sides (ours on "
-                       "AMX tiles, PyTorch through oneDNN)"),
-        "embed-mpnet-bf16": ("sentence_transformers",
-                             lambda: dump_texts("all-mpnet-base-v2", args.mpnet_texts,
-                                                texts.format("mpnet")),
-                             bench("embed_throughput", BENCH_TEXTS=args.mpnet_texts,
-                                   BENCH_BATCHES="32", BENCH_MODEL="all-mpnet-base-v2",
-                                   BENCH_PRECISION="bf16"),
-                             peer("st_embed.py", model_dir("all-mpnet-base-v2"),
-                                  texts.format("mpnet"), 2, "32", "bf16"),
-                             lambda t: figures(EMBED_RE, t,
-                                               "all-mpnet-base-v2 bf16 texts/s, batch {batch}"),
-                             f"{args.mpnet_texts} RefSeq gene texts; bf16 on both sides"),
+        "embed": embed_comparison("all-minilm-l6-v2", "all-MiniLM-L6-v2", embed_texts, batches,
+                                  texts.format("minilm")),
+        "embed-bf16": embed_comparison("all-minilm-l6-v2", "all-MiniLM-L6-v2", embed_texts,
+                                       batches, texts.format("minilm"), "bf16"),
+        "embed-mpnet": embed_comparison("all-mpnet-base-v2", "all-mpnet-base-v2", args.mpnet_texts,
+                                        "32", texts.format("mpnet")),
+        "embed-mpnet-bf16": embed_comparison("all-mpnet-base-v2", "all-mpnet-base-v2",
+                                             args.mpnet_texts, "32", texts.format("mpnet"),
+                                             "bf16"),
         "probe": ("sklearn", None,
                   bench("probe_fit"),
                   peer("sklearn_probe.py", 2),

@@ -233,25 +233,28 @@ fn missing_model_and_bad_tables_are_named() {
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
 }
 
+/// `bftembed embed --texts TEXTS --out OUT --model all-minilm-l6-v2 EXTRA...`.
+fn embed_texts(texts: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "embed",
+        "--texts",
+        p(texts),
+        "--out",
+        p(out),
+        "--model",
+        "all-minilm-l6-v2",
+    ];
+    args.extend_from_slice(extra);
+    bftembed(&args)
+}
+
 #[test]
 fn unknown_or_unavailable_precisions_are_refused() {
     common::embedding_model();
     let tmp = tempfile::tempdir().unwrap();
     let texts = file(tmp.path(), "t.txt", b"TP53 is a tumour suppressor.\n");
     let out_path = tmp.path().join("v.parquet");
-    let run = |precision: &str| {
-        bftembed(&[
-            "embed",
-            "--texts",
-            p(&texts),
-            "--out",
-            p(&out_path),
-            "--model",
-            "all-minilm-l6-v2",
-            "--precision",
-            precision,
-        ])
-    };
+    let run = |precision: &str| embed_texts(&texts, &out_path, &["--precision", precision]);
     let out = run("fp8");
     assert!(!out.status.success());
     assert!(
@@ -281,15 +284,7 @@ fn embed_texts_writes_one_vector_per_line() {
         "TP53 is a tumour suppressor\n\nβ-cells secrete insulin\n".as_bytes(),
     );
     let out_path = tmp.path().join("t.parquet");
-    let out = bftembed(&[
-        "embed",
-        "--texts",
-        p(&texts),
-        "--out",
-        p(&out_path),
-        "--model",
-        "all-minilm-l6-v2",
-    ]);
+    let out = embed_texts(&texts, &out_path, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let contents = bftembed::io::parquet::read_parquet(&out_path).unwrap();
     assert_eq!(contents.num_rows(), 2);

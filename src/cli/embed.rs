@@ -82,8 +82,26 @@ pub struct EncoderArgs {
     /// sentence-transformers gives), bf16 (AMX tiles of Intel Xeons from Sapphire Rapids
     /// on: about twice as fast, vectors within 1e-4 in cosine of f32's), or auto (bf16
     /// where the CPU has AMX, else f32). Recorded in the store.
-    #[arg(long, default_value = "auto")]
-    pub precision: String,
+    #[arg(long, default_value = "auto", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+/// `--precision`, parsed once: a precision, or the fastest this machine runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Precision {
+    /// bf16 where the CPU has AMX tiles, else f32.
+    Auto,
+    /// This precision, refused where the machine cannot run it.
+    Exactly(EncoderPrecision),
+}
+
+fn parse_precision(name: &str) -> std::result::Result<Precision, String> {
+    match name {
+        "auto" => Ok(Precision::Auto),
+        name => EncoderPrecision::parse(name)
+            .map(Precision::Exactly)
+            .map_err(|e| format!("{e}, or auto")),
+    }
 }
 
 impl EncoderArgs {
@@ -103,7 +121,7 @@ impl EncoderArgs {
                 Ok(Box::new(self.load_local()?))
             }
             EmbedBackend::Openai => {
-                if !matches!(self.precision.as_str(), "auto" | "f32") {
+                if matches!(self.precision, Precision::Exactly(EncoderPrecision::Bf16)) {
                     bail!("--precision is the local encoder's; the server decides its own");
                 }
                 let endpoint = self
@@ -130,9 +148,9 @@ impl EncoderArgs {
         let cache = ModelCache::from_env()?;
         let model = cache.resolve(self.model_name())?;
         let device = parse_device(&self.device)?;
-        let precision = match self.precision.as_str() {
-            "auto" => EncoderPrecision::fastest(&device),
-            name => EncoderPrecision::parse(name)?,
+        let precision = match self.precision {
+            Precision::Auto => EncoderPrecision::fastest(&device),
+            Precision::Exactly(precision) => precision,
         };
         let embedder = SentenceEmbedder::load_with(&model, &device, precision)
             .with_context(|| format!("loading embedding model {}", model.id))?;

@@ -200,11 +200,6 @@ impl SentenceEmbedder {
         }
     }
 
-    /// The arithmetic of the dense layers.
-    pub fn precision(&self) -> EncoderPrecision {
-        self.precision
-    }
-
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.dim

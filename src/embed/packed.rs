@@ -310,6 +310,12 @@ impl PackedDense {
             tiles.accumulate(x, rows, out);
             return;
         }
+        // Layers packed into tiles keep no f32 weights (see `Dense::to_packed`).
+        assert_eq!(
+            self.weight.len(),
+            k * n,
+            "a dense layer without f32 weights"
+        );
         // SAFETY: the shapes were checked above: x is rows x k, W is k x n, out rows x n,
         // all row-major with unit column stride.
         unsafe {
