@@ -19,7 +19,8 @@ use bftembed::models::{KnownModel, ModelCache, DEFAULT_GENERATOR_MODEL};
 use bftembed::profile::{PromptTemplate, RefseqSummaries};
 use bftembed::train::data::{gene_pairs, Batch, ExampleEncoder, TokenizedExample};
 use bftembed::train::{
-    clip_scale, grad_norm, objective_loss, AdamW, AdamWSettings, Objective, TrainableDecoder,
+    clip_scale, grad_norm, objective_weights, weighted_loss, AdamW, AdamWSettings, Objective,
+    TrainableDecoder,
 };
 use bftembed::train::{LoraConfig, LoraSettings};
 use candle_core::{DType, Device, Var};
@@ -122,8 +123,11 @@ fn main() {
         let (mut fwd, mut bwd, mut opt) = (0.0, 0.0, 0.0);
         for step in 0..=STEPS {
             let t0 = Instant::now();
-            let logits = model.forward(&batch.input).unwrap();
-            let loss = objective_loss(Objective::Sft, &logits, &batch.labels, &batch.mask).unwrap();
+            let ce = model
+                .token_cross_entropy(&batch.input, &batch.labels)
+                .unwrap();
+            let weights = objective_weights(Objective::Sft, &ce, &batch.mask).unwrap();
+            let loss = weighted_loss(&ce, &batch.mask, &weights).unwrap();
             let _ = loss.to_scalar::<f32>().unwrap();
             let t1 = Instant::now();
             let grads = loss.backward().unwrap();

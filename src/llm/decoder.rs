@@ -10,10 +10,12 @@
 //! the final norm and head) use differentiable steps ([`Ops::Differentiable`]), frozen
 //! blocks before them candle's fused kernels, since no gradient flows there.
 
+use super::causal_attention;
 use super::config::DecoderConfig;
 use super::ops::Ops;
-use super::weights::{BlockWeights, DecoderWeights};
+use super::weights::{BlockWeights, DecoderWeights, Linear};
 use crate::error::{Error, Result};
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 
@@ -198,9 +200,32 @@ impl Decoder {
         }
     }
 
+    /// The final-normed hidden states (batch, seq, hidden) for token ids (batch, seq)
+    /// from position 0 with causal attention: the training forward pass up to the head.
+    pub fn hidden_whole(&self, input: &Tensor) -> Result<Tensor> {
+        self.check_room(input.dim(1)?)?;
+        self.hidden(input, Context::Whole, true)
+    }
+
+    /// The output head's (vocab, hidden) matrix when it is a plain dense one (as in
+    /// training), for ops that fuse the head with the loss.
+    pub fn dense_head(&self) -> Option<&Tensor> {
+        match &self.weights.lm_head {
+            Linear::Candle(QMatMul::Tensor(w)) => Some(w),
+            _ => None,
+        }
+    }
+
     /// input: (rows, seq) token ids. Returns the logits of each row's last position,
     /// (rows, vocab), or with `every_position` of all positions, (rows, seq, vocab).
-    fn logits(&self, input: &Tensor, mut context: Context, every_position: bool) -> Result<Tensor> {
+    fn logits(&self, input: &Tensor, context: Context, every_position: bool) -> Result<Tensor> {
+        let x = self.hidden(input, context, every_position)?;
+        Ok(self.weights.lm_head.forward(&x)?)
+    }
+
+    /// The final-normed hidden states of each row's last position, or with
+    /// `every_position` of all positions.
+    fn hidden(&self, input: &Tensor, mut context: Context, every_position: bool) -> Result<Tensor> {
         let c = &self.config;
         let (rows, seq) = input.dims2()?;
         let mut x = self
@@ -227,8 +252,7 @@ impl Decoder {
             x.narrow(1, seq - 1, 1)?.squeeze(1)?
         };
         let ops = self.ops(c.num_layers);
-        let x = ops.rms_norm(&x, &self.weights.final_norm, c.rms_norm_eps)?;
-        Ok(self.weights.lm_head.forward(&x)?)
+        ops.rms_norm(&x, &self.weights.final_norm, c.rms_norm_eps)
     }
 
     /// Self-attention of block `layer` over (rows, seq, hidden).
@@ -261,8 +285,15 @@ impl Decoder {
             Context::Whole => {
                 let q = self.rotate(&q, 0, ops)?;
                 let k = self.rotate(&k, 0, ops)?;
-                let mask = causal_mask(seq, seq, q.dtype(), &self.device)?;
-                self.attend(&q, &k, &v, Some(&mask), ops)?
+                if causal_attention::serves(&q) {
+                    let differentiable = ops == Ops::Differentiable;
+                    causal_attention::causal_attention(&q, &k, &v, differentiable)?
+                        .transpose(1, 2)?
+                        .reshape((rows, seq, c.num_heads * c.head_dim))?
+                } else {
+                    let mask = causal_mask(seq, seq, q.dtype(), &self.device)?;
+                    self.attend(&q, &k, &v, Some(&mask), ops)?
+                }
             }
             Context::Cached { caches, causal } => {
                 let mut outs = Vec::with_capacity(rows);

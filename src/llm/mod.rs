@@ -6,6 +6,7 @@
 //! Face folder (config.json, tokenizer.json, safetensors), which is also what
 //! [`gguf_to_hf_folder`] and the trainer write.
 
+mod causal_attention;
 mod causal_lm;
 mod chat;
 mod config;

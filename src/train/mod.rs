@@ -14,6 +14,7 @@ mod config;
 pub mod data;
 pub mod diagnose;
 mod fused_ce;
+mod head_ce;
 mod heldout_eval;
 mod log;
 mod lora;

@@ -3,7 +3,9 @@
 //! trained blocks run differentiable steps, frozen blocks candle's fused kernels. With
 //! LoRA every weight is frozen and only the adapters of the trained blocks train.
 
+use super::head_ce::head_cross_entropy;
 use super::lora::{merged, new_adapters, Adapter, LoraSettings};
+use super::loss::token_cross_entropy;
 use crate::error::{Error, Result};
 use crate::llm::{
     halves_to_interleaved, interleaved_to_halves, Decoder, DecoderConfig, DecoderWeights, Linear,
@@ -268,6 +270,24 @@ impl TrainableDecoder {
     /// position 0.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         self.decoder.forward_whole(input)
+    }
+
+    /// Per-token cross-entropy (batch, seq) of `labels` (batch, seq, u32) after token
+    /// ids `input` (batch, seq), differentiable in the trained variables. On the CPU
+    /// with an f32 dense head the head and the loss run as one op (no logits tensor in
+    /// the graph); elsewhere it is [`super::loss::token_cross_entropy`] of the logits.
+    pub fn token_cross_entropy(&self, input: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let head = self.decoder.dense_head();
+        match head {
+            Some(head) if head.device().is_cpu() && head.dtype() == DType::F32 => {
+                let hidden = self.decoder.hidden_whole(input)?;
+                let (batch, seq, width) = hidden.dims3()?;
+                let hidden = hidden.to_dtype(DType::F32)?.reshape((batch * seq, width))?;
+                let labels = labels.flatten_all()?.to_vec1::<u32>()?;
+                Ok(head_cross_entropy(&hidden, head, &labels)?.reshape((batch, seq))?)
+            }
+            _ => token_cross_entropy(&self.forward(input)?, labels),
+        }
     }
 }
 

@@ -142,9 +142,10 @@ impl Trainer {
                 .map(|i| &train[i])
                 .collect();
             let batch = Batch::collate(&examples, &self.device)?;
-            let logits = self.model.forward(&batch.input)?;
             // One cross-entropy pass serves the objective and the plain CE reported.
-            let ce = token_cross_entropy(&logits, &batch.labels)?;
+            let ce = self
+                .model
+                .token_cross_entropy(&batch.input, &batch.labels)?;
             let weights = objective_weights(s.objective, &ce, &batch.mask)?;
             let loss = weighted_loss(&ce, &batch.mask, &weights)?;
             let value = loss.to_scalar::<f32>()? as f64;

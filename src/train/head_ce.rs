@@ -1,0 +1,285 @@
+//! The output head and the per-token cross-entropy as one CPU op.
+//!
+//! Composed, the head writes (tokens x vocab) logits (4 x 128 tokens x 49,152 x 4 bytes
+//! = 100 MB for SmolLM2), the loss reads them twice, its backward writes a gradient of
+//! the same size, candle's backward pass zero-fills another such buffer and adds the
+//! gradient into it, and the head's product reads the result twice more: a profile of
+//! a last-4-block step put 37 ms in that zero-fill and add alone. Here the logits are
+//! kept between the forward and the backward pass (as PyTorch saves them for
+//! backward), turned into their own gradient in place, and multiplied straight into
+//! the gradient of the hidden states and, when the head is trained, of its weight.
+
+use crate::matmul::{gemm, Mat};
+use crate::row_math::{exp_f32, log_sum_exp};
+use crate::simd::avx2_variant;
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// (rows, hidden) hidden states and the (vocab, hidden) head -> (rows,) cross-entropy
+/// of `labels`.
+struct HeadCrossEntropy {
+    labels: Vec<u32>,
+    /// The (rows, vocab) logits, from the forward pass until the backward pass.
+    logits: Mutex<Option<Vec<f32>>>,
+}
+
+/// The values of a contiguous f32 CPU tensor.
+fn f32_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => Ok(&v[start..end]),
+        _ => candle_core::bail!("head cross-entropy: {what} must be contiguous f32 on the CPU"),
+    }
+}
+
+fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        _ => candle_core::bail!("head cross-entropy: {what} must be contiguous f32"),
+    }
+}
+
+/// (rows, hidden, vocab), checked against each other and the labels.
+fn shapes(labels: &[u32], hidden: &Layout, head: &Layout) -> Result<(usize, usize, usize)> {
+    let (rows, width) = hidden.shape().dims2()?;
+    let (vocab, head_width) = head.shape().dims2()?;
+    if width != head_width || rows != labels.len() {
+        candle_core::bail!(
+            "head cross-entropy: {rows} x {width} hidden states, a {vocab} x {head_width} head, {} labels",
+            labels.len()
+        );
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l as usize >= vocab) {
+        candle_core::bail!("head cross-entropy: label {bad} outside a vocabulary of {vocab}");
+    }
+    Ok((rows, width, vocab))
+}
+
+avx2_variant!(
+    /// Cross-entropy of each row of `logits` against its label.
+    fn cross_entropy_rows => cross_entropy_rows_body(logits: &[f32], labels: &[u32], out: &mut [f32])
+);
+
+#[inline(always)]
+fn cross_entropy_rows_body(logits: &[f32], labels: &[u32], out: &mut [f32]) {
+    let vocab = logits.len() / labels.len().max(1);
+    for ((row, &label), o) in logits.chunks_exact(vocab).zip(labels).zip(out) {
+        *o = (log_sum_exp(row) - row[label as usize] as f64) as f32;
+    }
+}
+
+avx2_variant!(
+    /// Turns rows of logits into d(loss)/d(logits): (softmax - onehot) x upstream, with
+    /// each row's log-sum-exp recovered as its cross-entropy plus its label's logit.
+    fn logit_gradient_rows => logit_gradient_rows_body(
+        logits: &mut [f32],
+        labels: &[u32],
+        ce: &[f32],
+        upstream: &[f32],
+    )
+);
+
+#[inline(always)]
+fn logit_gradient_rows_body(logits: &mut [f32], labels: &[u32], ce: &[f32], upstream: &[f32]) {
+    let vocab = logits.len() / labels.len().max(1);
+    for (i, row) in logits.chunks_exact_mut(vocab).enumerate() {
+        let (label, g) = (labels[i] as usize, upstream[i]);
+        if g == 0.0 {
+            row.fill(0.0);
+            continue;
+        }
+        let lse = ce[i] + row[label];
+        for v in row.iter_mut() {
+            *v = exp_f32(*v - lse) * g;
+        }
+        row[label] -= g;
+    }
+}
+
+/// Rows per parallel task of the row passes (a task covers ~3 MB of a 49k vocabulary).
+const ROWS_PER_TASK: usize = 16;
+
+impl CustomOp2 for HeadCrossEntropy {
+    fn name(&self) -> &'static str {
+        "head-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, width, vocab) = shapes(&self.labels, l1, l2)?;
+        let hidden = cpu_f32(s1, l1, "the hidden states")?;
+        let head = cpu_f32(s2, l2, "the head")?;
+        let mut logits = vec![0f32; rows * vocab];
+        gemm(
+            &mut logits,
+            Mat::row_major(hidden, rows, width),
+            Mat::row_major(head, vocab, width).t(),
+            false,
+            rayon::current_num_threads(),
+        );
+        let mut ce = vec![0f32; rows];
+        ce.par_chunks_mut(ROWS_PER_TASK)
+            .zip(logits.par_chunks(ROWS_PER_TASK * vocab))
+            .zip(self.labels.par_chunks(ROWS_PER_TASK))
+            .for_each(|((out, logits), labels)| cross_entropy_rows(logits, labels, out));
+        *self.logits.lock().map_err(|_| lock_error())? = Some(logits);
+        Ok((CpuStorage::F32(ce), Shape::from(rows)))
+    }
+
+    fn bwd(
+        &self,
+        hidden: &Tensor,
+        head: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let Some(mut grad) = self.logits.lock().map_err(|_| lock_error())?.take() else {
+            candle_core::bail!("head cross-entropy: its backward pass ran twice");
+        };
+        let ce = res.to_vec1::<f32>()?;
+        let upstream = grad_res.to_vec1::<f32>()?;
+        let (hidden_storage, hidden_layout) = hidden.storage_and_layout();
+        let (head_storage, head_layout) = head.storage_and_layout();
+        let (rows, width, vocab) = shapes(&self.labels, hidden_layout, head_layout)?;
+        let hidden_values = f32_values(&hidden_storage, hidden_layout, "the hidden states")?;
+        let head_values = f32_values(&head_storage, head_layout, "the head")?;
+        grad.par_chunks_mut(ROWS_PER_TASK * vocab)
+            .zip(self.labels.par_chunks(ROWS_PER_TASK))
+            .zip(ce.par_chunks(ROWS_PER_TASK))
+            .zip(upstream.par_chunks(ROWS_PER_TASK))
+            .for_each(|(((logits, labels), ce), g)| logit_gradient_rows(logits, labels, ce, g));
+        let threads = rayon::current_num_threads();
+        let grad_view = Mat::row_major(&grad, rows, vocab);
+        let mut grad_hidden = vec![0f32; rows * width];
+        gemm(
+            &mut grad_hidden,
+            grad_view,
+            Mat::row_major(head_values, vocab, width),
+            false,
+            threads,
+        );
+        // A frozen head (LoRA, last-N blocks of a tied model) needs no gradient.
+        let grad_head = head.track_op().then(|| {
+            let mut values = vec![0f32; vocab * width];
+            gemm(
+                &mut values,
+                grad_view.t(),
+                Mat::row_major(hidden_values, rows, width),
+                false,
+                threads,
+            );
+            values
+        });
+        let device = hidden.device();
+        let grad_hidden = Tensor::from_vec(grad_hidden, (rows, width), device)?;
+        let grad_head = grad_head
+            .map(|v| Tensor::from_vec(v, (vocab, width), device))
+            .transpose()?;
+        Ok((Some(grad_hidden), grad_head))
+    }
+}
+
+fn lock_error() -> candle_core::Error {
+    candle_core::Error::Msg("head cross-entropy: a thread panicked holding the logits".into())
+}
+
+/// Per-row cross-entropy of `labels` under the logits `hidden · headᵀ`, for (rows,
+/// hidden) f32 hidden states and a (vocab, hidden) f32 head on the CPU; differentiable
+/// in both, without a (rows, vocab) tensor in the graph.
+pub fn head_cross_entropy(hidden: &Tensor, head: &Tensor, labels: &[u32]) -> Result<Tensor> {
+    hidden.contiguous()?.apply_op2(
+        &head.contiguous()?,
+        HeadCrossEntropy {
+            labels: labels.to_vec(),
+            logits: Mutex::new(None),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn values(n: usize, seed: u64, scale: f64) -> Vec<f32> {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        (0..n)
+            .map(|_| ((rng.next_f64() * 2.0 - 1.0) * scale) as f32)
+            .collect()
+    }
+
+    /// The fused op's loss and both gradients equal candle's composition (product,
+    /// log-softmax, gather) on a vocabulary that is not a multiple of the row lanes.
+    #[test]
+    fn matches_the_composed_head_and_loss_forward_and_backward() {
+        let (rows, width, vocab) = (37, 24, 1003);
+        let dev = Device::Cpu;
+        let hidden = Var::from_vec(values(rows * width, 1, 1.0), (rows, width), &dev).unwrap();
+        let head = Var::from_vec(values(vocab * width, 2, 0.5), (vocab, width), &dev).unwrap();
+        let labels: Vec<u32> = (0..rows as u32)
+            .map(|i| (i * 97 + 5) % vocab as u32)
+            .collect();
+        // Uneven upstream weights, one of them zero (a masked token).
+        let weights: Vec<f32> = (0..rows).map(|i| (i % 4) as f32 * 0.25).collect();
+        let weights = Tensor::new(weights.as_slice(), &dev).unwrap();
+
+        let fused = head_cross_entropy(&hidden, &head, &labels).unwrap();
+        let logits = hidden.matmul(&head.t().unwrap()).unwrap();
+        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap();
+        let label_ids = Tensor::new(labels.as_slice(), &dev).unwrap();
+        let composed = log_probs
+            .gather(&label_ids.unsqueeze(1).unwrap(), 1)
+            .unwrap()
+            .squeeze(1)
+            .unwrap()
+            .neg()
+            .unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&fused, &composed) < 2e-5);
+
+        let fused_grads = (fused * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let composed_grads = (composed * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in [&hidden, &head] {
+            let a = fused_grads.get(var).unwrap();
+            let b = composed_grads.get(var).unwrap();
+            assert!(diff(a, b) < 2e-5, "gradient differs by {}", diff(a, b));
+        }
+    }
+
+    #[test]
+    fn a_frozen_head_gets_no_gradient_and_bad_labels_are_refused() {
+        let dev = Device::Cpu;
+        let hidden = Var::from_vec(values(8, 3, 1.0), (2, 4), &dev).unwrap();
+        let head = Tensor::from_vec(values(20, 4, 1.0), (5, 4), &dev).unwrap();
+        let loss = head_cross_entropy(&hidden, &head, &[1, 4]).unwrap();
+        let grads = loss.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&hidden).is_some());
+        assert!(grads.get(&head).is_none());
+        let err = head_cross_entropy(&hidden, &head, &[1, 5]).unwrap_err();
+        assert!(err.to_string().contains("label 5"), "{err}");
+    }
+}
