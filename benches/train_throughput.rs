@@ -32,7 +32,7 @@ const SEQ: usize = 128;
 const STEPS: usize = 3;
 
 fn main() {
-    bftembed::alloc_tuning::tune_allocator_for_tensors();
+    bftembed::alloc_tuning::tune_allocator_for_training();
     bftembed::device::pin_cpu_thread_count();
     let cache = ModelCache::from_env().expect("cache");
     let name = std::env::var("BENCH_TRAIN_MODEL").unwrap_or(DEFAULT_GENERATOR_MODEL.into());

@@ -17,3 +17,22 @@ pub fn tune_allocator_for_tensors() {
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
     }
 }
+
+/// On top of [`tune_allocator_for_tensors`], for training: every block from the heap of
+/// one arena, none mmapped. glibc mmaps any block over 32 MiB (its ceiling for the
+/// threshold) and unmaps it when freed, so each training step's embedding-sized
+/// gradients and optimizer temporaries (113 MB each for SmolLM2) came back as fresh
+/// pages the kernel had to zero: 1.5 million page faults in a 4-step SmolLM2 bench,
+/// 0.77 million (mostly the model's load) with this, and full fine-tuning 6% faster
+/// (one 2-core Xeon). One arena, because blocks larger than a thread arena's 64 MiB
+/// heap can only come from the main one. Call before training, not in processes that
+/// should hand large buffers back to the system.
+pub fn tune_allocator_for_training() {
+    tune_allocator_for_tensors();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as above; mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}

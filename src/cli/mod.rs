@@ -112,12 +112,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cells(args) => cells::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => {
+            bftembed::alloc_tuning::tune_allocator_for_training();
+            train::run(args)
+        }
         Command::TrainSplit(args) => train::split(args),
         Command::TrainReport(args) => train::report(args),
         Command::TrainEval(args) => train::eval(args),
         Command::Diagnose(args) => diagnose::run(args),
-        Command::Study(args) => study::run(args),
+        Command::Study(args) => {
+            bftembed::alloc_tuning::tune_allocator_for_training();
+            study::run(args)
+        }
     }
 }
 
