@@ -266,6 +266,40 @@ impl Decoder {
     ) -> Result<Tensor> {
         let c = &self.config;
         let (rows, seq, _) = h.dims3()?;
+        let (q_norm, k_norm) = match &block.qk_norm {
+            Some((q, k)) => (Some(q), Some(k)),
+            None => (None, None),
+        };
+        let (q, k, v) = (
+            block.query.forward(h)?,
+            block.key.forward(h)?,
+            block.value.forward(h)?,
+        );
+        if matches!(context, Context::Whole) && causal_attention::serves(&q) {
+            // Token-major throughout: a head's norm is over its own d values, and the
+            // op splits heads itself.
+            let norm = |t: Tensor, n: usize, w: Option<&Tensor>| -> Result<Tensor> {
+                match w {
+                    Some(w) => Ok(ops
+                        .rms_norm(&t.reshape((rows, seq, n, c.head_dim))?, w, c.rms_norm_eps)?
+                        .reshape((rows, seq, n * c.head_dim))?),
+                    None => Ok(t),
+                }
+            };
+            let (q, k) = (
+                norm(q, c.num_heads, q_norm)?,
+                norm(k, c.num_kv_heads, k_norm)?,
+            );
+            let tables = (&self.cos.narrow(0, 0, seq)?, &self.sin.narrow(0, 0, seq)?);
+            let out = causal_attention::rotary_causal_attention(
+                (&q, &k, &v),
+                tables,
+                c.rope_layout,
+                (c.num_heads, c.num_kv_heads),
+                ops == Ops::Differentiable,
+            )?;
+            return Ok(block.attn_out.forward(&out)?);
+        }
         // (rows, heads, seq, d), each head RMS-normed first where the family does so.
         let heads = |t: Tensor, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
             let t = t.reshape((rows, seq, n, c.head_dim))?.transpose(1, 2)?;
@@ -274,26 +308,15 @@ impl Decoder {
                 None => Ok(t.contiguous()?),
             }
         };
-        let (q_norm, k_norm) = match &block.qk_norm {
-            Some((q, k)) => (Some(q), Some(k)),
-            None => (None, None),
-        };
-        let q = heads(block.query.forward(h)?, c.num_heads, q_norm)?;
-        let k = heads(block.key.forward(h)?, c.num_kv_heads, k_norm)?;
-        let v = heads(block.value.forward(h)?, c.num_kv_heads, None)?;
+        let q = heads(q, c.num_heads, q_norm)?;
+        let k = heads(k, c.num_kv_heads, k_norm)?;
+        let v = heads(v, c.num_kv_heads, None)?;
         let out = match context {
             Context::Whole => {
                 let q = self.rotate(&q, 0, ops)?;
                 let k = self.rotate(&k, 0, ops)?;
-                if causal_attention::serves(&q) {
-                    let differentiable = ops == Ops::Differentiable;
-                    causal_attention::causal_attention(&q, &k, &v, differentiable)?
-                        .transpose(1, 2)?
-                        .reshape((rows, seq, c.num_heads * c.head_dim))?
-                } else {
-                    let mask = causal_mask(seq, seq, q.dtype(), &self.device)?;
-                    self.attend(&q, &k, &v, Some(&mask), ops)?
-                }
+                let mask = causal_mask(seq, seq, q.dtype(), &self.device)?;
+                self.attend(&q, &k, &v, Some(&mask), ops)?
             }
             Context::Cached { caches, causal } => {
                 let mut outs = Vec::with_capacity(rows);
