@@ -370,7 +370,7 @@ impl RotaryCausalAttention {
     fn dims(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
         let (rows, seq, width) = q.shape().dims3()?;
         let (heads, kv_heads) = (self.heads, self.kv_heads);
-        let d = if heads == 0 { 0 } else { width / heads };
+        let d = width.checked_div(heads).unwrap_or(0);
         let fits = kv_heads > 0
             && heads % kv_heads == 0
             && d > 0
