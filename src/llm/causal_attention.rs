@@ -17,6 +17,7 @@
 //! projections' own outputs, contiguous; the output is (rows, seq, heads x d).
 
 use super::config::RopeLayout;
+use super::grad_ops::slice;
 use crate::matmul::{gemm, Element, Mat};
 use crate::row_math::softmax_row;
 use crate::simd::avx2_variant;
@@ -24,6 +25,9 @@ use candle_core::{
     CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, WithDType,
 };
 use rayon::prelude::*;
+
+/// The op's name in errors.
+const OP: &str = "causal attention";
 
 /// True when the op serves these tensors (CPU, f32 or f64).
 pub(super) fn serves(q: &Tensor) -> bool {
@@ -351,13 +355,6 @@ fn backward<T: CausalSoftmax + WithDType>(
     Gradients(dq, dk, dv)
 }
 
-fn slice<'a, T>(values: &'a [T], layout: &Layout) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("causal attention: inputs must be contiguous"),
-    }
-}
-
 /// The op; see the module documentation.
 struct RotaryCausalAttention {
     heads: usize,
@@ -415,12 +412,20 @@ impl CustomOp3 for RotaryCausalAttention {
         let dims = self.dims(l1, l2, l3)?;
         let r = &self.rotation;
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) => CpuStorage::F32(
-                forward(dims, r, (slice(q, l1)?, slice(k, l2)?, slice(v, l3)?)),
-            ),
-            (CpuStorage::F64(q), CpuStorage::F64(k), CpuStorage::F64(v)) => CpuStorage::F64(
-                forward(dims, r, (slice(q, l1)?, slice(k, l2)?, slice(v, l3)?)),
-            ),
+            (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) => {
+                CpuStorage::F32(forward(
+                    dims,
+                    r,
+                    (slice(q, l1, OP)?, slice(k, l2, OP)?, slice(v, l3, OP)?),
+                ))
+            }
+            (CpuStorage::F64(q), CpuStorage::F64(k), CpuStorage::F64(v)) => {
+                CpuStorage::F64(forward(
+                    dims,
+                    r,
+                    (slice(q, l1, OP)?, slice(k, l2, OP)?, slice(v, l3, OP)?),
+                ))
+            }
             _ => candle_core::bail!("causal attention: q, k and v must all be f32 or all f64"),
         };
         Ok((out, l1.shape().clone()))
@@ -449,8 +454,8 @@ impl CustomOp3 for RotaryCausalAttention {
                 Storage::Cpu(CpuStorage::F32(v)),
                 Storage::Cpu(CpuStorage::F32(g)),
             ) => {
-                let inputs = (slice(q, ql)?, slice(k, kl)?, slice(v, vl)?);
-                backward(dims, r, inputs, slice(g, gl)?).into_tensors(&shapes, device)
+                let inputs = (slice(q, ql, OP)?, slice(k, kl, OP)?, slice(v, vl, OP)?);
+                backward(dims, r, inputs, slice(g, gl, OP)?).into_tensors(&shapes, device)
             }
             (
                 Storage::Cpu(CpuStorage::F64(q)),
@@ -458,8 +463,8 @@ impl CustomOp3 for RotaryCausalAttention {
                 Storage::Cpu(CpuStorage::F64(v)),
                 Storage::Cpu(CpuStorage::F64(g)),
             ) => {
-                let inputs = (slice(q, ql)?, slice(k, kl)?, slice(v, vl)?);
-                backward(dims, r, inputs, slice(g, gl)?).into_tensors(&shapes, device)
+                let inputs = (slice(q, ql, OP)?, slice(k, kl, OP)?, slice(v, vl, OP)?);
+                backward(dims, r, inputs, slice(g, gl, OP)?).into_tensors(&shapes, device)
             }
             _ => candle_core::bail!(
                 "causal attention: q, k, v and the gradient must share a CPU float type"

@@ -14,24 +14,28 @@ struct CrossEntropy;
 /// Gradient of [`CrossEntropy`] with respect to the logits.
 struct CrossEntropyGrad;
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
+/// The op's name in errors.
+const OP: &str = "fused cross-entropy";
+
+fn contiguous<'a, T>(op: &str, data: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("fused cross-entropy: {what} must be contiguous"),
+        None => candle_core::bail!("{op}: {what} must be contiguous"),
     }
 }
 
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The values of a contiguous f32 storage, or an error naming `op` and `what`.
+pub(super) fn f32s<'a>(op: &str, s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     match s {
-        CpuStorage::F32(v) => contiguous(v, l, what),
-        _ => candle_core::bail!("fused cross-entropy: {what} must be f32"),
+        CpuStorage::F32(v) => contiguous(op, v, l, what),
+        _ => candle_core::bail!("{op}: {what} must be f32"),
     }
 }
 
 fn u32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [u32]> {
     match s {
-        CpuStorage::U32(v) => contiguous(v, l, what),
-        _ => candle_core::bail!("fused cross-entropy: {what} must be u32"),
+        CpuStorage::U32(v) => contiguous(OP, v, l, what),
+        _ => candle_core::bail!("{OP}: {what} must be u32"),
     }
 }
 
@@ -62,7 +66,7 @@ fn logits_and_labels<'a>(
     if let Some(bad) = labels.iter().find(|&&l| l as usize >= vocab) {
         candle_core::bail!("fused cross-entropy: label {bad} outside a vocabulary of {vocab}");
     }
-    Ok((vocab, f32s(s1, l1, "logits")?, labels))
+    Ok((vocab, f32s(OP, s1, l1, "logits")?, labels))
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -118,7 +122,7 @@ impl CustomOp3 for CrossEntropyGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (vocab, logits, labels) = logits_and_labels(s1, l1, s2, l2)?;
         let rows = labels.len();
-        let upstream = f32s(s3, l3, "gradient")?;
+        let upstream = f32s(OP, s3, l3, "gradient")?;
         let mut out = vec![0f32; rows * vocab];
         out.par_chunks_mut(vocab)
             .zip(logits.par_chunks(vocab))

@@ -9,6 +9,7 @@
 //! backward), turned into their own gradient in place, and multiplied straight into
 //! the gradient of the hidden states and, when the head is trained, of its weight.
 
+use super::fused_ce::f32s;
 use crate::matmul::{gemm, Mat};
 use crate::row_math::{exp_f32, log_sum_exp};
 use crate::simd::avx2_variant;
@@ -24,18 +25,14 @@ struct HeadCrossEntropy {
     logits: Mutex<Option<Vec<f32>>>,
 }
 
-/// The values of a contiguous f32 CPU tensor.
-fn f32_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => Ok(&v[start..end]),
-        _ => candle_core::bail!("head cross-entropy: {what} must be contiguous f32 on the CPU"),
-    }
-}
+/// The op's name in errors.
+const OP: &str = "head cross-entropy";
 
-fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => candle_core::bail!("head cross-entropy: {what} must be contiguous f32"),
+/// The values of a contiguous f32 CPU tensor's storage.
+fn f32_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(s) => f32s(OP, s, layout, what),
+        _ => candle_core::bail!("{OP}: {what} must be on the CPU"),
     }
 }
 
@@ -112,8 +109,8 @@ impl CustomOp2 for HeadCrossEntropy {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, width, vocab) = shapes(&self.labels, l1, l2)?;
-        let hidden = cpu_f32(s1, l1, "the hidden states")?;
-        let head = cpu_f32(s2, l2, "the head")?;
+        let hidden = f32s(OP, s1, l1, "the hidden states")?;
+        let head = f32s(OP, s2, l2, "the head")?;
         let mut logits = vec![0f32; rows * vocab];
         gemm(
             &mut logits,
