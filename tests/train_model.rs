@@ -79,7 +79,10 @@ fn check(dir: &ModelDir) {
         dir.id
     );
 
-    // Training the last two blocks: backward reaches exactly the trained variables.
+    // Training the last two blocks: the frozen blocks run their own forward (matrices
+    // stored transposed, no graph) to the same logits, and backward reaches exactly the
+    // trained variables.
+    let all_trained = logits;
     let mut model = model;
     model.set_trained_blocks(Some(2)).unwrap();
     let trained: Vec<String> = model
@@ -93,6 +96,12 @@ fn check(dir: &ModelDir) {
         || n.starts_with(&format!("model.layers.{}.", layers - 1))
         || n.starts_with(&format!("model.layers.{}.", layers - 2))));
     let logits = model.forward(&input).unwrap();
+    let diff = common::max_abs_diff(&logits, &all_trained);
+    assert!(
+        diff <= 1e-4 * scale,
+        "{}: frozen blocks change the logits by {diff} at scale {scale}",
+        dir.id
+    );
     let inputs = logits.narrow(1, 0, t - 1).unwrap();
     let grads = objective_loss(Objective::Sft, &inputs, &labels, &mask)
         .unwrap()

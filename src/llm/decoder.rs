@@ -8,7 +8,7 @@
 //!
 //! Training: whole sequences from position 0, no cache; the blocks being trained (and
 //! the final norm and head) use differentiable steps ([`Ops::Differentiable`]), frozen
-//! blocks before them candle's fused kernels, since no gradient flows there.
+//! blocks before them fused kernels ([`Ops::Frozen`]), since no gradient flows there.
 
 use super::causal_attention;
 use super::config::DecoderConfig;
@@ -196,7 +196,8 @@ impl Decoder {
     fn ops(&self, layer: usize) -> Ops {
         match self.differentiable_from {
             Some(first) if layer >= first => Ops::Differentiable,
-            _ => Ops::Fused,
+            Some(_) => Ops::Frozen,
+            None => Ops::Fused,
         }
     }
 

@@ -12,8 +12,14 @@ use candle_core::{Tensor, D};
 /// Which form of each step a forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ops {
-    /// candle's fused kernels: generation, and frozen blocks in training.
+    /// candle's fused kernels: generation.
     Fused,
+    /// Training's frozen blocks: no gradient flows, so any fast forward serves; as
+    /// [`Ops::Fused`], but the gated product runs the f32 fast sigmoid of the trained
+    /// blocks (candle's silu takes libm's exp per element and a second pass for the
+    /// product). Generation keeps [`Ops::Fused`], whose output the llama.cpp
+    /// greedy-equality tests pin.
+    Frozen,
     /// Differentiable compositions: the blocks and head a trainer updates.
     Differentiable,
 }
@@ -22,7 +28,7 @@ impl Ops {
     /// RMSNorm over the last dimension, scaled by `w`.
     pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         Ok(match self {
-            Ops::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+            Ops::Fused | Ops::Frozen => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
             Ops::Differentiable if grad_ops::serves(x) => grad_ops::rms_norm(x, w, eps)?,
             Ops::Differentiable => composed_rms_norm(x, w, eps)?,
         })
@@ -31,7 +37,9 @@ impl Ops {
     /// silu(`gate`) x `up`, the MLP's gated product.
     pub fn swiglu(self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Ops::Differentiable if grad_ops::serves(gate) => grad_ops::swiglu(gate, up)?,
+            Ops::Differentiable | Ops::Frozen if grad_ops::serves(gate) => {
+                grad_ops::swiglu(gate, up)?
+            }
             _ => (gate.silu()? * up)?,
         })
     }
@@ -39,7 +47,7 @@ impl Ops {
     /// Softmax over the last dimension.
     pub fn softmax(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Ops::Fused => candle_nn::ops::softmax_last_dim(x)?,
+            Ops::Fused | Ops::Frozen => candle_nn::ops::softmax_last_dim(x)?,
             Ops::Differentiable if grad_ops::serves(x) => grad_ops::softmax(x)?,
             Ops::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
         })
@@ -54,10 +62,10 @@ impl Ops {
         layout: RopeLayout,
     ) -> Result<Tensor> {
         Ok(match (self, layout) {
-            (Ops::Fused, RopeLayout::Interleaved) => {
+            (Ops::Fused | Ops::Frozen, RopeLayout::Interleaved) => {
                 candle_nn::rotary_emb::rope_i(&x.contiguous()?, cos, sin)?
             }
-            (Ops::Fused, RopeLayout::Halves) => {
+            (Ops::Fused | Ops::Frozen, RopeLayout::Halves) => {
                 candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?
             }
             (Ops::Differentiable, layout) if grad_ops::serves(x) => {

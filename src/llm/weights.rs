@@ -200,6 +200,10 @@ pub enum Linear {
     Candle(QMatMul),
     /// The tiled int8 kernel (CPU with AVX-512 VNNI or AVX2).
     Q8(Q8Matrix),
+    /// A frozen dense matrix stored transposed, (in, out) contiguous: the CPU product
+    /// `x · W` then reads both operands in the order the gemm kernel packs them, which
+    /// runs 10-25% faster with two threads than `x · Wᵀ` on the (out, in) matrix.
+    Transposed(Tensor),
     /// A frozen matrix plus a trained low-rank update (LoRA):
     /// base x + scale (x Aᵀ) Bᵀ, A (rank, in), B (out, rank).
     LowRank {
@@ -237,6 +241,13 @@ impl Module for Linear {
                 out.reshape(dims)
             }
             Linear::Candle(m) => m.forward(x),
+            Linear::Transposed(wt) => {
+                let mut dims = x.dims().to_vec();
+                let k = dims.pop().unwrap_or(0);
+                let rows = dims.iter().product::<usize>();
+                dims.push(wt.dim(1)?);
+                x.reshape((rows, k))?.matmul(wt)?.reshape(dims)
+            }
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
             Linear::LowRank { base, a, b, scale } => {
                 let update = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
@@ -649,12 +660,31 @@ impl DecoderWeights {
         }
     }
 
+    /// Stores the dense matrices of blocks `..end` transposed, (in, out) and
+    /// contiguous ([`Linear::Transposed`]): on the CPU `x · W` over them runs faster
+    /// than `x · Wᵀ`. For blocks that no gradient passes through (a trainer's frozen
+    /// blocks); quantized and adapted matrices stay as they are.
+    pub fn transpose_block_matrices(&mut self, config: &DecoderConfig, end: usize) -> Result<()> {
+        let frozen = WeightRole::all(config)
+            .into_iter()
+            .filter(|role| role.block_index().is_some_and(|i| i < end));
+        for role in frozen {
+            if let Some(slot) = self.linear_mut(role) {
+                if let Linear::Candle(QMatMul::Tensor(w)) = slot {
+                    *slot = Linear::Transposed(w.t()?.contiguous()?);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The dense tensor of one role (a trainer's starting point); a quantized matrix
     /// is refused: load the model with [`GgufPrecision::F32`] to train it.
     pub fn dense(&self, role: WeightRole) -> Result<Tensor> {
         use WeightRole::*;
         let matrix = |l: &Linear| match l {
             Linear::Candle(QMatMul::Tensor(t)) => Ok(t.clone()),
+            Linear::Transposed(t) => Ok(t.t()?),
             _ => Err(Error::InvalidArgument(format!(
                 "{role:?} is quantized; load the model with GgufPrecision::F32 to train it"
             ))),

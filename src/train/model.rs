@@ -1,6 +1,7 @@
 //! A decoder whose weights are trainable variables. The forward pass is the one
 //! [`Decoder`] the generator uses, built over the variables (frozen ones detached): the
-//! trained blocks run differentiable steps, frozen blocks candle's fused kernels. With
+//! trained blocks run differentiable steps, frozen blocks fused kernels over matrices
+//! stored transposed (see [`DecoderWeights::transpose_block_matrices`]). With
 //! LoRA every weight is frozen and only the adapters of the trained blocks train.
 
 use super::head_ce::head_cross_entropy;
@@ -341,6 +342,12 @@ fn forward_over(
             let block = adapter.role.block_index().unwrap_or(0);
             differentiable_from = differentiable_from.min(block);
         }
+    }
+    if device.is_cpu() {
+        // No gradient passes through these blocks; on the CPU their products run
+        // faster over transposed matrices (one more copy of each, freed with the
+        // decoder).
+        weights.transpose_block_matrices(config, differentiable_from.min(config.num_layers))?;
     }
     Decoder::for_training(config.clone(), weights, device, differentiable_from)
 }
