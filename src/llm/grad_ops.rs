@@ -1,4 +1,4 @@
-//! RMSNorm, softmax, RoPE and the gated MLP product as single CPU ops that carry their own backward pass, for
+//! RMSNorm, softmax, RoPE, the gated MLP product and the dense product x·Wᵀ as single CPU ops that carry their own backward pass, for
 //! the blocks a trainer updates.
 //!
 //! candle-nn's fused versions of these steps have no backward pass, so trained blocks
@@ -571,59 +571,84 @@ pub(super) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
 }
 
-// ---------------------------------------------------------------- frozen products
+// ---------------------------------------------------------------- dense products
 
-/// x Wᵀ for a frozen W: the backward pass gives the gradient of x only. candle's own
-/// product always computes the gradient of both operands, so under LoRA every frozen
-/// matrix of every block got a weight-sized gradient nothing reads.
-struct FrozenProduct {
-    weight: Tensor,
-}
+/// x Wᵀ, (rows, in) by (out, in), with its own backward: the input's gradient only
+/// when a graph runs through x, the weight's only when W is trained, and that one
+/// straight in W's (out, in) layout. candle's product computes both gradients always
+/// (under LoRA every frozen matrix got a weight-sized gradient nothing reads), and for
+/// x Wᵀ it forms the weight's as (in, out), then adds it to W's through a transposed
+/// view, element by element (a zero-filled buffer and a strided pass per matrix).
+struct Product;
 
-impl CustomOp1 for FrozenProduct {
+impl CustomOp2 for Product {
     fn name(&self) -> &'static str {
-        "frozen-product"
+        "dense-product"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (rows, k) = l.shape().dims2()?;
-        let x = match s {
-            CpuStorage::F32(v) => Tensor::from_slice(
-                slice(v, l, self.name())?,
-                (rows, k),
-                &candle_core::Device::Cpu,
-            )?,
-            CpuStorage::F64(v) => Tensor::from_slice(
-                slice(v, l, self.name())?,
-                (rows, k),
-                &candle_core::Device::Cpu,
-            )?,
-            _ => candle_core::bail!("frozen-product: input must be f32 or f64"),
-        };
-        let out = x.matmul(&self.weight.t()?)?;
-        let shape = out.shape().clone();
-        let storage = match out.dtype() {
-            DType::F32 => CpuStorage::F32(out.flatten_all()?.to_vec1()?),
-            _ => CpuStorage::F64(out.flatten_all()?.to_vec1()?),
-        };
-        Ok((storage, shape))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((rows, k), (n, k_w)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != k_w {
+            candle_core::bail!("dense-product: ({rows}, {k}) by the transpose of ({n}, {k_w})");
+        }
+        let out = typed!(self.name(), [(s1, l1) => x, (s2, l2) => w], times_transpose(x, w, (rows, k, n)));
+        Ok((out, Shape::from((rows, n))))
     }
 
-    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.matmul(&self.weight)?))
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = match x.track_op() {
+            true => Some(grad.matmul(&w.detach())?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(grad.t()?.matmul(&x.detach())?),
+            false => None,
+        };
+        Ok((dx, dw))
     }
 }
 
-/// True when `x` Wᵀ should go through [`frozen_product`]: a graph is being recorded
-/// through `x`, and `w` is a constant of the CPU ops here.
-pub(super) fn wants_frozen_product(x: &Tensor, w: &Tensor) -> bool {
-    x.track_op() && !w.track_op() && serves(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+/// (rows, k) `x` times the transpose of (n, k) `w`, row-major.
+fn times_transpose<T: crate::matmul::Element>(
+    x: &[T],
+    w: &[T],
+    (rows, k, n): (usize, usize, usize),
+) -> Vec<T> {
+    use crate::matmul::{gemm, Mat};
+    let mut out = vec![T::ZERO; rows * n];
+    gemm(
+        &mut out,
+        Mat::row_major(x, rows, k),
+        Mat::row_major(w, n, k).t(),
+        false,
+        rayon::current_num_threads(),
+    );
+    out
 }
 
-/// (rows, in) `x` times the transpose of the frozen (out, in) `w`, differentiable in `x`.
-pub(super) fn frozen_product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op1(FrozenProduct { weight: w.detach() })
+/// True when x Wᵀ should go through [`product`]: a graph is being recorded through `x`
+/// or `W`, both are CPU tensors of the ops here, of one dtype.
+pub(super) fn wants_product(x: &Tensor, w: &Tensor) -> bool {
+    (x.track_op() || w.track_op()) && serves(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+}
+
+/// (rows, in) `x` times the transpose of (out, in) `w`, differentiable in whichever of
+/// them a graph runs through.
+pub(super) fn product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&w.contiguous()?, Product)
 }
 
 #[cfg(test)]
@@ -759,18 +784,41 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_product_passes_the_input_gradient_only() {
+    fn the_product_passes_gradients_to_exactly_the_tracked_operands() {
         for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
             let x = Var::from_tensor(&random(&[6, 8], 8, dtype)).unwrap();
-            let w = random(&[5, 8], 9, dtype);
-            let shifted = (x.as_tensor() * 1.0).unwrap();
-            assert!(wants_frozen_product(&shifted, &w));
+            let w = Var::from_tensor(&random(&[5, 8], 9, dtype)).unwrap();
+            // Both trained; then a frozen weight (LoRA's base); then a frozen input (a
+            // trained block after frozen ones).
             agree(
-                &[x],
-                |t| frozen_product(&(&t[0] * 1.0)?, &w),
-                |t| t[0].matmul(&w.t()?),
+                &[x.clone(), w.clone()],
+                |t| product(&t[0], &t[1]),
+                |t| t[0].matmul(&t[1].t()?),
                 tol,
             );
+            let frozen_w = w.as_tensor().detach();
+            assert!(wants_product(x.as_tensor(), &frozen_w));
+            agree(
+                std::slice::from_ref(&x),
+                |t| product(&t[0], &frozen_w),
+                |t| t[0].matmul(&frozen_w.t()?),
+                tol,
+            );
+            let frozen_x = x.as_tensor().detach();
+            agree(
+                std::slice::from_ref(&w),
+                |t| product(&frozen_x, &t[0]),
+                |t| frozen_x.matmul(&t[0].t()?),
+                tol,
+            );
+            let grads = product(&frozen_x, w.as_tensor())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert!(grads.get(&frozen_x).is_none());
+            assert!(!wants_product(&frozen_x, &frozen_w));
         }
     }
 

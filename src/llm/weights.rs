@@ -225,16 +225,17 @@ impl Module for Linear {
             // candle's QMatMul would broadcast the weight per sequence, and its
             // backward pass then materialises one weight-sized gradient per sequence
             // (a 151,936-row output matrix: 545 MB each).
-            // A frozen matrix under a recorded graph (LoRA's base weights) gives only
-            // the input's gradient (see `grad_ops::frozen_product`).
+            // Under a recorded graph the product is one op that gives only the
+            // gradients needed, the weight's in its own layout (see
+            // `grad_ops::product`).
             Linear::Candle(QMatMul::Tensor(w)) if x.rank() > 2 || x.track_op() => {
                 let mut dims = x.dims().to_vec();
                 let k = dims.pop().unwrap_or(0);
                 let rows = dims.iter().product::<usize>();
                 dims.push(w.dim(0)?);
                 let x = x.reshape((rows, k))?;
-                let out = if super::grad_ops::wants_frozen_product(&x, w) {
-                    super::grad_ops::frozen_product(&x, w)?
+                let out = if super::grad_ops::wants_product(&x, w) {
+                    super::grad_ops::product(&x, w)?
                 } else {
                     x.matmul(&w.t()?)?
                 };
