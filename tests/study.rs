@@ -234,21 +234,14 @@ fn quick_acquisition_arm_teaches_then_asks_about_the_taught_genes() {
         assert_eq!(u.accuracy.genes, report.untaught.genes.len(), "{model}");
         assert!(t.accuracy.specificity.is_finite() && t.go_recall.is_finite());
     }
-    // Teaching worked: SFT's profiles of the taught genes are closer to their cards than
-    // the base model's (cosine 0.438 against 0.416, specificity 0.092 against 0.025, on
-    // the Intel Xeon; on never-taught genes SFT's cosine fell, 0.375 -> 0.359). A
-    // pipeline that trains nothing, or asks about other genes, fails here.
-    let base = report
-        .recall_of(BASE_MODEL, "taught")
-        .unwrap()
-        .accuracy
-        .cosine_own;
-    let sft = report
-        .recall_of("sft-s17", "taught")
-        .unwrap()
-        .accuracy
-        .cosine_own;
-    assert!(sft > base + 0.01, "SFT {sft:.3} vs base {base:.3}");
+    // Teaching worked: SFT's profiles of the taught genes are closer to their own cards,
+    // against the other taught cards, than the base model's (specificity 0.076 against
+    // 0.025 on the Intel Xeon). The raw cosine to the own card is not asserted: it
+    // moves with the profiles' form as much as with their content (SFT's fell on the
+    // never-taught genes too), and the ops' last-bit rounding alone moved SFT's from
+    // 0.433 to 0.407 (identical losses to six digits, then greedy text that parts),
+    // where specificity stayed at 0.087 and 0.076. A pipeline that trains nothing
+    // (specificity equal to the base model's), or asks about other genes, fails here.
     let specificity = |model: &str| {
         report
             .recall_of(model, "taught")
