@@ -84,7 +84,29 @@ fn check(dir: &ModelDir) {
     // trained variables.
     let all_trained = logits;
     let mut model = model;
+    // Copies, as a checkpoint on disk is: a variable cannot be set from its own storage.
+    let saved: std::collections::HashMap<String, Tensor> = model
+        .hf_tensors()
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| (name, t.copy().unwrap()))
+        .collect();
     model.set_trained_blocks(Some(2)).unwrap();
+    // Frozen matrices are held transposed now; a checkpoint still gets them in their
+    // own layout, and loading one puts them back the same way.
+    let frozen_saved = model.hf_tensors().unwrap();
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    ] {
+        assert_eq!(
+            common::max_abs_diff(&saved[name], &frozen_saved[name]),
+            0.0,
+            "{}: {name}",
+            dir.id
+        );
+    }
+    model.load_hf_tensors(&saved).unwrap();
     let trained: Vec<String> = model
         .trained_variables()
         .into_iter()

@@ -1,7 +1,7 @@
 //! A decoder whose weights are trainable variables. The forward pass is the one
 //! [`Decoder`] the generator uses, built over the variables (frozen ones detached): the
 //! trained blocks run differentiable steps, frozen blocks fused kernels over matrices
-//! stored transposed (see [`DecoderWeights::transpose_block_matrices`]). With
+//! held transposed (see [`DecoderWeights::transpose_block_matrices`]). With
 //! LoRA every weight is frozen and only the adapters of the trained blocks train.
 
 use super::head_ce::head_cross_entropy;
@@ -14,7 +14,7 @@ use crate::llm::{
 };
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Tensor, Var};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A decoder for training: full-sequence causal forward, every weight a [`Var`].
 pub struct TrainableDecoder {
@@ -27,6 +27,9 @@ pub struct TrainableDecoder {
     device: Device,
     /// LoRA settings and adapters, when the run trains adapters instead of weights.
     lora: Option<(LoraSettings, Vec<Adapter>)>,
+    /// Frozen matrices whose variable holds them transposed, (in, out): the blocks no
+    /// gradient passes through, on the CPU (see [`Self::sync_layouts`]).
+    transposed: HashSet<WeightRole>,
     /// The forward pass over `variables`, frozen ones detached.
     decoder: Decoder,
 }
@@ -91,7 +94,8 @@ impl TrainableDecoder {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let decoder = forward_over(&config, &variables, 0, None, device)?;
+        let transposed = HashSet::new();
+        let decoder = forward_over(&config, &variables, &transposed, 0, None, device)?;
         Ok(TrainableDecoder {
             config,
             variables,
@@ -99,6 +103,7 @@ impl TrainableDecoder {
             dtype,
             device: device.clone(),
             lora: None,
+            transposed,
             decoder,
         })
     }
@@ -124,14 +129,48 @@ impl TrainableDecoder {
     }
 
     fn rebuild(&mut self) -> Result<()> {
+        self.sync_layouts()?;
         self.decoder = forward_over(
             &self.config,
             &self.variables,
+            &self.transposed,
             self.frozen_before(),
             self.lora.as_ref(),
             &self.device,
         )?;
         Ok(())
+    }
+
+    /// On the CPU, the matrices of blocks no gradient passes through are held
+    /// transposed, (in, out): their products then run faster (see
+    /// [`crate::llm::DecoderWeights::transpose_block_matrices`]), and holding them only
+    /// that way costs no second copy. Every other matrix is held (out, in). Frozen
+    /// variables are in no optimizer, so a variable is replaced, not set.
+    fn sync_layouts(&mut self) -> Result<()> {
+        let untracked = match self.device.is_cpu() {
+            true => untracked_blocks(&self.config, self.frozen_before(), self.lora.as_ref()),
+            false => 0,
+        };
+        for (role, var) in self.variables.iter_mut() {
+            let matrix = role.shape(&self.config).0 > 1;
+            let want = matrix && role.block_index().is_some_and(|i| i < untracked);
+            if want != self.transposed.contains(role) {
+                *var = Var::from_tensor(&var.as_tensor().t()?.contiguous()?)?;
+                match want {
+                    true => self.transposed.insert(*role),
+                    false => self.transposed.remove(role),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// A variable's value in its role's own layout, (out, in) for a matrix.
+    fn in_role_layout(&self, role: WeightRole, var: &Var) -> Result<Tensor> {
+        Ok(match self.transposed.contains(&role) {
+            true => var.as_tensor().t()?.contiguous()?,
+            false => var.as_tensor().clone(),
+        })
     }
 
     /// Weights of blocks before this index are frozen (every block with LoRA).
@@ -219,7 +258,7 @@ impl TrainableDecoder {
     pub fn hf_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (role, var) in &self.variables {
-            let mut t = var.as_tensor().clone();
+            let mut t = self.in_role_layout(*role, var)?;
             if let Some((settings, adapters)) = &self.lora {
                 if let Some(adapter) = adapters.iter().find(|a| a.role == *role) {
                     t = merged(&t, adapter, settings.scale())?;
@@ -247,6 +286,10 @@ impl TrainableDecoder {
             let t = match (self.config.rope_layout, role.rope_heads(&self.config)) {
                 (RopeLayout::Interleaved, Some(heads)) => halves_to_interleaved(&t, heads)?,
                 _ => t,
+            };
+            let t = match self.transposed.contains(role) {
+                true => t.t()?,
+                false => t,
             };
             var.set(&t)
                 .map_err(|e| Error::InvalidArgument(format!("checkpoint tensor '{name}': {e}")))?;
@@ -305,11 +348,29 @@ fn is_frozen(role: WeightRole, first_trained: usize) -> bool {
     }
 }
 
+/// The blocks before the first one a gradient passes through: those before the first
+/// trained block, or with LoRA before the first adapted one (an adapter on the head
+/// counts as block 0).
+fn untracked_blocks(
+    config: &DecoderConfig,
+    first_trained: usize,
+    lora: Option<&(LoraSettings, Vec<Adapter>)>,
+) -> usize {
+    let adapted = lora
+        .into_iter()
+        .flat_map(|(_, adapters)| adapters)
+        .map(|a| a.role.block_index().unwrap_or(0));
+    adapted
+        .fold(first_trained, usize::min)
+        .min(config.num_layers)
+}
+
 /// The decoder over the variables; frozen ones enter detached, so backward never
 /// runs through them; adapted matrices get their LoRA update.
 fn forward_over(
     config: &DecoderConfig,
     variables: &[(WeightRole, Var)],
+    transposed: &HashSet<WeightRole>,
     first_trained: usize,
     lora: Option<&(LoraSettings, Vec<Adapter>)>,
     device: &Device,
@@ -319,12 +380,16 @@ fn forward_over(
         let var = by_role
             .get(&role)
             .ok_or_else(|| Error::InvalidArgument(format!("no variable for {role:?}")))?;
-        Ok(match is_frozen(role, first_trained) {
+        let t = match is_frozen(role, first_trained) {
             true => var.as_tensor().detach(),
             false => var.as_tensor().clone(),
+        };
+        // A transposed variable enters as a (out, in) view of its storage.
+        Ok(match transposed.contains(&role) {
+            true => t.t()?,
+            false => t,
         })
     })?;
-    let mut differentiable_from = first_trained;
     if let Some((settings, adapters)) = lora {
         for adapter in adapters {
             let slot = weights.linear_mut(adapter.role).ok_or_else(|| {
@@ -339,15 +404,13 @@ fn forward_over(
                 b: adapter.b.as_tensor().clone(),
                 scale: settings.scale(),
             };
-            let block = adapter.role.block_index().unwrap_or(0);
-            differentiable_from = differentiable_from.min(block);
         }
     }
-    if device.is_cpu() {
-        // No gradient passes through these blocks; on the CPU their products run
-        // faster over transposed matrices (one more copy of each, freed with the
-        // decoder).
-        weights.transpose_block_matrices(config, differentiable_from.min(config.num_layers))?;
+    let differentiable_from = untracked_blocks(config, first_trained, lora);
+    if !transposed.is_empty() {
+        // Their variables hold them (in, out) already: these views of the storage
+        // are contiguous, so no copy is made.
+        weights.transpose_block_matrices(config, differentiable_from)?;
     }
     Decoder::for_training(config.clone(), weights, device, differentiable_from)
 }
