@@ -1,20 +1,20 @@
-//! RMSNorm, softmax, RoPE, the gated MLP product and the dense product x·Wᵀ as single CPU ops that carry their own backward pass, for
-//! the blocks a trainer updates.
+//! RMSNorm, the gated MLP product and the dense product x·Wᵀ as single CPU ops that
+//! carry their own backward pass, for the blocks a trainer updates (attention with
+//! RoPE is its own op, [`super::causal_attention`]).
 //!
 //! candle-nn's fused versions of these steps have no backward pass, so trained blocks
 //! used compositions of primitives: each composed step is a separate pass over memory
 //! forward, keeps its intermediates for backward, and adds backward passes of its own
 //! (the profile of a training step put most of the gap to PyTorch there). Each op here
 //! reads its input once forward and writes its gradient in one pass backward. The
-//! row arithmetic (norms, softmax) runs in f64 for f32 and f64 tensors alike (rows are
-//! short, so this costs little and keeps f64 gradient checks exact); the gated
-//! product's sigmoid, one exp per element, runs in the tensor's own type. Other devices
-//! and dtypes use the compositions in [`super::ops`].
+//! norm's row arithmetic runs in f64 for f32 and f64 tensors alike (rows are short, so
+//! this costs little and keeps f64 gradient checks exact); the gated product's sigmoid,
+//! one exp per element, runs in the tensor's own type. Other devices and dtypes use the
+//! compositions in [`super::ops`].
 
-use super::config::RopeLayout;
 use crate::row_math::exp_f32;
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+    CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
@@ -227,190 +227,6 @@ impl CustomOp2 for RmsNormGradWeight {
 /// RMSNorm of `x` over its last dimension, scaled by `w`, differentiable in both.
 pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
-}
-
-// ---------------------------------------------------------------- softmax
-
-/// Softmax over the last dimension.
-struct Softmax;
-
-/// dL/dx of [`Softmax`], from (y, dL/dy): y (g - sum(g y)).
-struct SoftmaxGrad;
-
-fn softmax_rows<T: WithDType>(x: &[T], d: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(d)
-        .zip(x.par_chunks(d))
-        .for_each(|(o, row)| {
-            let max = row
-                .iter()
-                .map(|v| v.to_f64())
-                .fold(f64::NEG_INFINITY, f64::max);
-            let mut sum = 0.0;
-            for (o, v) in o.iter_mut().zip(row) {
-                let e = (v.to_f64() - max).exp();
-                sum += e;
-                *o = T::from_f64(e);
-            }
-            for o in o.iter_mut() {
-                *o = T::from_f64(o.to_f64() / sum);
-            }
-        });
-    out
-}
-
-fn softmax_grad_rows<T: WithDType>(y: &[T], g: &[T], d: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); y.len()];
-    out.par_chunks_mut(d)
-        .zip(y.par_chunks(d).zip(g.par_chunks(d)))
-        .for_each(|(o, (y, g))| {
-            let dot: f64 = y.iter().zip(g).map(|(y, g)| y.to_f64() * g.to_f64()).sum();
-            for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
-                *o = T::from_f64(y.to_f64() * (g.to_f64() - dot));
-            }
-        });
-    out
-}
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax-with-backward"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l)?;
-        let out = typed!(self.name(), [(s, l) => x], softmax_rows(x, d));
-        Ok((out, l.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?,
-        ))
-    }
-}
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l1)?;
-        let out = typed!(self.name(), [(s1, l1) => y, (s2, l2) => g], softmax_grad_rows(y, g, d));
-        Ok((out, l1.shape().clone()))
-    }
-}
-
-/// Softmax of `x` over its last dimension, differentiable.
-pub(super) fn softmax(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Softmax)
-}
-
-// ---------------------------------------------------------------- RoPE
-
-/// Rotates (batch, heads, seq, d) by (seq, d/2) angle tables, pairs laid out as
-/// `layout` says. The inverse rotation (sin negated) is its backward pass.
-struct Rope {
-    layout: RopeLayout,
-}
-
-fn rope_rows<T: WithDType>(
-    x: &[T],
-    cos: &[T],
-    sin: &[T],
-    seq: usize,
-    d: usize,
-    layout: RopeLayout,
-) -> Vec<T> {
-    let half = d / 2;
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(seq * d)
-        .zip(x.par_chunks(seq * d))
-        .for_each(|(o, x)| {
-            for t in 0..seq {
-                let (o, x) = (&mut o[t * d..(t + 1) * d], &x[t * d..(t + 1) * d]);
-                let (c, s) = (
-                    &cos[t * half..(t + 1) * half],
-                    &sin[t * half..(t + 1) * half],
-                );
-                for i in 0..half {
-                    let (a, b) = match layout {
-                        RopeLayout::Interleaved => (2 * i, 2 * i + 1),
-                        RopeLayout::Halves => (i, i + half),
-                    };
-                    let (xa, xb) = (x[a].to_f64(), x[b].to_f64());
-                    let (c, s) = (c[i].to_f64(), s[i].to_f64());
-                    o[a] = T::from_f64(xa * c - xb * s);
-                    o[b] = T::from_f64(xa * s + xb * c);
-                }
-            }
-        });
-    out
-}
-
-impl CustomOp3 for Rope {
-    fn name(&self) -> &'static str {
-        "rope-with-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, _, seq, d) = l1.shape().dims4()?;
-        if d % 2 != 0 || l2.dims() != [seq, d / 2] || l3.dims() != [seq, d / 2] {
-            candle_core::bail!(
-                "rope: x {:?} with angle tables {:?} and {:?}",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            );
-        }
-        let layout = self.layout;
-        let out = typed!(
-            self.name(),
-            [(s1, l1) => x, (s2, l2) => cos, (s3, l3) => sin],
-            rope_rows(x, cos, sin, seq, d, layout)
-        );
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // A rotation's transpose is the rotation by the opposite angle; the tables are
-        // constants.
-        let back = Rope {
-            layout: self.layout,
-        };
-        let dx = grad
-            .contiguous()?
-            .apply_op3_no_bwd(cos, &sin.neg()?, &back)?;
-        Ok((Some(dx), None, None))
-    }
-}
-
-/// Rotates (batch, heads, seq, d) `x` by the (seq, d/2) tables, differentiable in `x`.
-pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, layout: RopeLayout) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { layout })
 }
 
 // ---------------------------------------------------------------- SwiGLU
@@ -653,9 +469,9 @@ pub(super) fn product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ops::{composed_rms_norm, composed_rope};
+    use super::super::ops::composed_rms_norm;
     use super::*;
-    use candle_core::{Device, Var, D};
+    use candle_core::{Device, Var};
 
     /// A seeded (dims) tensor of values in [-2, 2).
     fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -740,36 +556,6 @@ mod tests {
     }
 
     #[test]
-    fn softmax_matches_its_composition_forward_and_backward() {
-        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-6)] {
-            let x = Var::from_tensor(&random(&[4, 7, 9], 3, dtype)).unwrap();
-            agree(
-                &[x],
-                |t| softmax(&t[0]),
-                |t| candle_nn::ops::softmax(&t[0], D::Minus1),
-                tol,
-            );
-        }
-    }
-
-    #[test]
-    fn rope_matches_its_composition_in_both_layouts_forward_and_backward() {
-        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
-            for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-                let x = Var::from_tensor(&random(&[2, 3, 5, 8], 4, dtype)).unwrap();
-                let angles = random(&[5, 4], 5, dtype);
-                let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-                agree(
-                    &[x],
-                    |t| rope(&t[0], &cos, &sin, layout),
-                    |t| Ok(composed_rope(&t[0], &cos, &sin, layout).unwrap()),
-                    tol,
-                );
-            }
-        }
-    }
-
-    #[test]
     fn swiglu_matches_its_composition_forward_and_backward() {
         for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
             let gate = Var::from_tensor(&random(&[3, 4, 10], 6, dtype)).unwrap();
@@ -825,12 +611,10 @@ mod tests {
     #[test]
     fn mismatched_shapes_are_refused() {
         let x = random(&[2, 3, 5, 8], 4, DType::F32);
-        let cos = random(&[4, 4], 5, DType::F32);
-        let e = rope(&x, &cos, &cos, RopeLayout::Halves)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("angle tables"), "{e}");
         let w = random(&[7], 1, DType::F32);
         assert!(rms_norm(&x, &w, 1e-5).is_err());
+        let gate = random(&[2, 8], 2, DType::F32);
+        assert!(swiglu(&gate, &x).is_err());
+        assert!(product(&x.reshape((30, 8)).unwrap(), &w.reshape((1, 7)).unwrap()).is_err());
     }
 }

@@ -48,7 +48,6 @@ impl Ops {
     pub fn softmax(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Ops::Fused | Ops::Frozen => candle_nn::ops::softmax_last_dim(x)?,
-            Ops::Differentiable if grad_ops::serves(x) => grad_ops::softmax(x)?,
             Ops::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
         })
     }
@@ -67,9 +66,6 @@ impl Ops {
             }
             (Ops::Fused | Ops::Frozen, RopeLayout::Halves) => {
                 candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?
-            }
-            (Ops::Differentiable, layout) if grad_ops::serves(x) => {
-                grad_ops::rope(x, cos, sin, layout)?
             }
             (Ops::Differentiable, layout) => composed_rope(x, cos, sin, layout)?,
         })
