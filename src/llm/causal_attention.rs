@@ -504,16 +504,9 @@ pub(super) fn rotary_causal_attention(
 #[cfg(test)]
 mod tests {
     use super::super::ops::composed_rope;
+    use super::super::test_tensors::{max_diff, random_var};
     use super::*;
-    use candle_core::{Var, D};
-
-    fn random(dims: (usize, usize, usize), seed: u64, dtype: DType) -> Var {
-        let n = dims.0 * dims.1 * dims.2;
-        let mut rng = crate::rng::SplitMix64::new(seed);
-        let values: Vec<f64> = (0..n).map(|_| rng.next_f64() * 4.0 - 2.0).collect();
-        let t = Tensor::from_vec(values, dims, &Device::Cpu).unwrap();
-        Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap()
-    }
+    use candle_core::D;
 
     /// (seq, d/2) angle tables: position x frequency.
     fn tables(seq: usize, d: usize, dtype: DType) -> (Tensor, Tensor) {
@@ -580,21 +573,6 @@ mod tests {
             .unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
-
     /// Output and all three gradients equal the composition, for grouped heads (3 query
     /// heads per key/value head), both RoPE layouts, in f32 and f64.
     #[test]
@@ -602,10 +580,10 @@ mod tests {
         let (rows, kv_heads, heads, seq, d) = (2, 2, 6, 7, 8);
         for (dtype, tolerance) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
             for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
-                let q = random((rows, seq, heads * d), 1, dtype);
-                let k = random((rows, seq, kv_heads * d), 2, dtype);
-                let v = random((rows, seq, kv_heads * d), 3, dtype);
-                let upstream = random((rows, seq, heads * d), 4, dtype);
+                let q = random_var(&[rows, seq, heads * d], 1, dtype);
+                let k = random_var(&[rows, seq, kv_heads * d], 2, dtype);
+                let v = random_var(&[rows, seq, kv_heads * d], 3, dtype);
+                let upstream = random_var(&[rows, seq, heads * d], 4, dtype);
                 let (cos, sin) = tables(seq, d, dtype);
                 let x = (q.as_tensor(), k.as_tensor(), v.as_tensor());
                 let fused =
@@ -632,8 +610,8 @@ mod tests {
 
     #[test]
     fn mismatched_heads_are_refused() {
-        let q = random((1, 5, 32), 1, DType::F32);
-        let k = random((1, 5, 24), 2, DType::F32);
+        let q = random_var(&[1, 5, 32], 1, DType::F32);
+        let k = random_var(&[1, 5, 24], 2, DType::F32);
         let (cos, sin) = tables(5, 8, DType::F32);
         let x = (q.as_tensor(), k.as_tensor(), k.as_tensor());
         let err = rotary_causal_attention(x, (&cos, &sin), RopeLayout::Halves, (4, 2), false)

@@ -470,34 +470,9 @@ pub(super) fn product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::super::ops::composed_rms_norm;
+    use super::super::test_tensors::{max_diff, random};
     use super::*;
-    use candle_core::{Device, Var};
-
-    /// A seeded (dims) tensor of values in [-2, 2).
-    fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-        let n: usize = dims.iter().product();
-        let mut rng = crate::rng::SplitMix64::new(seed);
-        let values: Vec<f64> = (0..n).map(|_| rng.next_f64() * 4.0 - 2.0).collect();
-        Tensor::from_vec(values, dims, &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
+    use candle_core::Var;
 
     /// Value and gradients of `fused` and `composed` (each applied to the same variables
     /// and reduced by a fixed random weighting) agree within `tol`.
