@@ -664,7 +664,8 @@ impl DecoderWeights {
     /// Stores the dense matrices of blocks `..end` transposed, (in, out) and
     /// contiguous ([`Linear::Transposed`]): on the CPU `x · W` over them runs faster
     /// than `x · Wᵀ`. For blocks that no gradient passes through (a trainer's frozen
-    /// blocks); quantized and adapted matrices stay as they are.
+    /// blocks); quantized and adapted matrices stay as they are. A matrix given as the
+    /// (out, in) view of transposed storage is taken as it is stored, with no copy.
     pub fn transpose_block_matrices(&mut self, config: &DecoderConfig, end: usize) -> Result<()> {
         let frozen = WeightRole::all(config)
             .into_iter()
