@@ -229,26 +229,15 @@ impl Module for Linear {
             // gradients needed, the weight's in its own layout (see
             // `grad_ops::product`).
             Linear::Candle(QMatMul::Tensor(w)) if x.rank() > 2 || x.track_op() => {
-                let mut dims = x.dims().to_vec();
-                let k = dims.pop().unwrap_or(0);
-                let rows = dims.iter().product::<usize>();
-                dims.push(w.dim(0)?);
-                let x = x.reshape((rows, k))?;
-                let out = if super::grad_ops::wants_product(&x, w) {
-                    super::grad_ops::product(&x, w)?
-                } else {
-                    x.matmul(&w.t()?)?
-                };
-                out.reshape(dims)
+                over_rows(x, w.dim(0)?, |x| {
+                    match super::grad_ops::wants_product(&x, w) {
+                        true => super::grad_ops::product(&x, w),
+                        false => x.matmul(&w.t()?),
+                    }
+                })
             }
             Linear::Candle(m) => m.forward(x),
-            Linear::Transposed(wt) => {
-                let mut dims = x.dims().to_vec();
-                let k = dims.pop().unwrap_or(0);
-                let rows = dims.iter().product::<usize>();
-                dims.push(wt.dim(1)?);
-                x.reshape((rows, k))?.matmul(wt)?.reshape(dims)
-            }
+            Linear::Transposed(wt) => over_rows(x, wt.dim(1)?, |x| x.matmul(wt)),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
             Linear::LowRank { base, a, b, scale } => {
                 let update = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
@@ -256,6 +245,19 @@ impl Module for Linear {
             }
         }
     }
+}
+
+/// `product` of `x` (..., in) flattened to (rows, in), reshaped back to (..., `out`).
+fn over_rows(
+    x: &Tensor,
+    out: usize,
+    product: impl FnOnce(Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let k = dims.pop().unwrap_or(0);
+    let rows = dims.iter().product::<usize>();
+    dims.push(out);
+    product(x.reshape((rows, k))?)?.reshape(dims)
 }
 
 /// A linear layer: a matrix and, for some families' attention, a bias.

@@ -14,7 +14,7 @@ use crate::llm::{
 };
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Tensor, Var};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// A decoder for training: full-sequence causal forward, every weight a [`Var`].
 pub struct TrainableDecoder {
@@ -27,9 +27,10 @@ pub struct TrainableDecoder {
     device: Device,
     /// LoRA settings and adapters, when the run trains adapters instead of weights.
     lora: Option<(LoraSettings, Vec<Adapter>)>,
-    /// Frozen matrices whose variable holds them transposed, (in, out): the blocks no
-    /// gradient passes through, on the CPU (see [`Self::sync_layouts`]).
-    transposed: HashSet<WeightRole>,
+    /// The matrices of blocks before this index are held transposed, (in, out), by
+    /// their variables: the blocks no gradient passes through, on the CPU (see
+    /// [`Self::sync_layouts`]); 0 elsewhere.
+    transposed_before: usize,
     /// The forward pass over `variables`, frozen ones detached.
     decoder: Decoder,
 }
@@ -94,8 +95,7 @@ impl TrainableDecoder {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let transposed = HashSet::new();
-        let decoder = forward_over(&config, &variables, &transposed, 0, None, device)?;
+        let decoder = forward_over(&config, &variables, 0, 0, None, device)?;
         Ok(TrainableDecoder {
             config,
             variables,
@@ -103,7 +103,7 @@ impl TrainableDecoder {
             dtype,
             device: device.clone(),
             lora: None,
-            transposed,
+            transposed_before: 0,
             decoder,
         })
     }
@@ -133,7 +133,7 @@ impl TrainableDecoder {
         self.decoder = forward_over(
             &self.config,
             &self.variables,
-            &self.transposed,
+            self.transposed_before,
             self.frozen_before(),
             self.lora.as_ref(),
             &self.device,
@@ -147,30 +147,41 @@ impl TrainableDecoder {
     /// that way costs no second copy. Every other matrix is held (out, in). Frozen
     /// variables are in no optimizer, so a variable is replaced, not set.
     fn sync_layouts(&mut self) -> Result<()> {
-        let untracked = match self.device.is_cpu() {
+        let wanted = match self.device.is_cpu() {
             true => untracked_blocks(&self.config, self.frozen_before(), self.lora.as_ref()),
             false => 0,
         };
-        for (role, var) in self.variables.iter_mut() {
-            let matrix = role.shape(&self.config).0 > 1;
-            let want = matrix && role.block_index().is_some_and(|i| i < untracked);
-            if want != self.transposed.contains(role) {
-                *var = Var::from_tensor(&var.as_tensor().t()?.contiguous()?)?;
-                match want {
-                    true => self.transposed.insert(*role),
-                    false => self.transposed.remove(role),
-                };
+        // Every switched variable first, then the swap: an error leaves the model as
+        // it was (the old storage lives on in the current decoder until it is rebuilt
+        // anyway).
+        let switched = self
+            .variables
+            .iter()
+            .map(|(role, var)| {
+                let held = is_transposed(*role, &self.config, self.transposed_before);
+                match held != is_transposed(*role, &self.config, wanted) {
+                    true => Ok(Some(Var::from_tensor(&var.as_tensor().t()?.contiguous()?)?)),
+                    false => Ok(None),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for ((_, var), new) in self.variables.iter_mut().zip(switched) {
+            if let Some(new) = new {
+                *var = new;
             }
         }
+        self.transposed_before = wanted;
         Ok(())
     }
 
     /// A variable's value in its role's own layout, (out, in) for a matrix.
     fn in_role_layout(&self, role: WeightRole, var: &Var) -> Result<Tensor> {
-        Ok(match self.transposed.contains(&role) {
-            true => var.as_tensor().t()?.contiguous()?,
-            false => var.as_tensor().clone(),
-        })
+        Ok(
+            match is_transposed(role, &self.config, self.transposed_before) {
+                true => var.as_tensor().t()?.contiguous()?,
+                false => var.as_tensor().clone(),
+            },
+        )
     }
 
     /// Weights of blocks before this index are frozen (every block with LoRA).
@@ -287,7 +298,7 @@ impl TrainableDecoder {
                 (RopeLayout::Interleaved, Some(heads)) => halves_to_interleaved(&t, heads)?,
                 _ => t,
             };
-            let t = match self.transposed.contains(role) {
+            let t = match is_transposed(*role, &self.config, self.transposed_before) {
                 true => t.t()?,
                 false => t,
             };
@@ -348,6 +359,12 @@ fn is_frozen(role: WeightRole, first_trained: usize) -> bool {
     }
 }
 
+/// Whether `role` is a matrix of a block before `before`: one a variable holds
+/// transposed.
+fn is_transposed(role: WeightRole, config: &DecoderConfig, before: usize) -> bool {
+    role.shape(config).0 > 1 && role.block_index().is_some_and(|i| i < before)
+}
+
 /// The blocks before the first one a gradient passes through: those before the first
 /// trained block, or with LoRA before the first adapted one (an adapter on the head
 /// counts as block 0).
@@ -370,7 +387,7 @@ fn untracked_blocks(
 fn forward_over(
     config: &DecoderConfig,
     variables: &[(WeightRole, Var)],
-    transposed: &HashSet<WeightRole>,
+    transposed_before: usize,
     first_trained: usize,
     lora: Option<&(LoraSettings, Vec<Adapter>)>,
     device: &Device,
@@ -385,7 +402,7 @@ fn forward_over(
             false => var.as_tensor().clone(),
         };
         // A transposed variable enters as a (out, in) view of its storage.
-        Ok(match transposed.contains(&role) {
+        Ok(match is_transposed(role, config, transposed_before) {
             true => t.t()?,
             false => t,
         })
@@ -406,11 +423,9 @@ fn forward_over(
             };
         }
     }
+    // Their variables hold them (in, out) already: these views of the storage are
+    // contiguous, so no copy is made.
+    weights.transpose_block_matrices(config, transposed_before)?;
     let differentiable_from = untracked_blocks(config, first_trained, lora);
-    if !transposed.is_empty() {
-        // Their variables hold them (in, out) already: these views of the storage
-        // are contiguous, so no copy is made.
-        weights.transpose_block_matrices(config, differentiable_from)?;
-    }
     Decoder::for_training(config.clone(), weights, device, differentiable_from)
 }
