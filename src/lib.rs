@@ -59,6 +59,8 @@ pub(crate) mod simd;
 pub mod store;
 pub mod study;
 pub mod tasks;
+#[cfg(test)]
+mod test_tensors;
 pub mod train;
 
 pub use error::{Error, Result};

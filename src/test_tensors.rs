@@ -1,9 +1,9 @@
-//! Seeded tensors and their distance, shared by the unit tests of the llm ops.
+//! Seeded tensors and their distance, shared by the unit tests of the fused ops.
 
 use candle_core::{DType, Device, Tensor, Var};
 
 /// A seeded tensor of `dims` with values in [-2, 2).
-pub(super) fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
+pub(crate) fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
     let n: usize = dims.iter().product();
     let mut rng = crate::rng::SplitMix64::new(seed);
     let values: Vec<f64> = (0..n).map(|_| rng.next_f64() * 4.0 - 2.0).collect();
@@ -14,12 +14,12 @@ pub(super) fn random(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
 }
 
 /// [`random`] as a variable.
-pub(super) fn random_var(dims: &[usize], seed: u64, dtype: DType) -> Var {
+pub(crate) fn random_var(dims: &[usize], seed: u64, dtype: DType) -> Var {
     Var::from_tensor(&random(dims, seed, dtype)).unwrap()
 }
 
 /// The largest absolute difference between two tensors of one shape.
-pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b)
         .unwrap()
         .abs()

@@ -504,8 +504,8 @@ pub(super) fn rotary_causal_attention(
 #[cfg(test)]
 mod tests {
     use super::super::ops::composed_rope;
-    use super::super::test_tensors::{max_diff, random_var};
     use super::*;
+    use crate::test_tensors::{max_diff, random_var};
     use candle_core::D;
 
     /// (seq, d/2) angle tables: position x frequency.

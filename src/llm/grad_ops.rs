@@ -470,8 +470,8 @@ pub(super) fn product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::super::ops::composed_rms_norm;
-    use super::super::test_tensors::{max_diff, random};
     use super::*;
+    use crate::test_tensors::{max_diff, random};
     use candle_core::Var;
 
     /// Value and gradients of `fused` and `composed` (each applied to the same variables

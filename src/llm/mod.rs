@@ -18,8 +18,6 @@ mod gguf_tokenizer;
 mod grad_ops;
 mod ops;
 mod q8_kernel;
-#[cfg(test)]
-mod test_tensors;
 mod weights;
 
 pub use causal_lm::CausalLm;

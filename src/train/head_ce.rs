@@ -201,6 +201,7 @@ pub fn head_cross_entropy(hidden: &Tensor, head: &Tensor, labels: &[u32]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_tensors::max_diff;
     use candle_core::{Device, Var, D};
 
     fn values(n: usize, seed: u64, scale: f64) -> Vec<f32> {
@@ -236,17 +237,7 @@ mod tests {
             .unwrap()
             .neg()
             .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&fused, &composed) < 2e-5);
+        assert!(max_diff(&fused, &composed) < 2e-5);
 
         let fused_grads = (fused * &weights)
             .unwrap()
@@ -263,7 +254,11 @@ mod tests {
         for var in [&hidden, &head] {
             let a = fused_grads.get(var).unwrap();
             let b = composed_grads.get(var).unwrap();
-            assert!(diff(a, b) < 2e-5, "gradient differs by {}", diff(a, b));
+            assert!(
+                max_diff(a, b) < 2e-5,
+                "gradient differs by {}",
+                max_diff(a, b)
+            );
         }
     }
 
