@@ -124,7 +124,7 @@ fn main() {
         for step in 0..=STEPS {
             let t0 = Instant::now();
             let ce = model
-                .token_cross_entropy(&batch.input, &batch.labels)
+                .token_cross_entropy(&batch.input, &batch.labels, &batch.mask)
                 .unwrap();
             let weights = objective_weights(Objective::Sft, &ce, &batch.mask).unwrap();
             let loss = weighted_loss(&ce, &batch.mask, &weights).unwrap();

@@ -328,10 +328,17 @@ impl TrainableDecoder {
     }
 
     /// Per-token cross-entropy (batch, seq) of `labels` (batch, seq, u32) after token
-    /// ids `input` (batch, seq), differentiable in the trained variables. On the CPU
-    /// with an f32 dense head the head and the loss run as one op (no logits tensor in
-    /// the graph); elsewhere it is [`super::loss::token_cross_entropy`] of the logits.
-    pub fn token_cross_entropy(&self, input: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    /// ids `input` (batch, seq), at the positions where `mask` (batch, seq) is non-zero
+    /// and 0 elsewhere; differentiable in the trained variables. On the CPU with an f32
+    /// dense head the head and the loss run as one op (no logits tensor in the graph)
+    /// over the masked-in positions only; elsewhere it is
+    /// [`super::loss::token_cross_entropy`] of the logits, masked.
+    pub fn token_cross_entropy(
+        &self,
+        input: &Tensor,
+        labels: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
         let head = self.decoder.dense_head();
         match head {
             Some(head) if head.device().is_cpu() && head.dtype() == DType::F32 => {
@@ -339,9 +346,26 @@ impl TrainableDecoder {
                 let (batch, seq, width) = hidden.dims3()?;
                 let hidden = hidden.to_dtype(DType::F32)?.reshape((batch * seq, width))?;
                 let labels = labels.flatten_all()?.to_vec1::<u32>()?;
-                Ok(head_cross_entropy(&hidden, head, &labels)?.reshape((batch, seq))?)
+                let mask = mask.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                if labels.len() != mask.len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} labels and a mask of {}",
+                        labels.len(),
+                        mask.len()
+                    )));
+                }
+                let scored: Vec<Option<u32>> = labels
+                    .iter()
+                    .zip(&mask)
+                    .map(|(&label, &m)| (m != 0.0).then_some(label))
+                    .collect();
+                Ok(head_cross_entropy(&hidden, head, &scored)?.reshape((batch, seq))?)
             }
-            _ => token_cross_entropy(&self.forward(input)?, labels),
+            _ => {
+                let ce = token_cross_entropy(&self.forward(input)?, labels)?;
+                let scored = mask.ne(0f32)?.to_dtype(ce.dtype())?;
+                Ok((ce * scored)?)
+            }
         }
     }
 }

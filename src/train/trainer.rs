@@ -145,7 +145,7 @@ impl Trainer {
             // One cross-entropy pass serves the objective and the plain CE reported.
             let ce = self
                 .model
-                .token_cross_entropy(&batch.input, &batch.labels)?;
+                .token_cross_entropy(&batch.input, &batch.labels, &batch.mask)?;
             let weights = objective_weights(s.objective, &ce, &batch.mask)?;
             let loss = weighted_loss(&ce, &batch.mask, &weights)?;
             let value = loss.to_scalar::<f32>()? as f64;
