@@ -5,7 +5,7 @@
 use gemm::Parallelism;
 
 /// The element types the products take.
-pub(crate) trait Element: Copy + 'static {
+pub(crate) trait Element: Copy + Send + Sync + 'static {
     /// 0 in this type.
     const ZERO: Self;
     /// 1 in this type.
@@ -75,16 +75,59 @@ pub(crate) fn gemm<T: Element>(
     accumulate: bool,
     threads: usize,
 ) {
+    check(dst.len(), a, b);
+    // SAFETY: `check` ensured dst holds exactly m x n values and both views fit their
+    // slices; dst is initialised, so reading it (accumulate) is fine.
+    unsafe { gemm_raw(dst.as_mut_ptr(), a, b, accumulate, threads) }
+}
+
+/// `a · b` as a new row-major (m x n) vector. Unlike a zero-filled destination, the
+/// vector is not written twice: a frozen forward pass makes ~300 MB of products a step,
+/// and a zero fill runs on one thread before the product's two start.
+pub(crate) fn product<T: Element>(a: Mat<T>, b: Mat<T>, threads: usize) -> Vec<T> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    check(m * n, a, b);
+    if k == 0 || m == 0 || n == 0 {
+        return vec![T::ZERO; m * n];
+    }
+    let mut dst: Vec<T> = Vec::with_capacity(m * n);
+    // SAFETY: `check` ensured both views fit their slices and the capacity is m x n.
+    // With `accumulate` false and k > 0, gemm writes every element of dst (beta · a·b,
+    // the old value neither read nor scaled), so all m x n values are initialised
+    // before `set_len`.
+    unsafe {
+        gemm_raw(dst.as_mut_ptr(), a, b, false, threads);
+        dst.set_len(m * n);
+    }
+    dst
+}
+
+/// Panics unless a (m x k) and b (k x n) agree, fit their slices, and dst holds m x n.
+fn check<T>(dst_len: usize, a: Mat<T>, b: Mat<T>) {
     assert!(
-        b.rows == k && dst.len() == m * n && a.fits() && b.fits(),
+        b.rows == a.cols && dst_len == a.rows * b.cols && a.fits() && b.fits(),
         "matrix product of {}x{} by {}x{} into {} values",
         a.rows,
         a.cols,
         b.rows,
         b.cols,
-        dst.len()
+        dst_len
     );
+}
+
+/// The gemm call behind [`gemm`] and [`product`].
+///
+/// # Safety
+/// `dst` must be valid for writes of m x n row-major values (and reads, when
+/// `accumulate`), and both views must fit their slices ([`check`]).
+unsafe fn gemm_raw<T: Element>(
+    dst: *mut T,
+    a: Mat<T>,
+    b: Mat<T>,
+    accumulate: bool,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
     }
@@ -92,31 +135,55 @@ pub(crate) fn gemm<T: Element>(
         0 | 1 => Parallelism::None,
         t => Parallelism::Rayon(t),
     };
-    // SAFETY: `fits` checked that every (i, j) of both views lies inside its slice and
-    // dst holds exactly m x n row-major values; the strides are non-negative.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_step as isize,
-            a.row_step as isize,
-            b.data.as_ptr(),
-            b.col_step as isize,
-            b.row_step as isize,
-            if accumulate { T::ONE } else { T::ZERO },
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.col_step as isize,
+        a.row_step as isize,
+        b.data.as_ptr(),
+        b.col_step as isize,
+        b.row_step as isize,
+        if accumulate { T::ONE } else { T::ZERO },
+        T::ONE,
+        false,
+        false,
+        false,
+        parallelism,
+    );
+}
+
+/// The transpose of row-major (rows x cols) `values`, row-major (cols x rows), over
+/// the rayon pool.
+pub(crate) fn transposed<T: Element>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    use rayon::prelude::*;
+    const TILE: usize = 32;
+    assert_eq!(values.len(), rows * cols, "transpose of {rows}x{cols}");
+    let mut out = vec![T::ZERO; rows * cols];
+    if rows == 0 {
+        return out;
     }
+    // Each task writes TILE output rows (TILE input columns): it reads a short run of
+    // every input row and writes one column of its tile, whose TILE cache lines stay
+    // in cache from one input row to the next.
+    out.par_chunks_mut(TILE * rows)
+        .enumerate()
+        .for_each(|(task, block)| {
+            let c0 = task * TILE;
+            let width = block.len() / rows;
+            for r in 0..rows {
+                let src = &values[r * cols + c0..r * cols + c0 + width];
+                for (c, &v) in src.iter().enumerate() {
+                    block[c * rows + r] = v;
+                }
+            }
+        });
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +213,33 @@ mod tests {
             gemm(&mut dst, av, bv, false, 1);
             for (d, w) in dst.iter().zip(&want) {
                 assert!((d - w).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_product_and_a_transpose_match_a_plain_loop() {
+        let (m, k, n) = (37, 19, 45);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
+        let mut want = vec![0f32; m * n];
+        gemm(
+            &mut want,
+            Mat::row_major(&a, m, k),
+            Mat::row_major(&b, k, n),
+            false,
+            1,
+        );
+        let got = product(Mat::row_major(&a, m, k), Mat::row_major(&b, k, n), 2);
+        assert_eq!(got, want);
+        assert_eq!(
+            product(Mat::row_major(&a, m, 0), Mat::row_major(&b, 0, n), 2),
+            vec![0.0; m * n]
+        );
+        let at = transposed(&a, m, k);
+        for i in 0..m {
+            for j in 0..k {
+                assert_eq!(at[j * m + i], a[i * k + j]);
             }
         }
     }

@@ -12,6 +12,7 @@
 //! one exp per element, runs in the tensor's own type. Other devices and dtypes use the
 //! compositions in [`super::ops`].
 
+use crate::matmul::{self, transposed, Element, Mat};
 use crate::row_math::exp_f32;
 use candle_core::{
     CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
@@ -425,12 +426,15 @@ impl CustomOp2 for Product {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        // dx = grad · W; dW = gradᵀ · x, with gradᵀ copied first: the product then reads
+        // both operands row-major, 15-20% faster with two threads than through a
+        // transposed view (the copy is a few MB).
         let dx = match x.track_op() {
-            true => Some(grad.matmul(&w.detach())?),
+            true => Some(grad.apply_op2_no_bwd(&w.detach(), &Times { transpose_a: false })?),
             false => None,
         };
         let dw = match w.track_op() {
-            true => Some(grad.t()?.matmul(&x.detach())?),
+            true => Some(grad.apply_op2_no_bwd(&x.detach(), &Times { transpose_a: true })?),
             false => None,
         };
         Ok((dx, dw))
@@ -438,21 +442,68 @@ impl CustomOp2 for Product {
 }
 
 /// (rows, k) `x` times the transpose of (n, k) `w`, row-major.
-fn times_transpose<T: crate::matmul::Element>(
-    x: &[T],
-    w: &[T],
-    (rows, k, n): (usize, usize, usize),
-) -> Vec<T> {
-    use crate::matmul::{gemm, Mat};
-    let mut out = vec![T::ZERO; rows * n];
-    gemm(
-        &mut out,
+fn times_transpose<T: Element>(x: &[T], w: &[T], (rows, k, n): (usize, usize, usize)) -> Vec<T> {
+    matmul::product(
         Mat::row_major(x, rows, k),
         Mat::row_major(w, n, k).t(),
-        false,
         rayon::current_num_threads(),
-    );
-    out
+    )
+}
+
+/// a · b, or aᵀ · b with `transpose_a`, for row-major CPU matrices, without a backward
+/// pass: the frozen blocks' products over transposed matrices and [`Product`]'s
+/// gradients. candle's product zero-fills its output on one thread first.
+struct Times {
+    transpose_a: bool,
+}
+
+impl CustomOp2 for Times {
+    fn name(&self) -> &'static str {
+        "dense-product-no-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((r, c), (k, n)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        let (m, k_a) = if self.transpose_a { (c, r) } else { (r, c) };
+        if k_a != k {
+            candle_core::bail!("{}: ({m}, {k_a}) by ({k}, {n})", self.name());
+        }
+        let out = typed!(self.name(), [(s1, l1) => a, (s2, l2) => b], times(a, b, (m, k, n), self.transpose_a));
+        Ok((out, Shape::from((m, n))))
+    }
+}
+
+/// (m, k) `a` (stored (k, m) when `transpose_a`) times (k, n) `b`, row-major.
+fn times<T: Element>(
+    a: &[T],
+    b: &[T],
+    (m, k, n): (usize, usize, usize),
+    transpose_a: bool,
+) -> Vec<T> {
+    let threads = rayon::current_num_threads();
+    let b = Mat::row_major(b, k, n);
+    match transpose_a {
+        true => matmul::product(Mat::row_major(&transposed(a, k, m), m, k), b, threads),
+        false => matmul::product(Mat::row_major(a, m, k), b, threads),
+    }
+}
+
+/// True when [`frozen_times`] serves `a · b`: CPU tensors of the ops here, of one dtype.
+pub(super) fn wants_frozen_times(a: &Tensor, b: &Tensor) -> bool {
+    serves(a) && b.dtype() == a.dtype() && b.device().is_cpu()
+}
+
+/// `a` (rows, k) times `b` (k, n) on the CPU in f32 or f64, both row-major, outside any
+/// graph: gradients do not flow through it.
+pub(super) fn frozen_times(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?
+        .apply_op2_no_bwd(&b.contiguous()?, &Times { transpose_a: false })
 }
 
 /// True when x Wᵀ should go through [`product`]: a graph is being recorded through `x`

@@ -237,7 +237,14 @@ impl Module for Linear {
                 })
             }
             Linear::Candle(m) => m.forward(x),
-            Linear::Transposed(wt) => over_rows(x, wt.dim(1)?, |x| x.matmul(wt)),
+            // Frozen blocks only: nothing records a graph through them, and our product
+            // (no backward) skips candle's zero fill of the output.
+            Linear::Transposed(wt) => over_rows(x, wt.dim(1)?, |x| {
+                match !x.track_op() && super::grad_ops::wants_frozen_times(&x, wt) {
+                    true => super::grad_ops::frozen_times(&x, wt),
+                    false => x.matmul(wt),
+                }
+            }),
             Linear::Q8(q) => x.contiguous()?.apply_op1_no_bwd(&Q8MatMulOp(q)),
             Linear::LowRank { base, a, b, scale } => {
                 let update = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;

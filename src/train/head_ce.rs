@@ -10,7 +10,7 @@
 //! the gradient of the hidden states and, when the head is trained, of its weight.
 
 use super::fused_ce::f32s;
-use crate::matmul::{gemm, Mat};
+use crate::matmul::{product, Mat};
 use crate::row_math::{exp_f32, log_sum_exp};
 use crate::simd::avx2_variant;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
@@ -144,12 +144,9 @@ impl CustomOp2 for HeadCrossEntropy {
         let hidden = f32s(OP, s1, l1, "the hidden states")?;
         let head = f32s(OP, s2, l2, "the head")?;
         let rows = self.scored.len();
-        let mut logits = vec![0f32; rows * vocab];
-        gemm(
-            &mut logits,
+        let logits = product(
             Mat::row_major(&self.scored_rows(hidden, width), rows, width),
             Mat::row_major(head, vocab, width).t(),
-            false,
             rayon::current_num_threads(),
         );
         let mut ce = vec![0f32; rows];
@@ -192,25 +189,18 @@ impl CustomOp2 for HeadCrossEntropy {
             .for_each(|(((logits, labels), ce), g)| logit_gradient_rows(logits, labels, ce, g));
         let threads = rayon::current_num_threads();
         let grad_view = Mat::row_major(&grad, rows, vocab);
-        let mut grad_hidden = vec![0f32; rows * width];
-        gemm(
-            &mut grad_hidden,
+        let grad_hidden = product(
             grad_view,
             Mat::row_major(head_values, vocab, width),
-            false,
             threads,
         );
         // A frozen head (LoRA, last-N blocks of a tied model) needs no gradient.
         let grad_head = head.track_op().then(|| {
-            let mut values = vec![0f32; vocab * width];
-            gemm(
-                &mut values,
+            product(
                 grad_view.t(),
                 Mat::row_major(&hidden_values, rows, width),
-                false,
                 threads,
-            );
-            values
+            )
         });
         let device = hidden.device();
         let grad_hidden = self.spread(grad_hidden, width, 0.0);
