@@ -79,9 +79,19 @@ struct RmsNormGradWeight {
     eps: f64,
 }
 
-/// 1 / sqrt(mean(x^2) + eps) of one row.
+/// 1 / sqrt(mean(x^2) + eps) of one row, summed in f64 over eight lanes (a single
+/// running sum is one long chain of dependent adds that no vector unit can split).
+#[inline(always)]
 fn inverse_rms<T: WithDType>(row: &[T], eps: f64) -> f64 {
-    let mean_square = row.iter().map(|v| v.to_f64().powi(2)).sum::<f64>() / row.len() as f64;
+    let mut lanes = [0f64; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|v| v.to_f64().powi(2)).sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v.to_f64() * v.to_f64();
+        }
+    }
+    let mean_square = (lanes.iter().sum::<f64>() + tail) / row.len() as f64;
     1.0 / (mean_square + eps).sqrt()
 }
 
@@ -90,13 +100,31 @@ fn rms_norm_rows<T: WithDType>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     out.par_chunks_mut(d)
         .zip(x.par_chunks(d))
-        .for_each(|(o, row)| {
-            let r = inverse_rms(row, eps);
-            for ((o, &v), &w) in o.iter_mut().zip(row).zip(w) {
-                *o = T::from_f64(v.to_f64() * r * w.to_f64());
-            }
-        });
+        .for_each(|(o, row)| rms_norm_row(row, w, eps, o));
     out
+}
+
+/// One row of [`rms_norm_rows`], compiled a second time for AVX2 and FMA and run that
+/// way where the CPU has them ([`crate::simd`]).
+fn rms_norm_row<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2_fma() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fast<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
+            rms_norm_row_body(row, w, eps, out)
+        }
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { fast(row, w, eps, out) };
+    }
+    rms_norm_row_body(row, w, eps, out)
+}
+
+#[inline(always)]
+fn rms_norm_row_body<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
+    let r = inverse_rms(row, eps);
+    for ((o, &v), &w) in out.iter_mut().zip(row).zip(w) {
+        *o = T::from_f64(v.to_f64() * r * w.to_f64());
+    }
 }
 
 fn rms_norm_grad_input<T: WithDType>(x: &[T], w: &[T], g: &[T], eps: f64) -> Vec<T> {
@@ -230,6 +258,13 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
 }
 
+/// [`rms_norm`] outside any graph (training's frozen blocks): candle-nn's sums each
+/// row in one chain of f32 adds, several times slower.
+pub(super) fn frozen_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2_no_bwd(&w.contiguous()?, &RmsNorm { eps })
+}
+
 // ---------------------------------------------------------------- SwiGLU
 
 /// silu(gate) x up, element-wise: the MLP's gated product.
@@ -282,20 +317,55 @@ fn zip_map<T: Sigmoid>(
     out.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
         .enumerate()
-        .for_each(|(k, (o, (a, b)))| match c {
-            Some(c) => {
-                let c = &c[k * CHUNK..k * CHUNK + o.len()];
-                for (((o, &a), &b), &c) in o.iter_mut().zip(a).zip(b).zip(c) {
-                    *o = f(a, b, c);
-                }
-            }
-            None => {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b, T::zero());
-                }
-            }
+        .for_each(|(k, (o, (a, b)))| {
+            let c = c.map(|c| &c[k * CHUNK..k * CHUNK + o.len()]);
+            map_chunk(o, (a, b, c), &f)
         });
     Ok(out)
+}
+
+/// One chunk of [`zip_map`], compiled a second time for AVX2 and FMA and run that way
+/// where the CPU has them (the baseline build's 128-bit loop took ~1 ns an element; see
+/// [`crate::simd`]).
+fn map_chunk<T: Sigmoid, F: Fn(T, T, T) -> T>(
+    o: &mut [T],
+    inputs: (&[T], &[T], Option<&[T]>),
+    f: &F,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2_fma() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fast<T: Sigmoid, F: Fn(T, T, T) -> T>(
+            o: &mut [T],
+            inputs: (&[T], &[T], Option<&[T]>),
+            f: &F,
+        ) {
+            map_chunk_body(o, inputs, f)
+        }
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { fast(o, inputs, f) };
+    }
+    map_chunk_body(o, inputs, f)
+}
+
+#[inline(always)]
+fn map_chunk_body<T: Sigmoid, F: Fn(T, T, T) -> T>(
+    o: &mut [T],
+    (a, b, c): (&[T], &[T], Option<&[T]>),
+    f: &F,
+) {
+    match c {
+        Some(c) => {
+            for (((o, &a), &b), &c) in o.iter_mut().zip(a).zip(b).zip(c) {
+                *o = f(a, b, c);
+            }
+        }
+        None => {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b, T::zero());
+            }
+        }
+    }
 }
 
 fn same_shape(l1: &Layout, l2: &Layout) -> Result<()> {

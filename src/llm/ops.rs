@@ -15,10 +15,11 @@ pub(super) enum Ops {
     /// candle's fused kernels: generation.
     Fused,
     /// Training's frozen blocks: no gradient flows, so any fast forward serves; as
-    /// [`Ops::Fused`], but the gated product runs the f32 fast sigmoid of the trained
-    /// blocks (candle's silu takes libm's exp per element and a second pass for the
-    /// product). Generation keeps [`Ops::Fused`], whose output the llama.cpp
-    /// greedy-equality tests pin.
+    /// [`Ops::Fused`], but the gated product and RMSNorm run the trained blocks' CPU
+    /// ops without their backward (candle's silu takes libm's exp per element and a
+    /// second pass for the product; its norm sums each row in one chain of adds).
+    /// Generation keeps [`Ops::Fused`], whose output the llama.cpp greedy-equality
+    /// tests pin.
     Frozen,
     /// Differentiable compositions: the blocks and head a trainer updates.
     Differentiable,
@@ -28,6 +29,9 @@ impl Ops {
     /// RMSNorm over the last dimension, scaled by `w`.
     pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         Ok(match self {
+            Ops::Frozen if grad_ops::serves(x) && w.dtype() == x.dtype() => {
+                grad_ops::frozen_rms_norm(x, w, eps)?
+            }
             Ops::Fused | Ops::Frozen => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
             Ops::Differentiable if grad_ops::serves(x) => grad_ops::rms_norm(x, w, eps)?,
             Ops::Differentiable => composed_rms_norm(x, w, eps)?,
