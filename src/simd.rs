@@ -24,15 +24,19 @@ pub(crate) fn has_avx2_fma() -> bool {
 
 /// `avx2_variant!(fn name => body(arg: Type, ...))` defines `fn name(args)` that calls
 /// the `#[inline(always)]` function `body`, compiled for AVX2 and FMA where the CPU has
-/// them and for the baseline target elsewhere.
+/// them and for the baseline target elsewhere. `fn name<T: Bound, ...> => body(...)`
+/// does the same for a generic body (each bound a single trait path).
 macro_rules! avx2_variant {
     ($(#[$doc:meta])* fn $name:ident => $body:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {
+        $crate::simd::avx2_variant!($(#[$doc])* fn $name<> => $body($($arg: $ty),*));
+    };
+    ($(#[$doc:meta])* fn $name:ident < $($g:ident : $bound:path),* > => $body:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {
         $(#[$doc])*
-        fn $name($($arg: $ty),*) {
+        fn $name<$($g: $bound),*>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if $crate::simd::has_avx2_fma() {
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast($($arg: $ty),*) {
+                unsafe fn fast<$($g: $bound),*>($($arg: $ty),*) {
                     $body($($arg),*)
                 }
                 // SAFETY: the CPU has AVX2 and FMA, checked just above.

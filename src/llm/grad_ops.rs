@@ -14,6 +14,7 @@
 
 use crate::matmul::{self, transposed, Element, Mat};
 use crate::row_math::exp_f32;
+use crate::simd::avx2_variant;
 use candle_core::{
     CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
@@ -104,20 +105,10 @@ fn rms_norm_rows<T: WithDType>(x: &[T], w: &[T], eps: f64) -> Vec<T> {
     out
 }
 
-/// One row of [`rms_norm_rows`], compiled a second time for AVX2 and FMA and run that
-/// way where the CPU has them ([`crate::simd`]).
-fn rms_norm_row<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::has_avx2_fma() {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn fast<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
-            rms_norm_row_body(row, w, eps, out)
-        }
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { fast(row, w, eps, out) };
-    }
-    rms_norm_row_body(row, w, eps, out)
-}
+avx2_variant!(
+    /// One row of [`rms_norm_rows`] ([`crate::simd`]).
+    fn rms_norm_row<T: WithDType> => rms_norm_row_body(row: &[T], w: &[T], eps: f64, out: &mut [T])
+);
 
 #[inline(always)]
 fn rms_norm_row_body<T: WithDType>(row: &[T], w: &[T], eps: f64, out: &mut [T]) {
@@ -324,32 +315,23 @@ fn zip_map<T: Sigmoid>(
     Ok(out)
 }
 
-/// One chunk of [`zip_map`], compiled a second time for AVX2 and FMA and run that way
-/// where the CPU has them (the baseline build's 128-bit loop took ~1 ns an element; see
-/// [`crate::simd`]).
-fn map_chunk<T: Sigmoid, F: Fn(T, T, T) -> T>(
-    o: &mut [T],
-    inputs: (&[T], &[T], Option<&[T]>),
-    f: &F,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::has_avx2_fma() {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn fast<T: Sigmoid, F: Fn(T, T, T) -> T>(
-            o: &mut [T],
-            inputs: (&[T], &[T], Option<&[T]>),
-            f: &F,
-        ) {
-            map_chunk_body(o, inputs, f)
-        }
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { fast(o, inputs, f) };
-    }
-    map_chunk_body(o, inputs, f)
-}
+avx2_variant!(
+    /// One chunk of [`zip_map`] (the baseline build's 128-bit loop took ~1 ns an
+    /// element; see [`crate::simd`]).
+    fn map_chunk<T: Sigmoid, F: ElementMap<T>> => map_chunk_body(
+        o: &mut [T],
+        inputs: (&[T], &[T], Option<&[T]>),
+        f: &F,
+    )
+);
+
+/// The per-element function of [`zip_map`].
+trait ElementMap<T>: Fn(T, T, T) -> T {}
+
+impl<T, F: Fn(T, T, T) -> T> ElementMap<T> for F {}
 
 #[inline(always)]
-fn map_chunk_body<T: Sigmoid, F: Fn(T, T, T) -> T>(
+fn map_chunk_body<T: Sigmoid, F: ElementMap<T>>(
     o: &mut [T],
     (a, b, c): (&[T], &[T], Option<&[T]>),
     f: &F,
