@@ -29,11 +29,6 @@ use rayon::prelude::*;
 /// The op's name in errors.
 const OP: &str = "causal attention";
 
-/// True when the op serves these tensors (CPU, f32 or f64).
-pub(super) fn serves(q: &Tensor) -> bool {
-    q.device().is_cpu() && matches!(q.dtype(), DType::F32 | DType::F64)
-}
-
 /// Softmax of the causal part of each row of a (groups x seq, seq) score block: row i
 /// of each head sees columns 0..=i; the rest become 0.
 trait CausalSoftmax: Element + Send + Sync {

@@ -12,6 +12,7 @@
 
 use super::causal_attention;
 use super::config::DecoderConfig;
+use super::grad_ops;
 use super::ops::Ops;
 use super::weights::{BlockWeights, DecoderWeights, Linear};
 use crate::error::{Error, Result};
@@ -276,7 +277,7 @@ impl Decoder {
             block.key.forward(h)?,
             block.value.forward(h)?,
         );
-        if matches!(context, Context::Whole) && causal_attention::serves(&q) {
+        if matches!(context, Context::Whole) && grad_ops::serves(&q) {
             // Token-major throughout: a head's norm is over its own d values, and the
             // op splits heads itself.
             let norm = |t: Tensor, n: usize, w: Option<&Tensor>| -> Result<Tensor> {

@@ -25,6 +25,12 @@ pub(super) fn serves(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
+/// True when the ops here serve `x` with a second operand `w` (a weight): both CPU
+/// tensors of one dtype, f32 or f64.
+pub(super) fn serves_both(x: &Tensor, w: &Tensor) -> bool {
+    serves(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+}
+
 /// The values of a contiguous layout, or an error naming `op`.
 pub(super) fn slice<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {
@@ -546,11 +552,6 @@ fn times<T: Element>(
     }
 }
 
-/// True when [`frozen_times`] serves `a · b`: CPU tensors of the ops here, of one dtype.
-pub(super) fn wants_frozen_times(a: &Tensor, b: &Tensor) -> bool {
-    serves(a) && b.dtype() == a.dtype() && b.device().is_cpu()
-}
-
 /// `a` (rows, k) times `b` (k, n) on the CPU in f32 or f64, both row-major, outside any
 /// graph: gradients do not flow through it.
 pub(super) fn frozen_times(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -559,9 +560,9 @@ pub(super) fn frozen_times(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// True when x Wᵀ should go through [`product`]: a graph is being recorded through `x`
-/// or `W`, both are CPU tensors of the ops here, of one dtype.
+/// or `W`, and the ops here serve both ([`serves_both`]).
 pub(super) fn wants_product(x: &Tensor, w: &Tensor) -> bool {
-    (x.track_op() || w.track_op()) && serves(x) && w.dtype() == x.dtype() && w.device().is_cpu()
+    (x.track_op() || w.track_op()) && serves_both(x, w)
 }
 
 /// (rows, in) `x` times the transpose of (out, in) `w`, differentiable in whichever of

@@ -29,9 +29,7 @@ impl Ops {
     /// RMSNorm over the last dimension, scaled by `w`.
     pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         Ok(match self {
-            Ops::Frozen if grad_ops::serves(x) && w.dtype() == x.dtype() => {
-                grad_ops::frozen_rms_norm(x, w, eps)?
-            }
+            Ops::Frozen if grad_ops::serves_both(x, w) => grad_ops::frozen_rms_norm(x, w, eps)?,
             Ops::Fused | Ops::Frozen => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
             Ops::Differentiable if grad_ops::serves(x) => grad_ops::rms_norm(x, w, eps)?,
             Ops::Differentiable => composed_rms_norm(x, w, eps)?,

@@ -240,7 +240,7 @@ impl Module for Linear {
             // Frozen blocks only: nothing records a graph through them, and our product
             // (no backward) skips candle's zero fill of the output.
             Linear::Transposed(wt) => over_rows(x, wt.dim(1)?, |x| {
-                match !x.track_op() && super::grad_ops::wants_frozen_times(&x, wt) {
+                match !x.track_op() && super::grad_ops::serves_both(&x, wt) {
                     true => super::grad_ops::frozen_times(&x, wt),
                     false => x.matmul(wt),
                 }
